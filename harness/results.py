@@ -1,0 +1,173 @@
+"""The result file: a superset of mteb's ``TaskResult`` JSON, written atomically.
+
+Layout, as mteb's: ``<output>/<org__model>/<revision>/<Task>.json`` with ``model_meta.json``
+beside the task files. The extra ``harness`` block records the run's settings, versions and
+the model fingerprint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+import harness
+from harness.errors import HarnessError
+from model_adapters.base import AdapterMeta
+
+SplitScores = dict[str, Any]
+
+
+class HarnessBlock(BaseModel):
+    """What the harness adds to mteb's schema: how the numbers were made."""
+
+    harness_version: str
+    model: dict[str, Any]
+    task: dict[str, Any]
+    run_settings: dict[str, Any]
+    environment: dict[str, str]
+    encoding: dict[str, Any] = Field(default_factory=dict)
+    skipped_inputs: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class ResultFile(BaseModel):
+    """One task's scores for one model, readable by ``mteb.results.TaskResult.from_disk``."""
+
+    task_name: str
+    dataset_revision: str
+    mteb_version: str
+    scores: dict[str, list[SplitScores]]
+    evaluation_time: float
+    kg_co2_emissions: float | None = None
+    date: dt.datetime
+    harness: HarnessBlock
+
+    def main_scores(self) -> dict[str, float | None]:
+        """``{split: main score}`` of the first subset (``default``) of each split."""
+        return {split: entries[0].get("main_score") for split, entries in self.scores.items()}
+
+
+def environment() -> dict[str, str]:
+    """Versions of Python and the libraries that shape the numbers."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("torch", "transformers", "datasets", "mteb", "numpy", "scikit-learn"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def mteb_version() -> str:
+    """The mteb version whose protocol the scores follow."""
+    try:
+        return metadata.version("mteb")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def harness_version() -> str:
+    """The version of this package."""
+    return harness.__version__
+
+
+def _safe_part(text: str) -> str:
+    """A path component that cannot climb out of its folder."""
+    cleaned = re.sub(r"[^A-Za-z0-9._=+-]", "_", text.replace("/", "__"))
+    return cleaned.lstrip(".") or "_"
+
+
+def model_folder(output: Path, meta: AdapterMeta) -> Path:
+    """``<output>/<org__model>/<revision>`` for a model."""
+    return output / _safe_part(meta.name) / _safe_part(meta.revision)
+
+
+def result_path(output: Path, meta: AdapterMeta, task_name: str) -> Path:
+    """Where one task's result for one model lives."""
+    return model_folder(output, meta) / f"{_safe_part(task_name)}.json"
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Replace NaN and infinities (not valid JSON) with None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite_or_none(payload), indent=2, allow_nan=False, default=str)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_result(path: Path, result: ResultFile) -> None:
+    """Write a result file atomically."""
+    write_json_atomic(path, result.model_dump(mode="json"))
+
+
+def read_result(path: Path) -> ResultFile:
+    """Read and validate a result file."""
+    try:
+        return ResultFile.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise HarnessError(f"{path}: not a valid result file ({error})") from error
+
+
+def model_meta_payload(meta: AdapterMeta) -> dict[str, Any]:
+    """``model_meta.json`` in the fields of mteb's ``ModelMeta``, plus the harness fingerprint."""
+    return {
+        "name": meta.name,
+        "revision": meta.revision,
+        "release_date": None,
+        "languages": None,
+        "n_parameters": meta.n_parameters,
+        "memory_usage_mb": None,
+        "max_tokens": None,
+        "embed_dim": meta.embed_dim,
+        "license": None,
+        "open_weights": True,
+        "public_training_code": None,
+        "public_training_data": None,
+        "framework": ["PyTorch"],
+        "similarity_fn_name": meta.similarity,
+        "use_instructions": meta.uses_instructions,
+        "training_datasets": None,
+        "modalities": list(meta.modalities),
+        "loader": None,
+        "harness": meta.to_dict(),
+    }
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail early, before any encoding, when results could not be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise HarnessError(
+            f"the output folder {folder} is not writable ({error.strerror}). "
+            "Pass --output DIR with a folder you can write to."
+        ) from error

@@ -1,0 +1,168 @@
+"""Orchestration: resolve tasks and model, evaluate each task, write one result file per task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.cache import EmbeddingCache, default_cache_dir
+from harness.encoding import Encoder
+from harness.results import (
+    HarnessBlock,
+    ResultFile,
+    ensure_writable,
+    environment,
+    harness_version,
+    model_folder,
+    model_meta_payload,
+    mteb_version,
+    read_result,
+    result_path,
+    write_json_atomic,
+    write_result,
+)
+from harness.table import format_table
+from model_adapters.base import Adapter
+from model_adapters.registry import load_adapter
+from tasks.definition import TaskDefinition
+from tasks.loading import dataset_revision
+from tasks.registry import resolve_tasks, task_type
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything about a run that is not the model or the task list."""
+
+    output: Path = Path("results")
+    batch_size: int = 32
+    device: str = "cpu"
+    dtype: str = "float32"
+    num_workers: int = 2
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
+    overwrite: bool = False
+    limit: int | None = None
+    skip_bad_inputs: bool = False
+    show_progress: bool = True
+
+    def recorded(self) -> dict[str, object]:
+        """The settings that shape the numbers, as stored in each result file."""
+        data = asdict(self)
+        for name in ("output", "overwrite", "show_progress"):
+            data.pop(name)
+        data["cache"] = self.cache_dir is not None
+        data.pop("cache_dir")
+        return data
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """One row of the summary: a split of a task, computed now or found on disk."""
+
+    task: str
+    split: str
+    main_score: float | None
+    seconds: float
+    status: str
+    path: Path
+
+
+@dataclass
+class RunReport:
+    """What a run did."""
+
+    model_folder: Path
+    outcomes: list[TaskOutcome]
+    encoder: Encoder | None
+
+    def summary(self) -> str:
+        """The table printed at the end of a run."""
+        rows = [
+            (o.task, o.split, o.main_score, f"{o.seconds:.1f}", o.status) for o in self.outcomes
+        ]
+        return format_table(("task", "split", "main score", "seconds", "status"), rows)
+
+
+def run(
+    model: str | Adapter, task_specs: Sequence[str], settings: RunSettings | None = None
+) -> RunReport:
+    """Evaluate ``model`` on each task; finished tasks are skipped unless ``overwrite``."""
+    settings = settings or RunSettings()
+    tasks = resolve_tasks(task_specs)
+    ensure_writable(settings.output)
+    adapter = (
+        load_adapter(model, device=settings.device, dtype=settings.dtype)
+        if isinstance(model, str)
+        else model
+    )
+    folder = model_folder(settings.output, adapter.meta)
+    write_json_atomic(folder / "model_meta.json", model_meta_payload(adapter.meta))
+    encoder = Encoder(
+        adapter,
+        cache=EmbeddingCache(settings.cache_dir) if settings.cache_dir else None,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        skip_bad_inputs=settings.skip_bad_inputs,
+        show_progress=settings.show_progress,
+    )
+    outcomes: list[TaskOutcome] = []
+    for task in tasks:
+        path = result_path(settings.output, adapter.meta, task.name)
+        if path.exists() and not settings.overwrite:
+            outcomes.extend(_existing(path))
+            continue
+        outcomes.extend(_evaluate(task, encoder, settings, path))
+    return RunReport(folder, outcomes, encoder)
+
+
+def _existing(path: Path) -> list[TaskOutcome]:
+    result = read_result(path)
+    return [
+        TaskOutcome(result.task_name, split, score, result.evaluation_time, "exists", path)
+        for split, score in result.main_scores().items()
+    ]
+
+
+def _evaluate(
+    task: TaskDefinition, encoder: Encoder, settings: RunSettings, path: Path
+) -> list[TaskOutcome]:
+    kind = task_type(task)
+    revision = dataset_revision(task)
+    start = time.perf_counter()
+    scores, skipped, seconds = {}, {}, {}
+    calls_before = encoder.stats.model_calls
+    for split in task.eval_splits:
+        split_start = time.perf_counter()
+        outcome = kind.evaluate(task, encoder, split=split, limit=settings.limit)
+        scores[split] = outcome.subsets
+        seconds[split] = time.perf_counter() - split_start
+        if outcome.skipped_inputs:
+            skipped[split] = outcome.skipped_inputs
+    task_record = task.model_dump(mode="json")
+    task_record["protocol"] = kind.protocol(task).model_dump(mode="json")
+    task_record["main_score"] = kind.main_score(task)
+    result = ResultFile(
+        task_name=task.name,
+        dataset_revision=revision,
+        mteb_version=mteb_version(),
+        scores=scores,
+        evaluation_time=time.perf_counter() - start,
+        date=dt.datetime.now(dt.UTC),
+        harness=HarnessBlock(
+            harness_version=harness_version(),
+            model=encoder.adapter.meta.to_dict(),
+            task=task_record,
+            run_settings=settings.recorded(),
+            environment=environment(),
+            encoding={"model_calls": encoder.stats.model_calls - calls_before},
+            skipped_inputs=skipped,
+        ),
+    )
+    write_result(path, result)
+    return [
+        TaskOutcome(task.name, split, entries[0]["main_score"], seconds[split], "done", path)
+        for split, entries in scores.items()
+    ]

@@ -1,0 +1,1 @@
+"""Pure metric functions: arrays in, metrics out."""

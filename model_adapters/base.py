@@ -1,0 +1,78 @@
+"""The adapter contract: what every model family implements.
+
+An adapter turns a batch of decoded items into vectors. It knows nothing about tasks or
+metrics. An item is a dict with ``text`` (str) and/or ``image`` (``PIL.Image.Image``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Role = Literal["query", "document"] | None
+Similarity = Literal["cosine", "dot", "maxsim"]
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AdapterMeta:
+    """Everything that identifies an adapter's outputs.
+
+    ``options`` holds every setting that changes the vectors (pooling, prompts, max length...).
+    ``uses_instructions`` says whether ``encode`` reads its ``instruction`` argument, and
+    ``role_aware`` whether it treats queries and documents differently; when they are false,
+    the cache ignores the instruction and the role, so a shared item is encoded once.
+    """
+
+    name: str
+    revision: str
+    family: str
+    similarity: Similarity
+    modalities: tuple[str, ...]
+    dtype: str
+    embed_dim: int | None = None
+    n_parameters: int | None = None
+    uses_instructions: bool = False
+    role_aware: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of everything that changes the adapter's outputs."""
+        payload = {
+            "name": self.name,
+            "revision": self.revision,
+            "family": self.family,
+            "dtype": self.dtype,
+            "uses_instructions": self.uses_instructions,
+            "role_aware": self.role_aware,
+            "options": dict(self.options),
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, fingerprint included."""
+        data = asdict(self)
+        data["modalities"] = list(self.modalities)
+        data["options"] = dict(self.options)
+        data["fingerprint"] = self.fingerprint
+        return data
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A loaded model that encodes batches of decoded items."""
+
+    meta: AdapterMeta
+
+    def encode(
+        self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
+    ) -> np.ndarray:
+        """Encode one batch. Returns a float32 array of shape ``(len(items), dim)``."""
+        ...

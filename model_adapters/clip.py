@@ -1,0 +1,202 @@
+"""Dual encoders from transformers (CLIP, SigLIP, ...): one tower per modality.
+
+Texts and images of a batch are encoded in one forward pass each. An item with both an image
+and a text becomes the sum of the two L2-normalised embeddings (``fusion="normalized_sum"``);
+``fusion="sum"`` adds the raw embeddings instead, as mteb's CLIP and SigLIP wrappers do.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+from harness.errors import BadInputError, HarnessError
+from model_adapters.base import AdapterMeta, Item, Role
+from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
+
+# Model types whose text tower was trained on fixed-length, padded sequences.
+MAX_LENGTH_PADDING_TYPES = frozenset({"siglip", "siglip2"})
+FUSIONS = ("normalized_sum", "sum")
+OPTIONS = frozenset({"padding", "max_length", "fusion"})
+# Tokenizers without a known limit report a huge sentinel as model_max_length.
+_NO_LIMIT = 1_000_000
+
+
+class ClipAdapter:
+    """Encode texts and images with a transformers model that has text and image towers.
+
+    ``options``: ``padding`` (``"longest"`` or ``"max_length"``; SigLIP-family models default
+    to ``"max_length"``, others to ``"longest"``), ``max_length`` (defaults to the tokenizer's
+    limit) and ``fusion`` (``"normalized_sum"`` or ``"sum"``).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str,
+        revision: str,
+        hub_revision: str | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        options = dict(options or {})
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise HarnessError(
+                f"unknown option(s) {sorted(unknown)} for the clip family; known: {sorted(OPTIONS)}"
+            )
+        self._device = resolve_device(device)
+        self._dtype = resolve_dtype(dtype)
+        self.model = AutoModel.from_pretrained(source, revision=hub_revision, dtype=self._dtype)
+        self.model.to(self._device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(source, revision=hub_revision)
+        self.image_processor = AutoImageProcessor.from_pretrained(source, revision=hub_revision)
+        settings = self._settings(options)
+        self._padding = settings["padding"]
+        self._max_length = settings["max_length"]
+        self._fusion = settings["fusion"]
+        self.meta = AdapterMeta(
+            name=name,
+            revision=revision,
+            family="clip",
+            similarity="cosine",
+            modalities=("image", "text"),
+            dtype=dtype,
+            embed_dim=_embed_dim(self.model.config),
+            n_parameters=n_parameters(self.model),
+            options=settings,
+        )
+
+    def _settings(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Every setting that changes the vectors, defaults filled in."""
+        model_type = self.model.config.model_type
+        default_padding = "max_length" if model_type in MAX_LENGTH_PADDING_TYPES else "longest"
+        settings = {
+            "padding": options.get("padding", default_padding),
+            "max_length": int(options.get("max_length") or self._default_max_length()),
+            "fusion": options.get("fusion", "normalized_sum"),
+            "image_processor": type(self.image_processor).__name__,
+        }
+        if settings["padding"] not in ("longest", "max_length"):
+            raise HarnessError(
+                f"option padding must be 'longest' or 'max_length', got {settings['padding']!r}"
+            )
+        if settings["fusion"] not in FUSIONS:
+            raise HarnessError(
+                f"option fusion must be one of {FUSIONS}, got {settings['fusion']!r}"
+            )
+        return settings
+
+    def _default_max_length(self) -> int:
+        """The tokenizer's limit, or the text tower's position count when it has none."""
+        limit = self.tokenizer.model_max_length
+        if limit and limit < _NO_LIMIT:
+            return int(limit)
+        return int(_text_config(self.model.config).max_position_embeddings)
+
+    def encode(
+        self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
+    ) -> np.ndarray:
+        """Encode one batch of items; ``role`` and ``instruction`` are ignored."""
+        if not items:
+            return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
+        texts = [i for i, item in enumerate(items) if item.get("text") is not None]
+        images = [i for i, item in enumerate(items) if item.get("image") is not None]
+        empty = sorted(set(range(len(items))) - set(texts) - set(images))
+        if empty:
+            raise BadInputError(f"item {empty[0]} has neither a text nor an image")
+        text_vectors = self._encode_texts([items[i]["text"] for i in texts])
+        image_vectors = self._encode_images([items[i]["image"] for i in images])
+        return self._combine(len(items), texts, text_vectors, images, image_vectors)
+
+    def _combine(
+        self,
+        n: int,
+        texts: list[int],
+        text_vectors: torch.Tensor,
+        images: list[int],
+        image_vectors: torch.Tensor,
+    ) -> np.ndarray:
+        """Place text and image vectors at their items' rows, fusing items that have both."""
+        if self._fusion == "normalized_sum" and texts and images:
+            both = set(texts) & set(images)
+            text_vectors = _normalize_rows(text_vectors, [i in both for i in texts])
+            image_vectors = _normalize_rows(image_vectors, [i in both for i in images])
+        dim = (text_vectors if texts else image_vectors).shape[1]
+        out = torch.zeros(n, dim, dtype=torch.float32)
+        for rows, vectors in ((texts, text_vectors), (images, image_vectors)):
+            if rows:
+                out[rows] += vectors
+        return out.numpy()
+
+    @torch.inference_mode()
+    def _encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """One forward pass of the text tower; float32 on the CPU."""
+        if not texts:
+            return torch.empty(0)
+        batch = self.tokenizer(
+            texts,
+            padding=self._padding,
+            truncation=True,
+            max_length=self._max_length,
+            return_tensors="pt",
+        )
+        return self._features(self.model.get_text_features, batch)
+
+    @torch.inference_mode()
+    def _encode_images(self, images: list[Image.Image]) -> torch.Tensor:
+        """One forward pass of the image tower; float32 on the CPU."""
+        if not images:
+            return torch.empty(0)
+        rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
+        batch = self.image_processor(images=rgb, return_tensors="pt")
+        return self._features(self.model.get_image_features, batch)
+
+    def _features(self, tower: Callable[..., Any], batch: Mapping[str, Any]) -> torch.Tensor:
+        """Run a ``get_*_features`` method on the inputs it names; return its pooled output."""
+        accepted = _named_parameters(tower)
+        inputs = {key: self._to_device(value) for key, value in batch.items() if key in accepted}
+        output = tower(**inputs)
+        pooled = output if isinstance(output, torch.Tensor) else output.pooler_output
+        return pooled.float().cpu()
+
+    def _to_device(self, value: torch.Tensor) -> torch.Tensor:
+        """Move a tensor to the model's device; floating tensors also take the model's dtype."""
+        if value.is_floating_point():
+            return value.to(self._device, self._dtype)
+        return value.to(self._device)
+
+
+def _named_parameters(function: Callable[..., Any]) -> set[str]:
+    """The explicitly named parameters of ``function`` (not ``*args``/``**kwargs``)."""
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name for p in parameters if p.kind not in variadic}
+
+
+def _normalize_rows(vectors: torch.Tensor, mask: list[bool]) -> torch.Tensor:
+    """L2-normalise the rows where ``mask`` is true, leave the others as they are."""
+    selected = torch.tensor(mask, dtype=torch.bool)
+    normalized = torch.nn.functional.normalize(vectors, dim=-1)
+    return torch.where(selected[:, None], normalized, vectors)
+
+
+def _text_config(config: Any) -> Any:
+    """The text tower's config (the model config itself when it is not split)."""
+    return getattr(config, "text_config", None) or config
+
+
+def _embed_dim(config: Any) -> int | None:
+    """The joint embedding size: the projection size, else the text tower's hidden size."""
+    dim = getattr(config, "projection_dim", None) or getattr(
+        _text_config(config), "projection_size", None
+    )
+    return int(dim or _text_config(config).hidden_size)

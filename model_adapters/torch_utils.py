@@ -1,0 +1,49 @@
+"""Device and dtype resolution shared by the adapters."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from harness.errors import HarnessError
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``cpu``, ``cuda`` or ``cuda:N`` into a ``torch.device`` that exists on this machine."""
+    if device == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if match is None:
+        raise HarnessError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise HarnessError(
+            f"--device {device} was requested but CUDA is not available on this machine; "
+            "use --device cpu"
+        )
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise HarnessError(
+            f"--device {device} was requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s)"
+        )
+    return torch.device("cuda", index)
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """Turn ``float32``, ``float16`` or ``bfloat16`` into a ``torch.dtype``."""
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise HarnessError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}") from None
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    """The number of parameters of a model."""
+    return sum(parameter.numel() for parameter in model.parameters())

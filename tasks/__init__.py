@@ -1,0 +1,1 @@
+"""Task types and declarative task definitions."""

@@ -1,0 +1,71 @@
+"""The task-type contract: load a task's data, encode it through the encoder, score it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.encoding import Encoder
+from harness.errors import HarnessError
+from tasks.definition import TaskDefinition
+
+Scores = dict[str, Any]
+
+
+class Protocol(BaseModel):
+    """Protocol constants of a task type; entries override them under ``protocol:``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class SplitOutcome:
+    """The scores of one split: one entry per subset, in mteb's score-dict form."""
+
+    subsets: list[Scores]
+    skipped_inputs: list[str] = field(default_factory=list)
+
+
+class TaskType(ABC):
+    """A kind of evaluation (retrieval, linear probe, ...). Entries of a type are data only."""
+
+    name: ClassVar[str]
+    default_main_score: ClassVar[str]
+    protocol_model: ClassVar[type[Protocol]] = Protocol
+
+    def protocol(self, task: TaskDefinition) -> Protocol:
+        """The task's protocol constants, validated against this type's model."""
+        try:
+            return self.protocol_model.model_validate(task.protocol)
+        except ValidationError as error:
+            raise HarnessError(f"task {task.name}: invalid protocol settings: {error}") from error
+
+    def main_score(self, task: TaskDefinition) -> str:
+        """The metric reported as ``main_score``."""
+        return task.main_score or self.default_main_score
+
+    @abstractmethod
+    def evaluate(
+        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
+    ) -> SplitOutcome:
+        """Score one split of ``task`` with the vectors ``encoder`` produces."""
+
+    def subset_scores(
+        self, task: TaskDefinition, metrics: dict[str, float], subset: str = "default"
+    ) -> Scores:
+        """Wrap metrics into mteb's per-subset form with ``main_score``."""
+        main = self.main_score(task)
+        if main not in metrics:
+            raise HarnessError(
+                f"task {task.name}: main score {main!r} is not a metric of type {self.name} "
+                f"(choose one of {', '.join(sorted(metrics))})"
+            )
+        return {
+            **metrics,
+            "main_score": metrics[main],
+            "hf_subset": subset,
+            "languages": task.languages,
+        }

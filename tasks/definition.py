@@ -1,0 +1,80 @@
+"""The declarative task definition, shared by built-in entries and users' custom YAML files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Category = Literal["t2i", "i2t", "i2i", "t2t", "it2t", "t2it", "it2i", "i2it", "it2it"]
+
+
+class DatasetSpec(BaseModel):
+    """Where the data lives and how its parts are named.
+
+    ``path`` is a hub id or a local directory (relative to the YAML file that names it).
+    ``configs`` maps a part the task type reads (``corpus``, ``queries``, ``qrels``...) to the
+    dataset's config name, ``splits`` maps a part to a split name when it differs from the eval
+    split, and ``columns`` maps a column the task type reads to the dataset's column name.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    revision: str | None = None
+    configs: dict[str, str] = Field(default_factory=dict)
+    splits: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, str] = Field(default_factory=dict)
+
+
+class Prompts(BaseModel):
+    """The instruction given to the model for each role; ``None`` means no instruction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | None = None
+    document: str | None = None
+
+
+class TaskDefinition(BaseModel):
+    """Everything that defines a task: data, splits, languages, scoring and prompts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: str
+    description: str = ""
+    reference: str | None = None
+    dataset: DatasetSpec
+    eval_splits: list[str] = Field(default_factory=lambda: ["test"])
+    languages: list[str] = Field(default_factory=lambda: ["eng-Latn"])
+    category: Category
+    main_score: str | None = None
+    prompts: Prompts = Field(default_factory=Prompts)
+    protocol: dict[str, Any] = Field(default_factory=dict)
+    source_file: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _resolve_local_path(self) -> TaskDefinition:
+        """Make a relative local dataset path absolute, relative to its YAML file."""
+        if self.source_file is not None:
+            candidate = (self.source_file.parent / self.dataset.path).resolve()
+            if candidate.exists():
+                self.dataset.path = str(candidate)
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the dataset is a local directory rather than a hub id."""
+        return Path(self.dataset.path).is_dir()
+
+    @property
+    def query_modality(self) -> str:
+        """The query side of the category: ``t``, ``i`` or ``it``."""
+        return self.category.split("2")[0]
+
+    @property
+    def document_modality(self) -> str:
+        """The document side of the category: ``t``, ``i`` or ``it``."""
+        return self.category.split("2")[1]

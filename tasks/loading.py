@@ -1,0 +1,165 @@
+"""Dataset plumbing shared by task types: ``load_dataset`` at a pinned revision, with checks.
+
+Hub ids and local directories take the same road: ``datasets.load_dataset(path, config,
+split=..., revision=...)``. A local directory holds the hub layout (a README whose YAML front
+matter declares the configs, or one folder per config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import datasets
+
+from harness.errors import HarnessError
+from tasks.definition import TaskDefinition
+
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".arrow")
+
+
+def dataset_revision(task: TaskDefinition) -> str:
+    """The declared revision, or for an undeclared local directory a hash of its files."""
+    if task.dataset.revision:
+        return task.dataset.revision
+    if not task.is_local:
+        raise HarnessError(
+            f"task {task.name}: dataset {task.dataset.path} is a hub id without a revision. "
+            "Pin one with `revision:` in the task definition so results are reproducible."
+        )
+    return local_content_hash(Path(task.dataset.path))
+
+
+def local_content_hash(root: Path) -> str:
+    """``local-<hash>`` of a local dataset folder's file names and bytes."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _hash_files(str(root), stamp)
+
+
+@lru_cache(maxsize=64)
+def _hash_files(root: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    """Memoised on names, sizes and modification times, so a folder is read once per run."""
+    digest = hashlib.sha256()
+    for name, _, _ in stamp:
+        digest.update(str(Path(name).relative_to(root)).encode() + b"\0" + Path(name).read_bytes())
+    return f"local-{digest.hexdigest()[:12]}"
+
+
+def config_names(task: TaskDefinition) -> list[str]:
+    """The dataset's config names."""
+    path = task.dataset.path
+    if task.is_local and not (Path(path) / "README.md").exists():
+        return sorted(
+            p.name for p in Path(path).iterdir() if p.is_dir() or p.suffix in DATA_SUFFIXES
+        )
+    try:
+        return list(datasets.get_dataset_config_names(path, revision=task.dataset.revision))
+    except Exception as error:
+        raise _load_error(task, "its config names", error) from error
+
+
+def resolve_config(task: TaskDefinition, part: str, candidates: Sequence[str]) -> str:
+    """The config holding ``part``: as declared, else the first candidate the dataset has."""
+    if part in task.dataset.configs:
+        return task.dataset.configs[part]
+    available = config_names(task)
+    for name in candidates:
+        if name in available:
+            return name
+    raise HarnessError(
+        f"task {task.name}: dataset {task.dataset.path} has no config for {part!r} "
+        f"(looked for {', '.join(candidates)}; found {', '.join(available) or 'none'}). "
+        f"Name it under dataset.configs.{part} in the task definition."
+    )
+
+
+def load_part(task: TaskDefinition, part: str, config: str, split: str) -> datasets.Dataset:
+    """Load one config's split (the part's declared split wins; a single split is used as is)."""
+    split = task.dataset.splits.get(part, split)
+    path = task.dataset.path
+    local_folder = Path(path) / config
+    try:
+        if task.is_local and not (Path(path) / "README.md").exists():
+            return _load_local_folder(local_folder, split, _cache_dir(task))
+        splits = datasets.get_dataset_split_names(path, config, revision=task.dataset.revision)
+        if split not in splits and len(splits) == 1:
+            split = splits[0]
+        return datasets.load_dataset(
+            path, config, split=split, revision=task.dataset.revision, cache_dir=_cache_dir(task)
+        )
+    except HarnessError:
+        raise
+    except Exception as error:
+        raise _load_error(task, f"config {config!r}, split {split!r}", error) from error
+
+
+def _cache_dir(task: TaskDefinition) -> str | None:
+    """For a local folder, a datasets cache keyed by its content.
+
+    ``datasets`` caches a local folder under its name and file names, so two folders named
+    alike (or one folder edited in place) would be served stale data from its default cache.
+    """
+    if not task.is_local:
+        return None
+    content = local_content_hash(Path(task.dataset.path))
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "harness-local" / content)
+
+
+def _load_local_folder(folder: Path, split: str, cache_dir: str | None) -> datasets.Dataset:
+    """A config folder of data files without a dataset card: ``<split>*`` files, else all."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix in DATA_SUFFIXES)
+    if not files and folder.with_suffix(".parquet").exists():
+        files = [folder.with_suffix(".parquet")]
+    chosen = [p for p in files if p.name.startswith(split)] or files
+    if not chosen:
+        raise HarnessError(f"no data files (parquet, jsonl, csv) found for {folder}")
+    builder = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(
+        chosen[0].suffix, "json"
+    )
+    files = [str(p) for p in chosen]
+    return datasets.load_dataset(builder, data_files=files, split="train", cache_dir=cache_dir)
+
+
+def require_columns(
+    task: TaskDefinition, dataset: datasets.Dataset, config: str, columns: Sequence[str]
+) -> None:
+    """Raise a clear error naming each declared column the dataset lacks."""
+    missing = [column for column in columns if column not in dataset.column_names]
+    if missing:
+        raise HarnessError(
+            f"task {task.name}: config {config!r} of {task.dataset.path} lacks the column(s) "
+            f"{', '.join(missing)} (it has {', '.join(dataset.column_names)}). "
+            "Map them under dataset.columns in the task definition."
+        )
+
+
+def column(task: TaskDefinition, name: str) -> str:
+    """The dataset's name for a column the task type reads."""
+    return task.dataset.columns.get(name, name)
+
+
+def undecoded_images(dataset: datasets.Dataset, column_name: str) -> datasets.Dataset:
+    """Keep an Image column as stored bytes, so nothing is decoded in the main process."""
+    feature = dataset.features.get(column_name)
+    if isinstance(feature, datasets.Image):
+        return dataset.cast_column(column_name, datasets.Image(decode=False))
+    return dataset
+
+
+def _load_error(task: TaskDefinition, what: str, error: Exception) -> HarnessError:
+    offline_hint = (
+        " The Hugging Face hub is unreachable or offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE) and "
+        "the dataset is not in the local cache: download it first, or point the task at a "
+        "local copy (dataset.path in a custom task file)."
+        if not task.is_local
+        else ""
+    )
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return HarnessError(
+        f"task {task.name}: cannot load {what} of dataset {task.dataset.path} "
+        f"(revision {task.dataset.revision or 'unpinned'}): {type(error).__name__}: "
+        f"{first_line}.{offline_hint}"
+    )

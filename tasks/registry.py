@@ -1,0 +1,88 @@
+"""Task types and task definitions by name; custom YAML task files by path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from harness.errors import HarnessError, UnknownNameError
+from tasks.base import TaskType
+from tasks.definition import TaskDefinition
+from tasks.retrieval import Retrieval
+
+DEFINITIONS_DIR = Path(__file__).parent / "definitions"
+TASK_TYPES: dict[str, TaskType] = {task_type.name: task_type for task_type in (Retrieval(),)}
+DEMO_TASKS = ("DemoShapesT2IRetrieval", "DemoShapesI2TRetrieval", "DemoShapesI2IRetrieval")
+
+
+def task_type(task: TaskDefinition) -> TaskType:
+    """The type object that evaluates ``task``."""
+    try:
+        return TASK_TYPES[task.type]
+    except KeyError:
+        raise UnknownNameError(
+            "task type", task.type, TASK_TYPES, hint=f"(task {task.name})"
+        ) from None
+
+
+def load_task_file(path: Path) -> list[TaskDefinition]:
+    """Task definitions from a YAML file holding one mapping, a list, or ``tasks: [...]``."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise HarnessError(f"cannot read task file {path}: {error}") from error
+    entries = document.get("tasks", [document]) if isinstance(document, dict) else document
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise HarnessError(f"task file {path}: expected a mapping, a list, or `tasks: [...]`")
+    definitions = []
+    for entry in entries:
+        try:
+            definition = TaskDefinition.model_validate({**entry, "source_file": path.resolve()})
+        except ValidationError as error:
+            raise HarnessError(f"task file {path}: invalid task definition:\n{error}") from error
+        task_type(definition).protocol(definition)
+        definitions.append(definition)
+    return definitions
+
+
+@cache
+def builtin_tasks() -> dict[str, TaskDefinition]:
+    """Every built-in definition, by name."""
+    tasks: dict[str, TaskDefinition] = {}
+    for path in sorted(DEFINITIONS_DIR.glob("*.yaml")):
+        for definition in load_task_file(path):
+            if definition.name in tasks:
+                raise HarnessError(f"task {definition.name} is defined twice (in {path})")
+            tasks[definition.name] = definition
+    return tasks
+
+
+def resolve_tasks(specs: Sequence[str]) -> list[TaskDefinition]:
+    """Names and YAML paths to definitions; every unknown name is reported before anything runs."""
+    known = builtin_tasks()
+    resolved: list[TaskDefinition] = []
+    unknown: list[UnknownNameError] = []
+    for spec in (s.strip() for s in specs):
+        if not spec:
+            raise HarnessError("empty task name in --tasks (check for a stray comma)")
+        if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
+            if not Path(spec).is_file():
+                raise HarnessError(f"task file {spec} does not exist")
+            resolved.extend(load_task_file(Path(spec)))
+        elif spec in known:
+            resolved.append(known[spec])
+        else:
+            unknown.append(
+                UnknownNameError("task", spec, known, hint="See `harness tasks` for the list.")
+            )
+    if unknown:
+        raise HarnessError(" ".join(str(error) for error in unknown) + " Nothing was run.")
+    names = [task.name for task in resolved]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise HarnessError(f"task(s) named more than once: {', '.join(duplicates)}")
+    return resolved

@@ -1,0 +1,130 @@
+"""Small retrieval datasets written in the hub's exact layout and read back through ``datasets``."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+from PIL import Image
+
+ITEM_FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "modality": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "image": datasets.Image(),
+    }
+)
+QREL_FEATURES = datasets.Features(
+    {
+        "query-id": datasets.Value("string"),
+        "corpus-id": datasets.Value("string"),
+        "score": datasets.Value("int64"),
+    }
+)
+COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
+RGB = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 30),
+    "blue": (30, 30, 220),
+    "yellow": (230, 220, 20),
+    "purple": (140, 30, 160),
+    "orange": (240, 140, 20),
+    "white": (250, 250, 250),
+    "black": (5, 5, 5),
+}
+
+
+def png_bytes(colour: tuple[int, int, int], size: int = 32, seed: int = 0) -> bytes:
+    """A PNG of a solid colour with a little seeded noise."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + rng.integers(-10, 10, (size, size, 3)), 0, 255)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def item_row(
+    item_id: str, *, text: str | None = None, image: bytes | None = None
+) -> dict[str, Any]:
+    """A corpus/queries row with the ``modality`` column MIEB datasets carry."""
+    modality = ",".join(name for name, value in (("image", image), ("text", text)) if value)
+    return {
+        "id": item_id,
+        "modality": modality,
+        "text": text,
+        "image": {"bytes": image, "path": None} if image is not None else None,
+    }
+
+
+def write_hub_dataset(
+    root: Path,
+    parts: dict[str, tuple[Sequence[dict[str, Any]], datasets.Features]],
+    split: str = "test",
+    card: bool = True,
+) -> Path:
+    """Write configs as ``<config>/<split>-00000-of-00001.parquet``, with a dataset card."""
+    root.mkdir(parents=True, exist_ok=True)
+    for config, (rows, features) in parts.items():
+        folder = root / config
+        folder.mkdir(exist_ok=True)
+        columns = {name: [row[name] for row in rows] for name in features}
+        dataset = datasets.Dataset.from_dict(columns, features=features)
+        dataset.to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
+    if card:
+        lines = ["---", "configs:"]
+        for config in parts:
+            lines += [
+                f"- config_name: {config}",
+                "  data_files:",
+                f"  - split: {split}",
+                f"    path: {config}/{split}-*.parquet",
+            ]
+        (root / "README.md").write_text("\n".join([*lines, "---", ""]))
+    return root
+
+
+def colour_retrieval(root: Path, category: str = "t2i", n: int = 8, **kwargs: Any) -> Path:
+    """A tiny t2i / i2t / i2i task: colour names and colour swatches, one relevant each."""
+    names = COLOURS[:n]
+    images = {name: png_bytes(RGB[name], seed=i) for i, name in enumerate(names)}
+    query_is_text, doc_is_text = category[0] == "t", category[-1] == "t"
+    queries = [
+        item_row(f"q{i}", text=f"a {name} square")
+        if query_is_text
+        else item_row(f"q{i}", image=png_bytes(RGB[name], seed=100 + i))
+        for i, name in enumerate(names)
+    ]
+    corpus = [
+        item_row(f"d{i}", text=f"{name}") if doc_is_text else item_row(f"d{i}", image=images[name])
+        for i, name in enumerate(names)
+    ]
+    qrels = [{"query-id": f"q{i}", "corpus-id": f"d{i}", "score": 1} for i in range(len(names))]
+    parts = {
+        "corpus": (corpus, ITEM_FEATURES),
+        "queries": (queries, ITEM_FEATURES),
+        "qrels": (qrels, QREL_FEATURES),
+    }
+    return write_hub_dataset(root, parts, **kwargs)
+
+
+def retrieval_task_yaml(
+    path: Path, name: str, data_dir: Path, category: str = "t2i", **extra: Any
+) -> Path:
+    """A custom task file pointing at a local dataset folder."""
+    import yaml
+
+    entry = {
+        "name": name,
+        "type": "retrieval",
+        "category": category,
+        "dataset": {"path": str(data_dir)},
+        "eval_splits": ["test"],
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(entry))
+    return path

@@ -1,0 +1,93 @@
+"""The content-addressed embedding cache: keys, atomic writes, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cache import EmbeddingCache, cache_key
+from harness.items import EncodedImage, RawItem
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    vectors = {f"{i:064x}": np.arange(4, dtype=np.float32) + i for i in range(5)}
+    cache.put_many(vectors)
+    found = cache.get_many([*vectors, "f" * 64])
+    assert set(found) == set(vectors)
+    for key, vector in vectors.items():
+        np.testing.assert_array_equal(found[key], vector)
+    assert len(cache) == 5
+
+
+def test_key_depends_on_every_field() -> None:
+    base = ("fp", "query", "instr", "text", "digest")
+    keys = {cache_key(*base)}
+    for position in range(len(base)):
+        changed = list(base)
+        changed[position] = changed[position] + "x"
+        keys.add(cache_key(*changed))
+    assert len(keys) == len(base) + 1
+
+
+def test_image_key_uses_stored_bytes_without_decoding() -> None:
+    undecodable = RawItem("a", image=EncodedImage(data=b"not an image at all"))
+    assert len(undecodable.content_digest()) == 64  # hashing never decodes
+    same = RawItem("b", image=EncodedImage(data=b"not an image at all"))
+    other = RawItem("c", image=EncodedImage(data=b"other bytes"))
+    assert undecodable.content_digest() == same.content_digest() != other.content_digest()
+
+
+def test_crash_mid_write_leaves_cache_consistent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = EmbeddingCache(tmp_path)
+    good = "a" * 64
+    cache.put_many({good: np.ones(3, np.float32)})
+
+    def torn_write(stream, array, allow_pickle=False):  # writes half a file, then dies
+        stream.write(b"\x93NUMPY partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", torn_write)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put_many({"b" * 64: np.ones(3, np.float32)})
+    monkeypatch.undo()
+    assert set(cache.get_many([good, "b" * 64])) == {good}
+    assert not list(cache.root.rglob("*.tmp"))
+
+
+def test_unreadable_entry_is_a_miss(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    key = "c" * 64
+    path = cache.root / key[:2] / f"{key}.npy"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"garbage")
+    assert cache.get_many([key]) == {}
+
+
+def _writer(root: str, worker: int) -> None:
+    cache = EmbeddingCache(root)
+    for i in range(60):
+        key = f"{i:064x}"  # every worker writes the same keys: maximal contention
+        cache.put_many({key: np.full(8, i, np.float32)})
+        cache.put_many({f"{worker:02x}{i:062x}": np.full(8, worker, np.float32)})
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_writer, args=(str(tmp_path), w)) for w in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    cache = EmbeddingCache(tmp_path)
+    shared = cache.get_many(f"{i:064x}" for i in range(60))
+    assert len(shared) == 60
+    assert all(np.all(vector == i) for i, vector in enumerate(shared.values()))
+    own = cache.get_many(f"{w:02x}{i:062x}" for w in range(4) for i in range(60))
+    assert len(own) == 240

@@ -1,0 +1,102 @@
+"""Result files: mteb reads them, they are valid JSON, and names cannot escape the folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from mteb.models.model_meta import ModelMeta
+from mteb.results import TaskResult
+
+from harness.results import (
+    HarnessBlock,
+    ResultFile,
+    model_meta_payload,
+    read_result,
+    result_path,
+    write_json_atomic,
+    write_result,
+)
+from model_adapters.base import AdapterMeta
+
+META = AdapterMeta(
+    name="org/model",
+    revision="abc123",
+    family="clip",
+    similarity="cosine",
+    modalities=("image", "text"),
+    dtype="float32",
+    embed_dim=8,
+    n_parameters=1000,
+)
+
+
+def make_result(main_score: float) -> ResultFile:
+    block = HarnessBlock(
+        harness_version="0", model=META.to_dict(), task={}, run_settings={}, environment={}
+    )
+    scores = {
+        "test": [
+            {
+                "main_score": main_score,
+                "ndcg_at_10": main_score,
+                "hf_subset": "default",
+                "languages": ["eng-Latn"],
+            }
+        ]
+    }
+    return ResultFile(
+        task_name="SomeTask",
+        dataset_revision="rev",
+        mteb_version="2.26.24",
+        scores=scores,
+        evaluation_time=1.5,
+        date=dt.datetime.now(dt.UTC),
+        harness=block,
+    )
+
+
+def test_mteb_loads_our_result_file(tmp_path: Path) -> None:
+    path = result_path(tmp_path, META, "SomeTask")
+    write_result(path, make_result(0.75))
+    assert path == tmp_path / "org__model" / "abc123" / "SomeTask.json"
+    loaded = TaskResult.from_disk(path)
+    assert loaded.task_name == "SomeTask" and loaded.scores["test"][0]["main_score"] == 0.75
+    assert read_result(path).harness.model["fingerprint"] == META.fingerprint
+
+
+def test_nan_is_written_as_null(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    write_result(path, make_result(float("nan")))
+    text = path.read_text()
+    assert "NaN" not in text
+    assert json.loads(text)["scores"]["test"][0]["main_score"] is None
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
+    write_json_atomic(tmp_path / "a.json", {"x": 1})
+    write_json_atomic(tmp_path / "a.json", {"x": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 2}
+
+
+def test_model_meta_has_mteb_model_meta_fields() -> None:
+    payload = model_meta_payload(META)
+    assert payload["harness"]["fingerprint"] == META.fingerprint
+    payload.pop("harness")
+    meta = ModelMeta.model_validate(payload)
+    assert meta.name == "org/model" and meta.embed_dim == 8
+
+
+def test_names_cannot_leave_the_output_folder(tmp_path: Path) -> None:
+    sneaky = AdapterMeta(
+        name="../../etc",
+        revision="..",
+        family="clip",
+        similarity="cosine",
+        modalities=("text",),
+        dtype="float32",
+    )
+    path = result_path(tmp_path, sneaky, "../../passwd")
+    assert tmp_path in path.resolve().parents
