@@ -8,7 +8,7 @@ to the cache after each batch, so an interrupted run loses at most one batch of 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,10 @@ class EncodeStats:
     items_encoded: int = 0
     cache_hits: int = 0
     images_decoded: int = 0
+
+    def since(self, earlier: EncodeStats) -> dict[str, int]:
+        """The counts accumulated after ``earlier`` was copied."""
+        return {name: value - getattr(earlier, name) for name, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness.cache import EmbeddingCache, default_cache_dir
@@ -133,7 +133,7 @@ def _evaluate(
     revision = dataset_revision(task)
     start = time.perf_counter()
     scores, skipped, seconds = {}, {}, {}
-    calls_before = encoder.stats.model_calls
+    stats_before = replace(encoder.stats)
     for split in task.eval_splits:
         split_start = time.perf_counter()
         outcome = kind.evaluate(task, encoder, split=split, limit=settings.limit)
@@ -157,7 +157,7 @@ def _evaluate(
             task=task_record,
             run_settings=settings.recorded(),
             environment=environment(),
-            encoding={"model_calls": encoder.stats.model_calls - calls_before},
+            encoding=encoder.stats.since(stats_before),
             skipped_inputs=skipped,
         ),
     )

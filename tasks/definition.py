@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Category = Literal["t2i", "i2t", "i2i", "t2t", "it2t", "t2it", "it2i", "i2it", "it2it"]
+Category = Literal[
+    "t2i", "i2t", "i2i", "t2t", "it2t", "t2it", "it2i", "i2it", "it2it", "i2c", "t2c"
+]
 
 
 class DatasetSpec(BaseModel):

@@ -110,6 +110,8 @@ def _cache_dir(task: TaskDefinition) -> str | None:
 
 def _load_local_folder(folder: Path, split: str, cache_dir: str | None) -> datasets.Dataset:
     """A config folder of data files without a dataset card: ``<split>*`` files, else all."""
+    if not folder.is_dir() and folder.name == "default":
+        folder = folder.parent  # a single-config dataset keeps its files at the top
     files = sorted(p for p in folder.rglob("*") if p.suffix in DATA_SUFFIXES)
     if not files and folder.with_suffix(".parquet").exists():
         files = [folder.with_suffix(".parquet")]

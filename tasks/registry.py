@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from importlib import import_module
 from pathlib import Path
 
 import yaml
@@ -12,10 +13,22 @@ from pydantic import ValidationError
 from harness.errors import HarnessError, UnknownNameError
 from tasks.base import TaskType
 from tasks.definition import TaskDefinition
-from tasks.retrieval import Retrieval
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
-TASK_TYPES: dict[str, TaskType] = {task_type.name: task_type for task_type in (Retrieval(),)}
+# One "module:Class" per task type; a new type adds one line here.
+TYPE_CLASSES = ("tasks.retrieval:Retrieval",)
+
+
+def _load_types() -> dict[str, TaskType]:
+    types = {}
+    for entry in TYPE_CLASSES:
+        module, class_name = entry.split(":")
+        task_type_class = getattr(import_module(module), class_name)
+        types[task_type_class.name] = task_type_class()
+    return types
+
+
+TASK_TYPES: dict[str, TaskType] = _load_types()
 DEMO_TASKS = ("DemoShapesT2IRetrieval", "DemoShapesI2TRetrieval", "DemoShapesI2IRetrieval")
 
 

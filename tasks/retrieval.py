@@ -8,6 +8,7 @@ Reads the layouts MIEB's retrieval datasets use on the hub: configs ``corpus``, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -30,6 +31,24 @@ CONFIG_CANDIDATES = {
     "qrels": ("qrels", "default"),
 }
 Qrels = dict[str, dict[str, int]]
+Run = dict[str, dict[str, float]]
+
+
+@dataclass
+class RetrievalSplit:
+    """One split ready to encode: queries with positives, the corpus, and the queries' qrels."""
+
+    queries: list[RawItem]
+    corpus: list[RawItem]
+    qrels: Qrels
+
+
+@dataclass(frozen=True)
+class Encodings:
+    """The ids and vectors of the items the encoder kept, row for row."""
+
+    ids: list[str]
+    vectors: np.ndarray
 
 
 class RetrievalProtocol(Protocol):
@@ -50,34 +69,27 @@ class Retrieval(TaskType):
     def evaluate(
         self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
     ) -> SplitOutcome:
-        """Encode queries and corpus, search top-k in chunks, score with pytrec_eval."""
+        """Encode queries and corpus, rank documents for every query, score with pytrec_eval."""
         protocol = self.protocol(task)
         assert isinstance(protocol, RetrievalProtocol)
-        qrels = drop_queries_without_positives(self._qrels(task, split))
-        queries = [q for q in self._items(task, "queries", split) if q.id in qrels]
-        corpus = self._items(task, "corpus", split)
-        if limit is not None:
-            queries, corpus = _limit(queries, corpus, qrels, limit)
-        qrels = {query.id: qrels[query.id] for query in queries}
-
+        data = self._load_split(task, protocol, split, limit)
         encoded_queries = encoder.encode(
-            queries, role="query", instruction=task.prompts.query, task=task.name
+            data.queries, role="query", instruction=task.prompts.query, task=task.name
         )
         encoded_corpus = encoder.encode(
-            corpus, role="document", instruction=task.prompts.document, task=task.name
+            data.corpus, role="document", instruction=task.prompts.document, task=task.name
         )
-        query_ids = _kept_ids(queries, encoded_queries.kept)
-        corpus_ids = _kept_ids(corpus, encoded_corpus.kept)
-        scores, indices = top_k_search(
-            encoded_queries.vectors[encoded_queries.kept],
-            encoded_corpus.vectors[encoded_corpus.kept],
-            max(protocol.k_values),
-            similarity=encoder.adapter.meta.similarity,
-            device=encoder.device,
+        query_ids = _kept_ids(data.queries, encoded_queries.kept)
+        corpus_ids = _kept_ids(data.corpus, encoded_corpus.kept)
+        run = self._search(
+            data,
+            protocol,
+            encoder,
+            Encodings(query_ids, encoded_queries.vectors[encoded_queries.kept]),
+            Encodings(corpus_ids, encoded_corpus.vectors[encoded_corpus.kept]),
         )
-        run = run_from_top_k(query_ids, corpus_ids, scores, indices)
         result = retrieval_scores(
-            {qid: qrels[qid] for qid in query_ids},
+            {qid: data.qrels[qid] for qid in query_ids},
             run,
             protocol.k_values,
             skip_first_result=protocol.skip_first_result,
@@ -85,6 +97,35 @@ class Retrieval(TaskType):
         )
         skipped = [*encoded_queries.skipped, *encoded_corpus.skipped]
         return SplitOutcome([self.subset_scores(task, result.metrics)], skipped)
+
+    def _load_split(
+        self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None
+    ) -> RetrievalSplit:
+        """Queries with positives, the corpus, and their qrels (a subclass may add more)."""
+        qrels = drop_queries_without_positives(self._qrels(task, split))
+        queries = [q for q in self._items(task, "queries", split) if q.id in qrels]
+        corpus = self._items(task, "corpus", split)
+        if limit is not None:
+            queries, corpus = _limit(queries, corpus, qrels, limit)
+        return RetrievalSplit(queries, corpus, {query.id: qrels[query.id] for query in queries})
+
+    def _search(
+        self,
+        data: RetrievalSplit,
+        protocol: RetrievalProtocol,
+        encoder: Encoder,
+        queries: Encodings,
+        corpus: Encodings,
+    ) -> Run:
+        """The run: every query's top max(k) documents of the whole corpus."""
+        scores, indices = top_k_search(
+            queries.vectors,
+            corpus.vectors,
+            max(protocol.k_values),
+            similarity=encoder.adapter.meta.similarity,
+            device=encoder.device,
+        )
+        return run_from_top_k(queries.ids, corpus.ids, scores, indices)
 
     def _qrels(self, task: TaskDefinition, split: str) -> Qrels:
         config = resolve_config(task, "qrels", CONFIG_CANDIDATES["qrels"])

@@ -185,3 +185,12 @@ def test_resume_after_a_kill_computes_only_what_is_missing(
     # was cached before the kill, so exactly 5 items remain to encode.
     assert resumed.encoder.stats.items_encoded == 5
     assert [o.main_score for o in resumed.outcomes] == [o.main_score for o in reference.outcomes]
+
+
+def test_limit_caps_queries_and_keeps_their_relevant_documents(
+    tiny_clip_dir: Path, colour_tasks: dict[str, Path], tmp_path: Path
+) -> None:
+    report = run(str(tiny_clip_dir), [str(colour_tasks["t2i"])], settings(tmp_path, limit=3))
+    # 3 queries; corpus = their 3 relevant documents plus the first 3 documents (the same ones).
+    assert report.encoder.stats.items_encoded == 6
+    assert read(report.outcomes[0].path)["harness"]["run_settings"]["limit"] == 3

@@ -106,6 +106,7 @@ def _score_block(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
 
 
 def _empty_result(rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A top k of width 0, to merge the first chunk into."""
     return (
         torch.empty(rows, 0, dtype=torch.float32, device=device),
         torch.empty(rows, 0, dtype=torch.int64, device=device),
@@ -120,7 +121,7 @@ def _merge(
     Both are ordered by (value desc, index asc) and every running index is below every new
     one, so in their concatenation, column order among equal values is index order.
     """
-    values, columns = _stable_top_k(torch.cat([new[0], running[0]], dim=1), k)
+    values, columns = _stable_top_k(torch.cat([running[0], new[0]], dim=1), k)
     return values, torch.cat([running[1], new[1]], dim=1).gather(1, columns)
 
 

@@ -1,7 +1,7 @@
 """A pure, deterministic generator of two-shape scenes and their captions.
 
 A scene is two coloured shapes and the spatial relation of the first to the second, captioned
-like "a red circle left of a blue square". Every random draw comes from
+like "a red circle left of an orange square". Every random draw comes from
 ``numpy.random.default_rng(seed)``; no global random state is touched, and rendering is done in
 numpy (no rasteriser whose output could change between Pillow versions).
 
@@ -59,7 +59,7 @@ class Scene:
     def caption(self) -> str:
         """The caption, e.g. "a red circle left of a blue square"."""
         (c0, c1), (s0, s1) = self.colours, self.shapes
-        return f"a {c0} {s0} {self.relation} a {c1} {s1}"
+        return f"{_article(c0)} {c0} {s0} {self.relation} {_article(c1)} {c1} {s1}"
 
     @property
     def layout(self) -> Layout:
@@ -71,9 +71,13 @@ class Scene:
         return second, first, _BACKWARD[self.relation]
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def vocabulary() -> list[str]:
     """Every word a caption can contain, in a fixed order."""
-    words = ["a", *COLOURS, *SHAPES]
+    words = ["a", "an", *COLOURS, *SHAPES]
     for relation in RELATIONS:
         words.extend(w for w in relation.split() if w not in words)
     return words
