@@ -71,10 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary table."""
     from harness.runner import RunSettings, run
-    from tasks.registry import DEMO_TASKS
+    from tasks.registry import demo_tasks
 
     if args.model is None and args.tasks is None:
-        model, task_specs = DEMO_MODEL, list(DEMO_TASKS)
+        model, task_specs = DEMO_MODEL, demo_tasks()
         print(f"No --model/--tasks given: running the embedded demo ({model} on the demo tasks).")
     elif args.model is None or args.tasks is None:
         raise HarnessError("pass both --model and --tasks, or neither to run the embedded demo")

@@ -18,13 +18,27 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 import harness
 from harness.errors import HarnessError
 from model_adapters.base import AdapterMeta
 
 SplitScores = dict[str, Any]
+
+
+SCORE_DECIMALS = 6
+
+
+def _rounded(value: Any, decimals: int) -> Any:
+    """Round every float in nested dicts and lists, as mteb rounds scores when it saves them."""
+    if isinstance(value, float):
+        return round(value, decimals)
+    if isinstance(value, dict):
+        return {key: _rounded(item, decimals) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item, decimals) for item in value]
+    return value
 
 
 class HarnessBlock(BaseModel):
@@ -50,6 +64,12 @@ class ResultFile(BaseModel):
     kg_co2_emissions: float | None = None
     date: dt.datetime
     harness: HarnessBlock
+
+    @field_validator("scores")
+    @classmethod
+    def _round_scores(cls, scores: dict[str, list[SplitScores]]) -> dict[str, list[SplitScores]]:
+        """Scores carry mteb's 6 decimals, as mteb rounds them when it saves a result."""
+        return _rounded(scores, SCORE_DECIMALS)
 
     def main_scores(self) -> dict[str, float | None]:
         """``{split: main score}`` of the first subset (``default``) of each split."""

@@ -163,6 +163,6 @@ def _evaluate(
     )
     write_result(path, result)
     return [
-        TaskOutcome(task.name, split, entries[0]["main_score"], seconds[split], "done", path)
-        for split, entries in scores.items()
+        TaskOutcome(task.name, split, score, seconds[split], "done", path)
+        for split, score in result.main_scores().items()
     ]

@@ -16,7 +16,16 @@ from tasks.definition import TaskDefinition
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 # One "module:Class" per task type; a new type adds one line here.
-TYPE_CLASSES = ("tasks.retrieval:Retrieval",)
+TYPE_CLASSES = (
+    "tasks.retrieval:Retrieval",
+    "tasks.zero_shot:ZeroShotClassification",
+    "tasks.clustering:Clustering",
+    "tasks.multiple_choice:MultipleChoice",
+    "tasks.visual_sts:VisualSTS",
+    "tasks.linear_probe:LinearProbe",
+    "tasks.multilabel:MultilabelClassification",
+    "tasks.compositionality:Compositionality",
+)
 
 
 def _load_types() -> dict[str, TaskType]:
@@ -29,7 +38,6 @@ def _load_types() -> dict[str, TaskType]:
 
 
 TASK_TYPES: dict[str, TaskType] = _load_types()
-DEMO_TASKS = ("DemoShapesT2IRetrieval", "DemoShapesI2TRetrieval", "DemoShapesI2IRetrieval")
 
 
 def task_type(task: TaskDefinition) -> TaskType:
@@ -72,6 +80,15 @@ def builtin_tasks() -> dict[str, TaskDefinition]:
                 raise HarnessError(f"task {definition.name} is defined twice (in {path})")
             tasks[definition.name] = definition
     return tasks
+
+
+def demo_tasks() -> list[str]:
+    """The embedded offline benchmark: every task defined in ``definitions/demo*.yaml``."""
+    return [
+        definition.name
+        for path in sorted(DEFINITIONS_DIR.glob("demo*.yaml"))
+        for definition in load_task_file(path)
+    ]
 
 
 def resolve_tasks(specs: Sequence[str]) -> list[TaskDefinition]:

@@ -21,7 +21,10 @@ def adapter(tiny_clip_dir: Path):
 
 
 def mixed_items() -> list[RawItem]:
-    images = [RawItem(f"i{n}", image=EncodedImage(png_bytes(RGB[c], seed=n))) for n, c in enumerate(COLOURS)]
+    images = [
+        RawItem(f"i{n}", image=EncodedImage(png_bytes(RGB[c], seed=n)))
+        for n, c in enumerate(COLOURS)
+    ]
     texts = [RawItem(f"t{n}", text=f"a {c} square" + " big" * n) for n, c in enumerate(COLOURS)]
     both = [RawItem("b0", text="red", image=EncodedImage(png_bytes(RGB["red"])))]
     return [*images, *texts, *both]
@@ -58,7 +61,9 @@ def test_duplicate_items_are_encoded_once(adapter) -> None:
 
 def test_bad_image_raises_or_is_skipped(adapter) -> None:
     items = [RawItem("ok", text="blue"), RawItem("bad-one", image=EncodedImage(b"garbage"))]
-    with pytest.raises(BadInputError, match="bad-one.*MyTask|MyTask.*bad-one"):
+    with pytest.raises(BadInputError, match=r"bad-one.*MyTask|MyTask.*bad-one"):
         Encoder(adapter, show_progress=False).encode(items, task="MyTask")
-    encoded = Encoder(adapter, skip_bad_inputs=True, show_progress=False).encode(items, task="MyTask")
+    encoded = Encoder(adapter, skip_bad_inputs=True, show_progress=False).encode(
+        items, task="MyTask"
+    )
     assert encoded.kept.tolist() == [True, False] and encoded.skipped == ("bad-one",)

@@ -100,3 +100,10 @@ def test_names_cannot_leave_the_output_folder(tmp_path: Path) -> None:
     )
     path = result_path(tmp_path, sneaky, "../../passwd")
     assert tmp_path in path.resolve().parents
+
+
+def test_scores_are_rounded_to_six_decimals_as_mteb_saves_them(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    write_result(path, make_result(0.123456789))
+    entry = json.loads(path.read_text())["scores"]["test"][0]
+    assert entry["main_score"] == 0.123457 and entry["ndcg_at_10"] == 0.123457

@@ -5,14 +5,12 @@ configs ``corpus``, ``queries`` and ``qrels``, each with one ``test`` parquet fi
 queries rows are ``id``, ``modality`` ("text" or "image"), ``text`` and ``image`` (PNG bytes);
 qrels rows are ``query-id``, ``corpus-id`` and ``score``.
 
-Usage: ``python -m tasks.demo.build OUT_DIR`` (the committed copy is ``tasks/demo/data``).
+Usage: ``python -m tasks.demo OUT_DIR`` (the committed copy is ``tasks/demo/data``).
 """
 
 from __future__ import annotations
 
 import io
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,19 +174,3 @@ def build_demo_datasets(out_dir: str | Path) -> list[Path]:
     """Write all demo tasks under ``out_dir`` and return their folders."""
     out = Path(out_dir)
     return [write_task(out, task) for task in TASKS]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m tasks.demo.build OUT_DIR``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m tasks.demo.build OUT_DIR", file=sys.stderr)
-        return 2
-    datasets.disable_progress_bars()
-    for folder in build_demo_datasets(args[0]):
-        print(folder)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

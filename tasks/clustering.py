@@ -1,0 +1,99 @@
+"""Image clustering as MIEB scores it (mteb's ``AbsTaskClusteringLegacy`` for images).
+
+Reads the layout of MIEB's image clustering datasets, which are its classification datasets
+(see ``tasks/labelled.py``): config ``default``, columns ``image`` and ``label``. The images of
+a split are encoded without a role (``prompts.query`` is the instruction), clustered once by
+``MiniBatchKMeans`` with k = the number of distinct labels in the split, ``batch_size=500``,
+``n_init="auto"`` and ``random_state=42``, and scored with V-measure, NMI (main score), ARI
+and Hungarian cluster accuracy. There is one run per split: no repetitions, no subsampling.
+
+Reproduced behaviour of mteb: its CLIP-style wrappers hand torch tensors to scikit-learn, which
+fits them in float64, so ``fit_dtype`` defaults to ``float64``; ``fit_dtype: float32`` fits the
+float32 vectors as they are (mteb's path for models that return numpy arrays).
+
+Only image clustering (category ``i2c``) is served: mteb's legacy text clustering clusters each
+row's list of sentences separately and reports V-measure only, a different protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import PositiveInt
+
+from harness.encoding import Encoder
+from harness.errors import HarnessError
+from harness.scoring.clustering import (
+    KMEANS_BATCH_SIZE,
+    KMEANS_SEED,
+    FitDtype,
+    cluster_assignments,
+    clustering_metrics,
+)
+from tasks.base import Protocol, SplitOutcome, TaskType
+from tasks.definition import TaskDefinition
+from tasks.labelled import load_labelled
+from tasks.loading import column
+
+
+class ClusteringProtocol(Protocol):
+    """mteb's MiniBatchKMeans constants, and the array type the fit sees (``float64``, as for
+    mteb's CLIP-style wrappers, or ``float32``)."""
+
+    batch_size: PositiveInt = KMEANS_BATCH_SIZE
+    seed: int = KMEANS_SEED
+    fit_dtype: FitDtype = "float64"
+
+
+class Clustering(TaskType):
+    """Images clustered by MiniBatchKMeans and compared with their labels."""
+
+    name = "clustering"
+    default_main_score = "nmi"
+    protocol_model = ClusteringProtocol
+
+    def protocol(self, task: TaskDefinition) -> ClusteringProtocol:
+        """The validated protocol; the category must be image clustering (``i2c``)."""
+        protocol = super().protocol(task)
+        assert isinstance(protocol, ClusteringProtocol)
+        if task.category != "i2c":
+            raise HarnessError(
+                f"task {task.name}: clustering serves image clustering (category i2c), not "
+                f"{task.category}; mteb's text clustering follows another protocol"
+            )
+        return protocol
+
+    def evaluate(
+        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
+    ) -> SplitOutcome:
+        """Encode the images, fit MiniBatchKMeans once, compare the clusters with the labels."""
+        protocol = self.protocol(task)
+        data = load_labelled(task, split)
+        _check_single_labels(task, split, data.labels)
+        items = data.items[:limit] if limit is not None else data.items
+        encoded = encoder.encode(items, role=None, instruction=task.prompts.query, task=task.name)
+        kept = zip(data.labels[: len(items)], encoded.kept, strict=True)
+        labels = [label for label, keep in kept if keep]
+        if not labels:
+            raise HarnessError(f"task {task.name}: no image of split {split!r} could be encoded")
+        assignments = cluster_assignments(
+            encoded.vectors[encoded.kept],
+            len(set(labels)),
+            batch_size=protocol.batch_size,
+            seed=protocol.seed,
+            fit_dtype=protocol.fit_dtype,
+        )
+        metrics = clustering_metrics(labels, assignments)
+        return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped))
+
+
+def _check_single_labels(task: TaskDefinition, split: str, labels: Sequence[Any]) -> None:
+    """Each item needs one hashable label (not a list of labels)."""
+    for row, label in enumerate(labels):
+        if isinstance(label, list | dict):
+            raise HarnessError(
+                f"task {task.name}: row {row} of split {split!r} has the label {label!r}; "
+                f"clustering needs one label per image in column {column(task, 'label')!r}. "
+                "Point dataset.columns.label at a single-label column."
+            )

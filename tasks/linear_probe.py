@@ -1,0 +1,250 @@
+"""Linear probe (MIEB's "ImageClassification", mteb's ``AbsTaskClassification``), scored as mteb.
+
+Reads the layout of MIEB's classification datasets (see ``tasks/labelled.py``): config
+``default`` with a ``train`` split and the evaluation split, columns ``image`` (or ``text``) and
+``label``; CIFAR10's ``img``, GTSRB's ``webp``/``cls`` and the like are mapped under
+``dataset.columns``.
+
+The protocol, as mteb 2.26 runs it (constants under ``protocol:``):
+
+- k-shot sampling of the train split, ``samples_per_label`` rows per label in each of
+  ``n_experiments`` experiments (MIEB's image tasks: 16 and 5, the defaults here; STL10 keeps
+  mteb's base defaults 8 and 10). Each experiment re-seeds ``RandomState(seed=42)`` and shuffles
+  the previous experiment's permutation; see ``harness.scoring.classification.kshot_samples``.
+  A label with fewer train rows than asked contributes all it has, as in mteb; a warning says
+  so. Labels of the evaluation split that never occur in the train split are kept, as in mteb:
+  the classifier cannot predict them, and a warning says so.
+- The union of the sampled train rows is encoded in one encoder call, the evaluation split in
+  another, without a role (mteb passes no prompt type); ``prompts.query`` is the instruction.
+- ``LogisticRegression(max_iter=100, random_state=42)`` is fitted per experiment; accuracy
+  (main score), macro/weighted F1, precision and recall, ``ap``/``ap_weighted`` for binary
+  evaluation labels; means over the experiments plus ``scores_per_experiment``.
+- ``fit_dtype`` (default ``float64``): mteb's CLIP-style wrappers return torch tensors, which
+  scikit-learn converts to float64 before fitting (a float32 numpy array, as
+  sentence-transformers models return, is fitted in float32). On identical embeddings the two
+  differ in the 4th decimal; the dtype is recorded with the protocol in every result.
+- ``exclude_train_rows`` drops train rows by index before sampling, as mteb's Birdsnap does
+  with its corrupted image (row 3854).
+
+``--limit N`` scores the first N rows of the evaluation split; the train sample is unchanged.
+A dataset without the train split, a train sample of a single label, or a label column of label
+lists (use ``multilabel_classification``) is a clear error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+from pydantic import PositiveInt
+
+from harness.encoding import Encoded, Encoder
+from harness.errors import HarnessError
+from harness.items import RawItem
+from harness.scoring.classification import (
+    ClassificationError,
+    FitDtype,
+    kshot_samples,
+    linear_probe_scores,
+)
+from tasks.base import Protocol, SplitOutcome, TaskType
+from tasks.definition import TaskDefinition
+from tasks.labelled import LabelledSplit, load_labelled
+
+logger = logging.getLogger(__name__)
+
+
+class LinearProbeProtocol(Protocol):
+    """mteb's k-shot logistic-regression constants (MIEB's image-task values)."""
+
+    samples_per_label: PositiveInt = 16
+    n_experiments: PositiveInt = 5
+    seed: int = 42
+    max_iter: PositiveInt = 100
+    fit_dtype: FitDtype = "float64"
+    train_split: str = "train"
+    exclude_train_rows: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    """Vectors of the sampled train rows and of the evaluation rows, with their labels."""
+
+    train_vectors: np.ndarray
+    train_labels: list
+    experiments: list[list[int]]
+    test_vectors: np.ndarray
+    test_labels: list
+    skipped: list[str]
+
+
+class LinearProbe(TaskType):
+    """k-shot logistic regression on frozen embeddings; accuracy, F1, precision, recall."""
+
+    name = "linear_probe"
+    default_main_score = "accuracy"
+    protocol_model = LinearProbeProtocol
+
+    def evaluate(
+        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
+    ) -> SplitOutcome:
+        """Sample the train split, encode sample and evaluation split once each, fit, score."""
+        protocol = self.protocol(task)
+        assert isinstance(protocol, LinearProbeProtocol)
+        train, test = load_train_and_test(task, protocol.train_split, split, limit)
+        for name, data in ((protocol.train_split, train), (split, test)):
+            require_label_shape(task, name, data.labels, lists=False)
+        train = exclude_rows(task, train, protocol.exclude_train_rows)
+        warn_on_label_coverage(task, train.labels, test.labels, protocol.samples_per_label, split)
+        samples = kshot_samples(
+            train.labels, protocol.samples_per_label, protocol.n_experiments, protocol.seed
+        )
+        sample = encode_sample(task, encoder, train, samples, test)
+        try:
+            metrics = linear_probe_scores(
+                sample.train_vectors,
+                sample.train_labels,
+                sample.experiments,
+                sample.test_vectors,
+                sample.test_labels,
+                seed=protocol.seed,
+                max_iter=protocol.max_iter,
+                fit_dtype=protocol.fit_dtype,
+            )
+        except ClassificationError as error:
+            raise HarnessError(f"task {task.name}, split {split}: {error}.") from error
+        return SplitOutcome([self.subset_scores(task, metrics)], sample.skipped)
+
+
+def load_train_and_test(
+    task: TaskDefinition, train_split: str, split: str, limit: int | None
+) -> tuple[LabelledSplit, LabelledSplit]:
+    """The train split and the first ``limit`` rows of the evaluation split."""
+    require_split(task, train_split)
+    train, test = load_labelled(task, train_split), load_labelled(task, split)
+    if limit is not None:
+        test = LabelledSplit(test.items[:limit], test.labels[:limit], test.label_names)
+    return train, test
+
+
+def require_label_shape(
+    task: TaskDefinition, split: str, labels: Sequence[object], *, lists: bool
+) -> None:
+    """Refuse lists of labels for a single-label type, and single labels for a multilabel one."""
+    if all(isinstance(label, list | tuple) == lists for label in labels):
+        return
+    problem, fix = (
+        ("single labels, not lists of labels", "Use type linear_probe for single-label data")
+        if lists
+        else ("lists of labels", "Use type multilabel_classification for multilabel data")
+    )
+    raise HarnessError(
+        f"task {task.name}: the label column of split {split!r} holds {problem}. {fix}, or "
+        "point dataset.columns.label at the right column."
+    )
+
+
+def require_split(task: TaskDefinition, split: str) -> None:
+    """Fail clearly when the dataset lacks the train split (never train on another split)."""
+    config = task.dataset.configs.get("default", "default")
+    try:
+        names = datasets.get_dataset_split_names(
+            task.dataset.path, config, revision=task.dataset.revision
+        )
+    except Exception:  # unreadable here: loading the split reports the problem itself
+        return
+    if split not in names:
+        raise HarnessError(
+            f"task {task.name}: dataset {task.dataset.path} (config {config!r}) has no "
+            f"{split!r} split to sample training rows from (it has {', '.join(names)}). "
+            "Name the training split under protocol.train_split."
+        )
+
+
+def exclude_rows(task: TaskDefinition, data: LabelledSplit, rows: Sequence[int]) -> LabelledSplit:
+    """``data`` without the given row indices."""
+    if not rows:
+        return data
+    bad = [row for row in rows if not 0 <= row < len(data.items)]
+    if bad:
+        raise HarnessError(
+            f"task {task.name}: protocol.exclude_train_rows names rows {bad} outside the train "
+            f"split's {len(data.items)} rows."
+        )
+    drop = set(rows)
+    keep = [i for i in range(len(data.items)) if i not in drop]
+    return LabelledSplit(
+        [data.items[i] for i in keep], [data.labels[i] for i in keep], data.label_names
+    )
+
+
+def warn_on_label_coverage(
+    task: TaskDefinition,
+    train_labels: Sequence[Hashable],
+    test_labels: Sequence[Hashable],
+    samples_per_label: int,
+    split: str,
+) -> None:
+    """Log labels with fewer train rows than asked, and evaluation labels absent from train."""
+    counts = Counter(train_labels)
+    short = sorted(
+        (count, repr(label)) for label, count in counts.items() if count < samples_per_label
+    )
+    if short:
+        logger.warning(
+            "task %s: %d label(s) have fewer than %d train rows (fewest: %s with %d); every "
+            "experiment uses all of their rows, as mteb does.",
+            task.name,
+            len(short),
+            samples_per_label,
+            short[0][1],
+            short[0][0],
+        )
+    unseen = sorted({repr(label) for label in test_labels if label not in counts})
+    if unseen:
+        logger.warning(
+            "task %s: %d label(s) of split %s never occur in the train split (%s); their rows "
+            "are scored as errors, as mteb does.",
+            task.name,
+            len(unseen),
+            split,
+            ", ".join(unseen[:5]),
+        )
+
+
+def encode_sample(
+    task: TaskDefinition,
+    encoder: Encoder,
+    train: LabelledSplit,
+    samples: list[list[int]],
+    test: LabelledSplit,
+) -> EncodedSample:
+    """Encode the union of the sampled train rows once and the evaluation rows once.
+
+    Experiments index the encoded union; rows skipped as bad input leave the experiments and
+    the evaluation set.
+    """
+    union = sorted(set().union(*samples))
+    encoded_train = _encode(task, encoder, [train.items[row] for row in union])
+    encoded_test = _encode(task, encoder, test.items)
+    position = {row: pos for pos, row in enumerate(union)}
+    experiments = [
+        [position[row] for row in rows if encoded_train.kept[position[row]]] for rows in samples
+    ]
+    kept = encoded_test.kept
+    return EncodedSample(
+        train_vectors=encoded_train.vectors,
+        train_labels=[train.labels[row] for row in union],
+        experiments=experiments,
+        test_vectors=encoded_test.vectors[kept],
+        test_labels=[label for label, keep in zip(test.labels, kept, strict=True) if keep],
+        skipped=[*encoded_train.skipped, *encoded_test.skipped],
+    )
+
+
+def _encode(task: TaskDefinition, encoder: Encoder, items: list[RawItem]) -> Encoded:
+    return encoder.encode(items, role=None, instruction=task.prompts.query, task=task.name)

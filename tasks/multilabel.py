@@ -1,0 +1,138 @@
+"""Multilabel classification (MIEB's VOC2007, mteb's ``AbsTaskMultilabelClassification``).
+
+A type of its own rather than a linear-probe option: mteb runs it with another classifier,
+sampler, label format, main score and metric set. Reads the layout of VOC2007 on the hub:
+config ``default`` with ``train`` and evaluation splits, columns ``image`` and a list of label
+ids (VOC2007's ``classes``, mapped with ``dataset.columns.label``).
+
+The protocol, as mteb 2.26 runs it (constants under ``protocol:``):
+
+- Sampling: one ``np.random.default_rng(seed=42)`` per task; each of ``n_experiments`` (5 in
+  both VOC2007 tasks) experiments shuffles the train rows and keeps a row when any of its labels
+  has been kept fewer than ``samples_per_label`` times (8: VOC2007 inherits mteb's base value).
+  See ``harness.scoring.classification.multilabel_kshot_samples``.
+- An evaluation split larger than ``max_eval_samples`` is cut to that many rows by second-order
+  iterative stratification with seed 42 (VOC2007.v2 and mteb's default: 3000; VOC2007: null).
+- The union of the sampled train rows is encoded once, the evaluation rows once.
+- Labels are binarised over the evaluation split's labels; metrics ``accuracy`` (subset
+  accuracy), ``lrap`` (main score), ``f1`` (macro) and ``hamming`` (mean per-row Jaccard
+  overlap), averaged over the experiments, plus ``scores_per_experiment``.
+
+Reproduced defects of mteb:
+
+- VOC2007 declares ``evaluator = MultiOutputClassifier(LogisticRegression())``, but the
+  abstract task fits ``evaluator_model``, a ``KNeighborsClassifier(n_neighbors=5)``: the
+  declared classifier has no effect, and MIEB's VOC2007 numbers are kNN numbers. With kNN,
+  LRAP is computed on the hard 0/1 predictions, so it ranks tied labels. ``classifier:
+  logistic`` runs the declared one-vs-rest logistic regression instead, with LRAP on its
+  probabilities (not MIEB-comparable).
+- The generator outlives a split: a second evaluation split continues the random stream where
+  the first stopped, so a split's sample depends on the splits evaluated before it. This is
+  reproduced from the split's position in ``eval_splits``.
+- mteb fits on ``np.stack`` of per-row tensors, a float32 numpy array (``fit_dtype: float32``).
+
+``--limit N`` scores the first N rows of the (cut) evaluation split. Fewer sampled train rows
+than neighbours, or (with ``classifier: logistic``) a label present in all or none of them, is
+a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+from pydantic import PositiveInt
+
+from harness.encoding import Encoder
+from harness.errors import HarnessError
+from harness.scoring.classification import (
+    ClassificationError,
+    FitDtype,
+    MultilabelClassifier,
+    iterative_stratified_subsample,
+    multilabel_kshot_samples,
+    multilabel_scores,
+)
+from tasks.base import Protocol, SplitOutcome, TaskType
+from tasks.definition import TaskDefinition
+from tasks.labelled import LabelledSplit
+from tasks.linear_probe import (
+    encode_sample,
+    load_train_and_test,
+    require_label_shape,
+    warn_on_label_coverage,
+)
+
+
+class MultilabelProtocol(Protocol):
+    """mteb's multilabel constants (MIEB's VOC2007.v2 values)."""
+
+    samples_per_label: PositiveInt = 8
+    n_experiments: PositiveInt = 5
+    seed: int = 42
+    classifier: MultilabelClassifier = "knn"
+    n_neighbors: PositiveInt = 5
+    max_eval_samples: PositiveInt | None = 3000
+    fit_dtype: FitDtype = "float32"
+    train_split: str = "train"
+
+
+class MultilabelClassification(TaskType):
+    """k-shot multilabel classification on frozen embeddings; LRAP, F1, accuracy, hamming."""
+
+    name = "multilabel_classification"
+    default_main_score = "lrap"
+    protocol_model = MultilabelProtocol
+
+    def evaluate(
+        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
+    ) -> SplitOutcome:
+        """Sample the train split, encode sample and evaluation split once each, fit, score."""
+        protocol = self.protocol(task)
+        assert isinstance(protocol, MultilabelProtocol)
+        train, test = load_train_and_test(task, protocol.train_split, split, None)
+        for name, data in ((protocol.train_split, train), (split, test)):
+            require_label_shape(task, name, data.labels, lists=True)
+        test = _cut(test, protocol.max_eval_samples, protocol.seed, limit)
+        warn_on_label_coverage(
+            task, _flat(train.labels), _flat(test.labels), protocol.samples_per_label, split
+        )
+        earlier = task.eval_splits.index(split) if split in task.eval_splits else 0
+        samples = multilabel_kshot_samples(
+            train.labels,
+            protocol.samples_per_label,
+            protocol.n_experiments,
+            protocol.seed,
+            earlier_experiments=earlier * protocol.n_experiments,
+        )
+        sample = encode_sample(task, encoder, train, samples, test)
+        try:
+            metrics = multilabel_scores(
+                sample.train_vectors,
+                sample.train_labels,
+                sample.experiments,
+                sample.test_vectors,
+                sample.test_labels,
+                classifier=protocol.classifier,
+                n_neighbors=protocol.n_neighbors,
+                fit_dtype=protocol.fit_dtype,
+            )
+        except ClassificationError as error:
+            raise HarnessError(f"task {task.name}, split {split}: {error}.") from error
+        return SplitOutcome([self.subset_scores(task, metrics)], sample.skipped)
+
+
+def _cut(
+    test: LabelledSplit, max_eval_samples: int | None, seed: int, limit: int | None
+) -> LabelledSplit:
+    """mteb's stratified cut to ``max_eval_samples`` rows, then the first ``limit`` rows."""
+    rows = list(range(len(test.items)))
+    if max_eval_samples is not None and len(rows) > max_eval_samples:
+        rows = iterative_stratified_subsample(test.labels, max_eval_samples, seed)
+    rows = rows[:limit] if limit is not None else rows
+    return LabelledSplit(
+        [test.items[i] for i in rows], [test.labels[i] for i in rows], test.label_names
+    )
+
+
+def _flat(label_sets: Sequence[Sequence[Hashable]]) -> list[Hashable]:
+    return [label for labels in label_sets for label in labels]

@@ -1,0 +1,254 @@
+"""Multiple choice (MIEB's VisionCentricQA: CV-Bench, BLINK), scored as mteb scores it.
+
+mteb casts a multiple-choice question as retrieval restricted to the question's candidates
+(its reranking path): the query (an image, a question, or both) is compared with each of its
+candidate answers only, and the run is scored with the retrieval metrics; the main score
+``accuracy`` is recall@1. The k values, ``skip_first_result`` and ``ignore_identical_ids`` are
+the retrieval ones (mteb's defaults for these tasks).
+
+Two hub layouts (``protocol.layout``):
+
+- ``retrieval`` (BLINK): configs ``corpus``, ``queries`` and ``qrels`` as for retrieval, the
+  qrels listing each query's candidates with score 1 (the answer) or 0. The candidates are a
+  ``top_ranked`` config (columns ``query-id``, ``corpus-ids``) or the qrels' documents
+  (``protocol.candidates``: ``auto`` takes ``top_ranked`` when the dataset has it). mteb's
+  BLINK tasks take the qrels' documents even when a ``top_ranked`` config exists: declare
+  ``candidates: qrels`` for them.
+- ``choices`` (CV-Bench): one config whose rows hold ``image``, ``question``, ``choices`` (a
+  list of answer texts) and ``answer`` (``"(A)"``... or a 0-based index); ``protocol.where``
+  keeps the rows whose columns hold the given values (CV-Bench's ``task`` column selects
+  Count, Relation, Depth or Distance). As mteb does, the query of row ``i`` (after filtering) is
+  ``query-<split>-<i>`` and the candidates are documents keyed by answer text: a text used by
+  several questions is one document ``corpus-<split>-<n>``, numbered in order of first use.
+
+Behaviour kept from mteb: a query without candidates scores as a miss; ties between
+candidates (say, two identical images) are broken by document id, descending, as pytrec_eval
+does. Only the candidates of the evaluated queries are encoded (mteb encodes the whole corpus;
+the vectors, hence the scores, are the same).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import datasets
+from pydantic import Field
+
+from harness.encoding import Encoder
+from harness.errors import HarnessError
+from harness.items import EncodedImage, RawItem
+from harness.scoring.multiple_choice import candidate_run
+from tasks.definition import TaskDefinition
+from tasks.loading import (
+    column,
+    config_names,
+    load_part,
+    require_columns,
+    resolve_config,
+    undecoded_images,
+)
+from tasks.retrieval import Encodings, Retrieval, RetrievalProtocol, RetrievalSplit, Run
+
+Candidates = dict[str, list[str]]
+_LETTER = re.compile(r"^\(([A-Z])\)$")
+
+
+class MultipleChoiceProtocol(RetrievalProtocol):
+    """mteb's retrieval constants, plus where the questions and their candidates come from."""
+
+    layout: Literal["retrieval", "choices"] = "retrieval"
+    candidates: Literal["auto", "top_ranked", "qrels"] = "auto"
+    where: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+@dataclass
+class ChoiceSplit(RetrievalSplit):
+    """A retrieval split plus each query's candidate documents."""
+
+    candidates: Candidates
+
+
+class MultipleChoice(Retrieval):
+    """Each query ranks its own candidates; accuracy (recall@1) and the retrieval metrics."""
+
+    name = "multiple_choice"
+    default_main_score = "accuracy"
+    protocol_model = MultipleChoiceProtocol
+
+    def _load_split(
+        self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None
+    ) -> ChoiceSplit:
+        assert isinstance(protocol, MultipleChoiceProtocol)
+        if protocol.layout == "choices":
+            data = self._choices_split(task, protocol, split)
+        else:
+            data = self._retrieval_split(task, protocol, split)
+        if limit is not None:
+            data = _first_queries(data, limit)
+        return data
+
+    def _search(
+        self,
+        data: RetrievalSplit,
+        protocol: RetrievalProtocol,
+        encoder: Encoder,
+        queries: Encodings,
+        corpus: Encodings,
+    ) -> Run:
+        """Score every query against its candidates that the encoder kept."""
+        assert isinstance(data, ChoiceSplit)
+        kept = set(corpus.ids)
+        candidates = {
+            qid: [doc for doc in data.candidates.get(qid, ()) if doc in kept] for qid in queries.ids
+        }
+        return candidate_run(
+            queries.ids,
+            queries.vectors,
+            corpus.ids,
+            corpus.vectors,
+            candidates,
+            top_k=max(protocol.k_values),
+            similarity=encoder.adapter.meta.similarity,
+        )
+
+    def _retrieval_split(
+        self, task: TaskDefinition, protocol: MultipleChoiceProtocol, split: str
+    ) -> ChoiceSplit:
+        """The BEIR-style layout; candidates from ``top_ranked`` or from the qrels."""
+        base = super()._load_split(task, protocol, split, None)
+        if _uses_top_ranked(task, protocol):
+            candidates = self._top_ranked(task, split)
+        else:
+            candidates = {qid: list(docs) for qid, docs in base.qrels.items()}
+        needed = {doc for qid in base.qrels for doc in candidates.get(qid, ())}
+        corpus = [doc for doc in base.corpus if doc.id in needed]
+        missing = needed - {doc.id for doc in corpus}
+        if missing:
+            raise HarnessError(
+                f"task {task.name}: {len(missing)} candidate document(s) of split {split!r} "
+                f"(e.g. {sorted(missing)[0]!r}) are not in the corpus. Add them to the corpus "
+                "config or remove them from the candidates."
+            )
+        return ChoiceSplit(base.queries, corpus, base.qrels, candidates)
+
+    def _top_ranked(self, task: TaskDefinition, split: str) -> Candidates:
+        config = resolve_config(task, "top_ranked", ("top_ranked",))
+        data = load_part(task, "top_ranked", config, split)
+        names = [column(task, "query-id"), column(task, "corpus-ids")]
+        require_columns(task, data, config, names)
+        return {
+            str(qid): [str(doc) for doc in docs or ()]
+            for qid, docs in zip(data[names[0]], data[names[1]], strict=True)
+        }
+
+    def _choices_split(
+        self, task: TaskDefinition, protocol: MultipleChoiceProtocol, split: str
+    ) -> ChoiceSplit:
+        """The CV-Bench layout: one row per question, with its choices and answer."""
+        if task.document_modality != "t":
+            raise HarnessError(
+                f"task {task.name}: layout 'choices' holds text answers, so the category must "
+                f"end in '2t' (it is {task.category!r})."
+            )
+        config = task.dataset.configs.get("default", "default")
+        data = _filtered(task, load_part(task, "default", config, split), config, protocol.where)
+        text = column(task, "question") if "t" in task.query_modality else None
+        image = column(task, "image") if "i" in task.query_modality else None
+        fields = [column(task, "choices"), column(task, "answer")]
+        require_columns(task, data, config, [*fields, *(c for c in (text, image) if c)])
+        if image:
+            data = undecoded_images(data, image)
+        builder = _ChoiceBuilder(task, split)
+        for index, row in enumerate(data):
+            builder.add(index, row, text, image, *fields)
+        return builder.result()
+
+
+class _ChoiceBuilder:
+    """Collects queries, text documents (one per distinct answer text), qrels and candidates."""
+
+    def __init__(self, task: TaskDefinition, split: str) -> None:
+        self.task, self.split = task, split
+        self.queries: list[RawItem] = []
+        self.doc_ids: dict[str, str] = {}
+        self.qrels: dict[str, dict[str, int]] = {}
+
+    def add(
+        self,
+        index: int,
+        row: dict[str, Any],
+        text: str | None,
+        image: str | None,
+        choices_column: str,
+        answer_column: str,
+    ) -> None:
+        """Add row ``index``: its query, and a document for each choice not seen before."""
+        query_id = f"query-{self.split}-{index}"
+        choices = [str(choice) for choice in row[choices_column] or ()]
+        answer = choices[self._answer_index(index, row[answer_column], len(choices))]
+        judged = self.qrels.setdefault(query_id, {})
+        for choice in choices:
+            doc_id = self.doc_ids.setdefault(choice, f"corpus-{self.split}-{len(self.doc_ids)}")
+            judged[doc_id] = int(choice == answer)
+        picture = row[image] if image else None
+        self.queries.append(
+            RawItem(
+                query_id,
+                text=(row[text] or None) if text else None,
+                image=EncodedImage.from_value(picture) if picture is not None else None,
+            )
+        )
+
+    def _answer_index(self, index: int, answer: Any, count: int) -> int:
+        """The answer as a 0-based index: an int, or a letter in parentheses like ``(B)``."""
+        match = _LETTER.match(answer) if isinstance(answer, str) else None
+        position = ord(match.group(1)) - ord("A") if match else answer
+        if isinstance(position, int) and not isinstance(position, bool) and 0 <= position < count:
+            return position
+        raise HarnessError(
+            f"task {self.task.name}: row {index} of split {self.split!r} has the answer "
+            f"{answer!r} for {count} choices. An answer must be a letter like '(A)' or a "
+            "0-based index into the choices (map the column under dataset.columns.answer)."
+        )
+
+    def result(self) -> ChoiceSplit:
+        corpus = [RawItem(doc_id, text=text) for text, doc_id in self.doc_ids.items()]
+        candidates = {qid: list(docs) for qid, docs in self.qrels.items()}
+        return ChoiceSplit(self.queries, corpus, self.qrels, candidates)
+
+
+def _uses_top_ranked(task: TaskDefinition, protocol: MultipleChoiceProtocol) -> bool:
+    if protocol.candidates != "auto":
+        return protocol.candidates == "top_ranked"
+    return "top_ranked" in task.dataset.configs or "top_ranked" in config_names(task)
+
+
+def _filtered(
+    task: TaskDefinition, data: datasets.Dataset, config: str, where: dict[str, Any]
+) -> datasets.Dataset:
+    """The rows whose ``where`` columns hold the given values (no image is decoded)."""
+    if not where:
+        return data
+    require_columns(task, data, config, list(where))
+    kept = data.filter(
+        lambda *values: all(v == want for v, want in zip(values, where.values(), strict=True)),
+        input_columns=list(where),
+    )
+    if len(kept) == 0:
+        raise HarnessError(
+            f"task {task.name}: no row of config {config!r} matches protocol.where {where}. "
+            "Check the column values."
+        )
+    return kept
+
+
+def _first_queries(data: ChoiceSplit, limit: int) -> ChoiceSplit:
+    """The first ``limit`` queries with their qrels, candidates and candidate documents."""
+    queries = data.queries[:limit]
+    ids = [query.id for query in queries]
+    candidates = {qid: data.candidates[qid] for qid in ids if qid in data.candidates}
+    needed = {doc for docs in candidates.values() for doc in docs}
+    corpus = [doc for doc in data.corpus if doc.id in needed]
+    return ChoiceSplit(queries, corpus, {qid: data.qrels[qid] for qid in ids}, candidates)

@@ -1,0 +1,200 @@
+"""Zero-shot classification: each input gets the label whose text prompt it is most similar to.
+
+Reads the layout of MIEB's classification datasets (see ``tasks/labelled.py``): config
+``default``, columns ``image`` (or ``text``) and ``label``. The label prompts are the entry's
+``template`` filled with each label name; the names are listed under ``protocol.label_names``,
+or with ``label_names: feature`` (the default) taken from the label column's ``ClassLabel``
+feature, as mteb's ``get_candidate_labels`` does for most tasks.
+
+As in mteb, the prompts and the inputs are encoded without a role (mteb passes no prompt
+type; an instructed model gets ``prompts.document`` for the label prompts and ``prompts.query``
+for the inputs), each set in one encoder call. The prediction is the first label with the
+highest score; the metrics are accuracy (main score), macro and weighted F1, precision and
+recall, plus ``ap``/``ap_weighted`` when the split has exactly two distinct labels. Integer
+labels index the label names; string labels must equal a prompt (as in mteb) or a label name.
+
+Reproduced defects of mteb:
+
+- mteb scores with ``softmax(100 * cosine)`` for tasks whose metadata lists the modalities as
+  ``["image", "text"]`` and with the model's similarity for ``["text", "image"]``, a choice
+  that changes the binary ``ap`` (and can change argmax on near-ties). Entries pick the path
+  with ``label_scoring: softmax`` or ``label_scoring: similarity`` (the default).
+- Some mteb tasks read label names with ``readlines()``, so their prompts keep a newline
+  (``"a photo showing the country of Andorra\\n."``); an entry reproduces this by listing the
+  names with the newline.
+
+``ensemble_templates`` turns on CLIP-style prompt ensembles (off by default, not an mteb
+protocol): each label's vector is the renormalised mean of the normalised vectors of its
+prompts, one per template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import field_validator
+
+from harness.encoding import Encoder
+from harness.errors import HarnessError
+from harness.items import RawItem
+from harness.scoring.zero_shot import (
+    LabelScoring,
+    ensemble_label_vectors,
+    label_scores,
+    zero_shot_metrics,
+)
+from tasks.base import Protocol, SplitOutcome, TaskType
+from tasks.definition import TaskDefinition
+from tasks.labelled import LabelledSplit, load_labelled
+from tasks.loading import column
+
+PLACEHOLDER = "{label}"
+
+
+class ZeroShotProtocol(Protocol):
+    """How the label prompts are built and scored.
+
+    ``template``: a label's prompt, ``{label}`` standing for its name (mteb's per-task prompt).
+    ``label_names``: the names in label-id order, or ``feature`` for the ``ClassLabel`` names.
+    ``ensemble_templates``: several templates for a CLIP-style prompt ensemble (then
+    ``template`` is unused); empty (off) by default. ``label_scoring``: ``similarity`` or
+    ``softmax``, mteb's two scoring paths (see ``harness.scoring.zero_shot``).
+    """
+
+    template: str = "a photo of a {label}."
+    label_names: list[str] | Literal["feature"] = "feature"
+    ensemble_templates: tuple[str, ...] = ()
+    label_scoring: LabelScoring = "similarity"
+
+    @field_validator("template")
+    @classmethod
+    def _has_placeholder(cls, template: str) -> str:
+        return _checked_template(template)
+
+    @field_validator("ensemble_templates")
+    @classmethod
+    def _all_have_placeholder(cls, templates: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_checked_template(template) for template in templates)
+
+    @field_validator("label_names")
+    @classmethod
+    def _not_empty(cls, names: list[str] | str) -> list[str] | str:
+        if not names:
+            raise ValueError("label_names is empty: list the label names, or write `feature`")
+        return names
+
+    @property
+    def templates(self) -> list[str]:
+        """The templates whose prompts make each label's vector."""
+        return list(self.ensemble_templates) or [self.template]
+
+
+class ZeroShotClassification(TaskType):
+    """Inputs (images or texts) classified by similarity to one text prompt per label."""
+
+    name = "zero_shot_classification"
+    default_main_score = "accuracy"
+    protocol_model = ZeroShotProtocol
+
+    def protocol(self, task: TaskDefinition) -> ZeroShotProtocol:
+        """The validated protocol; the category must classify into text labels (``i2t``)."""
+        protocol = super().protocol(task)
+        assert isinstance(protocol, ZeroShotProtocol)
+        if task.document_modality != "t" or task.query_modality not in ("i", "t"):
+            raise HarnessError(
+                f"task {task.name}: zero-shot classification matches images or texts to text "
+                f"label prompts, so its category must be i2t or t2t, not {task.category}"
+            )
+        return protocol
+
+    def evaluate(
+        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
+    ) -> SplitOutcome:
+        """Encode the label prompts and the inputs, predict by argmax, score with sklearn."""
+        protocol = self.protocol(task)
+        data = load_labelled(task, split)
+        names = _label_names(task, protocol, data)
+        prompts = [_fill(template, name) for template in protocol.templates for name in names]
+        labels = _label_indices(task, split, data.labels, names, prompts[: len(names)])
+        items = data.items[:limit] if limit is not None else data.items
+        labels = labels[: len(items)]
+
+        label_vectors = self._label_vectors(task, encoder, prompts, len(protocol.templates))
+        encoded = encoder.encode(items, role=None, instruction=task.prompts.query, task=task.name)
+        if not encoded.kept.any():
+            raise HarnessError(f"task {task.name}: no input of split {split!r} could be encoded")
+        scores = label_scores(
+            encoded.vectors[encoded.kept],
+            label_vectors,
+            scoring=protocol.label_scoring,
+            similarity=encoder.adapter.meta.similarity,
+        )
+        kept_labels = [label for label, keep in zip(labels, encoded.kept, strict=True) if keep]
+        metrics = zero_shot_metrics(kept_labels, scores)
+        return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped))
+
+    def _label_vectors(
+        self, task: TaskDefinition, encoder: Encoder, prompts: list[str], n_templates: int
+    ) -> np.ndarray:
+        """One vector per label: its prompt's, or the ensemble of its templates' prompts."""
+        items = [RawItem(id=f"prompt-{i}", text=prompt) for i, prompt in enumerate(prompts)]
+        vectors = encoder.encode(
+            items, role=None, instruction=task.prompts.document, task=task.name
+        ).vectors
+        if n_templates == 1:
+            return vectors
+        return ensemble_label_vectors(vectors.reshape(n_templates, -1, vectors.shape[-1]))
+
+
+def _checked_template(template: str) -> str:
+    if PLACEHOLDER not in template:
+        raise ValueError(
+            f"template {template!r} has no {PLACEHOLDER} placeholder; write where the label "
+            f"name goes, e.g. 'a photo of a {PLACEHOLDER}.'"
+        )
+    return template
+
+
+def _fill(template: str, name: str) -> str:
+    return template.replace(PLACEHOLDER, name)
+
+
+def _label_names(
+    task: TaskDefinition, protocol: ZeroShotProtocol, data: LabelledSplit
+) -> list[str]:
+    if protocol.label_names != "feature":
+        return list(protocol.label_names)
+    if data.label_names is None:
+        raise HarnessError(
+            f"task {task.name}: the label column {column(task, 'label')!r} is not a ClassLabel, "
+            "so it has no label names. List them under protocol.label_names in the task "
+            "definition, in label-id order."
+        )
+    return data.label_names
+
+
+def _label_indices(
+    task: TaskDefinition,
+    split: str,
+    labels: Sequence[Any],
+    names: list[str],
+    prompts: list[str],
+) -> list[int]:
+    """Labels as indices of ``names``: integers as they are, strings by prompt or name."""
+    by_text = {name: i for i, name in enumerate(names)} | {p: i for i, p in enumerate(prompts)}
+    indices = []
+    for row, label in enumerate(labels):
+        if isinstance(label, str) and label in by_text:
+            indices.append(by_text[label])
+        elif isinstance(label, int | np.integer) and 0 <= label < len(names):
+            indices.append(int(label))
+        else:
+            raise HarnessError(
+                f"task {task.name}: label {label!r} (split {split!r}, row {row}, column "
+                f"{column(task, 'label')!r}) has no label name or prompt; the task has "
+                f"{len(names)} label names ({', '.join(map(repr, names[:5]))}"
+                f"{', ...' if len(names) > 5 else ''}). Fix protocol.label_names or the labels."
+            )
+    return indices
