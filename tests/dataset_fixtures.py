@@ -1,15 +1,23 @@
-"""Small retrieval datasets written in the hub's exact layout and read back through ``datasets``."""
+"""Shared test helpers: small datasets written in the hub's exact layouts (read back through
+``datasets``), task files, and running the CLI and reading its results."""
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow.parquet as pq
+import yaml
 from PIL import Image
+
+from harness.cli import main
+
+DEMO_DATA = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"
 
 ITEM_FEATURES = datasets.Features(
     {
@@ -116,8 +124,6 @@ def retrieval_task_yaml(
     path: Path, name: str, data_dir: Path, category: str = "t2i", **extra: Any
 ) -> Path:
     """A custom task file pointing at a local dataset folder."""
-    import yaml
-
     entry = {
         "name": name,
         "type": "retrieval",
@@ -128,3 +134,88 @@ def retrieval_task_yaml(
     }
     path.write_text(yaml.safe_dump(entry))
     return path
+
+
+def write_labelled_dataset(
+    root: Path,
+    splits: dict[str, list[tuple[bytes, Any]]],
+    label_feature: datasets.features.features.FeatureType,
+    image_column: str = "img",
+    label_column: str = "label",
+) -> Path:
+    """MIEB's classification layout (mteb/cifar10): config ``default``, ``data/<split>-*.parquet``.
+
+    The card declares the config and, as hub cards do, the features (a ``ClassLabel`` keeps its
+    names there and in the parquet schema).
+    """
+    features = datasets.Features({image_column: datasets.Image(), label_column: label_feature})
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        columns = {
+            image_column: [{"bytes": image, "path": None} for image, _ in rows],
+            label_column: [label for _, label in rows],
+        }
+        dataset = datasets.Dataset.from_dict(columns, features=features)
+        dataset.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
+    card = {
+        "dataset_info": {"features": features._to_yaml_list()},
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [
+                    {"split": split, "path": f"data/{split}-*.parquet"} for split in splits
+                ],
+            }
+        ],
+    }
+    (root / "README.md").write_text(f"---\n{yaml.safe_dump(card, sort_keys=False)}---\n")
+    return root
+
+
+def task_file(path: Path, entries: list[dict[str, Any]]) -> Path:
+    """A custom task file holding several task entries under ``tasks``."""
+    path.write_text(yaml.safe_dump({"tasks": entries}, sort_keys=False))
+    return path
+
+
+def run_cli(model: str | Path, tasks: str | Path, workdir: Path, *extra_args: str) -> int:
+    """``harness run`` in-process, quiet and single-process; results go to ``workdir / "out"``."""
+    return main(
+        [
+            "run",
+            "--model",
+            str(model),
+            "--tasks",
+            str(tasks),
+            "--output",
+            str(workdir / "out"),
+            "--cache-dir",
+            str(workdir / "cache"),
+            "--quiet",
+            "--num-workers",
+            "0",
+            *extra_args,
+        ]
+    )
+
+
+def result_files(workdir: Path, pattern: str = "*") -> dict[str, Path]:
+    """The result files ``run_cli`` wrote whose task name matches ``pattern``, by task name."""
+    return {path.stem: path for path in (workdir / "out").rglob(f"{pattern}.json")}
+
+
+def read_result_json(workdir: Path, task_name: str) -> dict[str, Any]:
+    """The one result file ``run_cli`` wrote for ``task_name``, parsed."""
+    [path] = (workdir / "out").rglob(f"{task_name}.json")
+    return json.loads(path.read_text())
+
+
+def decoded_rows(path: Path) -> list[dict[str, Any]]:
+    """A parquet file's rows with every image replaced by its decoded pixels."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict) and "bytes" in value:
+            return Image.open(io.BytesIO(value["bytes"])).convert("RGB").tobytes()
+        return value
+
+    return [{k: decode(v) for k, v in row.items()} for row in pq.read_table(path).to_pylist()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,37 +16,17 @@ from tests.dataset_fixtures import (
     colour_retrieval,
     item_row,
     png_bytes,
+    read_result_json,
     retrieval_task_yaml,
+    run_cli,
     write_hub_dataset,
 )
-
-
-def run_cli(tmp_path: Path, *args: str) -> int:
-    return main(
-        [
-            "run",
-            "--output",
-            str(tmp_path / "out"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--quiet",
-            "--num-workers",
-            "0",
-            *args,
-        ]
-    )
 
 
 def test_unknown_task_names_the_closest_and_runs_nothing(
     tiny_clip_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run_cli(
-        tmp_path,
-        "--model",
-        str(tiny_clip_dir),
-        "--tasks",
-        "DemoShapesT2IRetrieval,DemoShapesI2TRetreival",
-    )
+    code = run_cli(tiny_clip_dir, "DemoShapesT2IRetrieval,DemoShapesI2TRetreival", tmp_path)
     error = capsys.readouterr().err
     assert code == 2
     assert "DemoShapesI2TRetreival" in error and "Did you mean: DemoShapesI2TRetrieval" in error
@@ -57,7 +36,7 @@ def test_unknown_task_names_the_closest_and_runs_nothing(
 def test_unknown_model_names_the_closest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run_cli(tmp_path, "--model", "all-MiniLM-L6", "--tasks", "DemoShapesT2IRetrieval")
+    code = run_cli("all-MiniLM-L6", "DemoShapesT2IRetrieval", tmp_path)
     assert code == 2
     assert "all-MiniLM-L6-v2" in capsys.readouterr().err
 
@@ -76,7 +55,7 @@ def test_missing_column_names_column_config_and_task(
         },
     )
     task = retrieval_task_yaml(tmp_path / "broken.yaml", "BrokenT2I", data, "t2i")
-    code = run_cli(tmp_path, "--model", str(tiny_clip_dir), "--tasks", str(task))
+    code = run_cli(tiny_clip_dir, task, tmp_path)
     error = capsys.readouterr().err
     assert code == 2
     assert "BrokenT2I" in error and "'queries'" in error and "text" in error
@@ -105,7 +84,7 @@ def test_undecodable_image_names_item_and_task(
     tiny_clip_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     task = _task_with_a_corrupt_image(tmp_path)
-    code = run_cli(tmp_path, "--model", str(tiny_clip_dir), "--tasks", str(task))
+    code = run_cli(tiny_clip_dir, task, tmp_path)
     error = capsys.readouterr().err
     assert code == 2
     assert "broken-doc" in error and "CorruptT2I" in error and "--skip-bad-inputs" in error
@@ -113,12 +92,10 @@ def test_undecodable_image_names_item_and_task(
 
 def test_skip_bad_inputs_records_the_skipped_items(tiny_clip_dir: Path, tmp_path: Path) -> None:
     task = _task_with_a_corrupt_image(tmp_path)
-    code = run_cli(
-        tmp_path, "--model", str(tiny_clip_dir), "--tasks", str(task), "--skip-bad-inputs"
-    )
+    code = run_cli(tiny_clip_dir, task, tmp_path, "--skip-bad-inputs")
     assert code == 0
-    [result] = (tmp_path / "out").rglob("CorruptT2I.json")
-    assert json.loads(result.read_text())["harness"]["skipped_inputs"] == {"test": ["broken-doc"]}
+    result = read_result_json(tmp_path, "CorruptT2I")
+    assert result["harness"]["skipped_inputs"] == {"test": ["broken-doc"]}
 
 
 def test_cuda_without_cuda_is_a_clear_error(
@@ -128,15 +105,7 @@ def test_cuda_without_cuda_is_a_clear_error(
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    code = run_cli(
-        tmp_path,
-        "--model",
-        str(tiny_clip_dir),
-        "--tasks",
-        "DemoShapesT2IRetrieval",
-        "--device",
-        "cuda",
-    )
+    code = run_cli(tiny_clip_dir, "DemoShapesT2IRetrieval", tmp_path, "--device", "cuda")
     assert code == 2
     assert "CUDA" in capsys.readouterr().err
 
@@ -168,13 +137,7 @@ def test_unwritable_output_fails_before_encoding(
 
 
 def test_empty_task_name_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = run_cli(
-        tmp_path,
-        "--model",
-        "demo-clip",
-        "--tasks",
-        "DemoShapesT2IRetrieval,,DemoShapesI2TRetrieval",
-    )
+    code = run_cli("demo-clip", "DemoShapesT2IRetrieval,,DemoShapesI2TRetrieval", tmp_path)
     assert code == 2
     assert "stray comma" in capsys.readouterr().err
 

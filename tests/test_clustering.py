@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from harness.cli import main
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.scoring.clustering import METRIC_KEYS
 from tasks.clustering import Clustering
 from tasks.registry import load_task_file
-from tests.dataset_fixtures import RGB, png_bytes
-from tests.test_zero_shot import (
-    ContentAdapter,
-    MtebContentModel,
+from tests.dataset_fixtures import (
+    RGB,
+    png_bytes,
+    read_result_json,
+    run_cli,
     task_file,
     write_labelled_dataset,
 )
+from tests.test_zero_shot import ContentAdapter, MtebContentModel
 
 # Six labels; the last two share a colour, so no clustering of the swatches is perfect.
 LABEL_COLOURS = ("red", "green", "blue", "yellow", "purple", "purple")
@@ -61,25 +61,8 @@ def evaluate(path: Path, adapter: Any | None = None, **kwargs: Any) -> dict[str,
 def test_cli_run_writes_clustering_results(tiny_clip_dir: Path, tmp_path: Path) -> None:
     data = swatch_dataset(tmp_path / "data")
     tasks = task_file(tmp_path / "tasks.yaml", [entry("SwatchClustering", data)])
-    code = main(
-        [
-            "run",
-            "--model",
-            str(tiny_clip_dir),
-            "--tasks",
-            str(tasks),
-            "--output",
-            str(tmp_path / "out"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--quiet",
-            "--num-workers",
-            "0",
-        ]
-    )
-    assert code == 0
-    [path] = (tmp_path / "out").rglob("SwatchClustering.json")
-    result = json.loads(path.read_text())
+    assert run_cli(tiny_clip_dir, tasks, tmp_path) == 0
+    result = read_result_json(tmp_path, "SwatchClustering")
     [scores] = result["scores"]["test"]
     assert list(scores)[:4] == list(METRIC_KEYS)
     assert scores["main_score"] == scores["nmi"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -21,7 +20,6 @@ from mteb.results import TaskResult
 from mteb.timing import TimingStack
 from PIL import Image
 
-from harness.cli import main
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from model_adapters.base import AdapterMeta, Role
@@ -30,10 +28,16 @@ from tasks.compositionality import Compositionality
 from tasks.definition import TaskDefinition
 from tasks.demo.compositionality import TASK_INDEX, build_compositionality
 from tasks.registry import builtin_tasks, load_task_file
-from tests.dataset_fixtures import COLOURS, RGB, png_bytes, write_hub_dataset
-
-REPO = Path(__file__).resolve().parent.parent
-DEMO_DATA = REPO / "tasks" / "demo" / "data"
+from tests.dataset_fixtures import (
+    COLOURS,
+    DEMO_DATA,
+    RGB,
+    decoded_rows,
+    png_bytes,
+    run_cli,
+    task_file,
+    write_hub_dataset,
+)
 
 # MIEB's compositionality tasks as declarative entries (no main score: the style gives it).
 REAL_TASKS = yaml.safe_load(
@@ -340,11 +344,7 @@ def test_scores_equal_mteb_pipeline(name: str, hub_copies: dict[str, Path]) -> N
 def test_cli_end_to_end(tiny_clip_dir: Path, hub_copies: dict[str, Path], tmp_path: Path) -> None:
     names = ["Winoground", "AROCocoOrder", "SugarCrepe", "ImageCoDe"]
     entries = [definition(n, hub_copies[n]).model_dump(mode="json") for n in names]
-    task_file = tmp_path / "tasks.yaml"
-    task_file.write_text(yaml.safe_dump({"tasks": entries}))
-    argv = ["run", "--model", str(tiny_clip_dir), "--tasks", str(task_file)]
-    argv += ["--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
-    assert main([*argv, "--quiet", "--num-workers", "0"]) == 0
+    assert run_cli(tiny_clip_dir, task_file(tmp_path / "tasks.yaml", entries), tmp_path) == 0
     expected_main = {
         "Winoground": "accuracy",
         "AROCocoOrder": "text_acc",
@@ -514,17 +514,6 @@ def test_protocols_fitting_no_style_fail_when_loaded(
 # --- the demo tasks -------------------------------------------------------------------------
 
 
-def _decoded_rows(path: Path) -> list[dict[str, Any]]:
-    """A parquet file's rows with every image replaced by its decoded pixels."""
-
-    def decode(value: Any) -> Any:
-        if isinstance(value, dict) and "bytes" in value:
-            return Image.open(io.BytesIO(value["bytes"])).convert("RGB").tobytes()
-        return value
-
-    return [{k: decode(v) for k, v in row.items()} for row in pq.read_table(path).to_pylist()]
-
-
 def test_demo_data_is_rebuilt_identically(tmp_path: Path) -> None:
     build_compositionality(tmp_path)
     for task in TASK_INDEX:
@@ -533,7 +522,7 @@ def test_demo_data_is_rebuilt_identically(tmp_path: Path) -> None:
         assert committed == rebuilt
         for relative in committed:
             if relative.suffix == ".parquet":
-                assert _decoded_rows(DEMO_DATA / relative) == _decoded_rows(tmp_path / relative)
+                assert decoded_rows(DEMO_DATA / relative) == decoded_rows(tmp_path / relative)
             else:
                 assert (DEMO_DATA / relative).read_text() == (tmp_path / relative).read_text()
 
@@ -545,12 +534,12 @@ def test_demo_tasks_are_what_they_claim() -> None:
         "DemoShapesAttributeSwap": "text_acc",
         "DemoShapesImageCoDe": "image_acc",
     }
-    pairs = _decoded_rows(DEMO_DATA / "DemoShapesWinoground/default/test-00000-of-00001.parquet")
+    pairs = decoded_rows(DEMO_DATA / "DemoShapesWinoground/default/test-00000-of-00001.parquet")
     for row in pairs:  # Winoground's captions: the same words in another order
         assert row["caption_0"] != row["caption_1"]
         assert sorted(row["caption_0"].split()) == sorted(row["caption_1"].split())
         assert row["image_0"] != row["image_1"]
-    aro = _decoded_rows(DEMO_DATA / "DemoShapesAttributeSwap/default/test-00000-of-00001.parquet")
+    aro = decoded_rows(DEMO_DATA / "DemoShapesAttributeSwap/default/test-00000-of-00001.parquet")
     assert all(len({v for k, v in row.items() if k != "images"}) == 5 for row in aro)
     qrels = pq.read_table(DEMO_DATA / "DemoShapesImageCoDe/qrels/test-00000-of-00001.parquet")
     by_query: dict[str, list[int]] = {}

@@ -4,16 +4,13 @@ and the committed demo CLIP."""
 from __future__ import annotations
 
 import importlib.util
-import io
 from pathlib import Path
 from types import ModuleType
 
 import datasets
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
-from PIL import Image
 from transformers import (
     AutoImageProcessor,
     AutoTokenizer,
@@ -24,9 +21,9 @@ from transformers import (
 
 from tasks.demo.build import CONFIGS, DATA_SEED, TASKS, build_demo_datasets
 from tasks.demo.shapes import all_layouts, render, sample_scenes, scene_for
+from tests.dataset_fixtures import DEMO_DATA, decoded_rows
 
 REPO = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO / "tasks" / "demo" / "data"
 MODEL_DIR = REPO / "model_adapters" / "demo_clip"
 TRAIN_SCRIPT = REPO / "scripts" / "train_demo_clip.py"
 PARQUET = "test-00000-of-00001.parquet"
@@ -37,25 +34,12 @@ COLUMNS = {
 }
 
 
-def _pixels(value: dict | None) -> bytes | None:
-    """Decoded RGB pixels of a stored image cell (None stays None)."""
-    if value is None:
-        return None
-    return Image.open(io.BytesIO(value["bytes"])).convert("RGB").tobytes()
-
-
-def _decoded_rows(path: Path) -> list[dict]:
-    """A parquet file's rows with every image replaced by its decoded pixels."""
-    rows = pq.read_table(path).to_pylist()
-    return [{k: _pixels(v) if k == "image" else v for k, v in row.items()} for row in rows]
-
-
 def _test_image_pixels() -> set[bytes]:
     """Decoded pixels of every committed test image."""
     pixels = set()
     for task in TASKS:
         for config in ("corpus", "queries"):
-            rows = _decoded_rows(DATA_DIR / task.name / config / PARQUET)
+            rows = decoded_rows(DEMO_DATA / task.name / config / PARQUET)
             pixels.update(row["image"] for row in rows if row["image"] is not None)
     return pixels
 
@@ -116,15 +100,15 @@ def test_rendering_is_deterministic_and_jittered() -> None:
 @pytest.mark.parametrize("task", [t.name for t in TASKS])
 @pytest.mark.parametrize("config", CONFIGS)
 def test_committed_data_matches_the_builder(rebuilt: Path, task: str, config: str) -> None:
-    committed = _decoded_rows(DATA_DIR / task / config / PARQUET)
-    assert committed == _decoded_rows(rebuilt / task / config / PARQUET)
-    readme = (DATA_DIR / task / "README.md").read_text(encoding="utf-8")
+    committed = decoded_rows(DEMO_DATA / task / config / PARQUET)
+    assert committed == decoded_rows(rebuilt / task / config / PARQUET)
+    readme = (DEMO_DATA / task / "README.md").read_text(encoding="utf-8")
     assert readme == (rebuilt / task / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("task", [t.name for t in TASKS])
 def test_configs_load_through_load_dataset(task: str) -> None:
-    parts = {c: datasets.load_dataset(str(DATA_DIR / task), c, split="test") for c in CONFIGS}
+    parts = {c: datasets.load_dataset(str(DEMO_DATA / task), c, split="test") for c in CONFIGS}
     for config, dataset in parts.items():
         assert dataset.column_names == COLUMNS[config]
     assert isinstance(parts["corpus"].features["image"], datasets.Image)

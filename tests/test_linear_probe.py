@@ -13,12 +13,10 @@ from typing import Any
 
 import datasets
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from PIL import Image
 
-from harness.cli import main
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.scoring.classification import (
@@ -38,14 +36,20 @@ from tasks.demo.classification import (
 from tasks.linear_probe import LinearProbe
 from tasks.multilabel import MultilabelClassification
 from tasks.registry import builtin_tasks, load_task_file
-from tests.dataset_fixtures import RGB
+from tests.dataset_fixtures import (
+    DEMO_DATA,
+    RGB,
+    decoded_rows,
+    result_files,
+    run_cli,
+    task_file,
+    write_labelled_dataset,
+)
 
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
 # Label 4 has fewer train rows than 16 shots; label 5 occurs only in the test split.
 TRAIN_COUNTS = (20, 20, 18, 16, 3, 0)
 TEST_COUNTS = (5, 5, 5, 5, 5, 3)
-REPO = Path(__file__).resolve().parent.parent
-DEMO_DATA = REPO / "tasks" / "demo" / "data"
 
 
 def swatch(colours: Sequence[str], seed: int, size: int = 16) -> bytes:
@@ -59,36 +63,6 @@ def swatch(colours: Sequence[str], seed: int, size: int = 16) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def write_labelled(
-    root: Path,
-    splits: dict[str, list[tuple[bytes, Any]]],
-    label_feature: Any,
-    image_column: str,
-    label_column: str,
-) -> Path:
-    """MIEB's classification layout: config ``default``, ``data/<split>-*.parquet``, a card."""
-    features = datasets.Features({image_column: datasets.Image(), label_column: label_feature})
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    for split, rows in splits.items():
-        columns = {
-            image_column: [{"bytes": image, "path": None} for image, _ in rows],
-            label_column: [label for _, label in rows],
-        }
-        dataset = datasets.Dataset.from_dict(columns, features=features)
-        dataset.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
-    card = {
-        "dataset_info": {"features": features._to_yaml_list()},
-        "configs": [
-            {
-                "config_name": "default",
-                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits],
-            }
-        ],
-    }
-    (root / "README.md").write_text(f"---\n{yaml.safe_dump(card, sort_keys=False)}---\n")
-    return root
 
 
 def colour_rows(counts: Sequence[int], seed: int) -> list[tuple[bytes, int]]:
@@ -112,7 +86,7 @@ def cifar_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """CIFAR10's layout on the hub (mteb/cifar10): columns ``img`` and ``label``."""
     splits = {"train": colour_rows(TRAIN_COUNTS, 1), "test": colour_rows(TEST_COUNTS, 2)}
     label = datasets.ClassLabel(names=list(COLOURS))
-    return write_labelled(tmp_path_factory.mktemp("cifar-like"), splits, label, "img", "label")
+    return write_labelled_dataset(tmp_path_factory.mktemp("cifar-like"), splits, label)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +94,8 @@ def voc_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """VOC2007's layout on the hub (mteb/VOC2007): columns ``image`` and ``classes``."""
     splits = {"train": colour_set_rows(70, 3), "test": colour_set_rows(40, 4)}
     label = datasets.Sequence(datasets.ClassLabel(names=list(COLOURS)))
-    return write_labelled(tmp_path_factory.mktemp("voc-like"), splits, label, "image", "classes")
+    root = tmp_path_factory.mktemp("voc-like")
+    return write_labelled_dataset(root, splits, label, "image", "classes")
 
 
 def linear_entry(name: str, data: Path, **overrides: Any) -> dict[str, Any]:
@@ -179,17 +154,12 @@ def evaluate(task: TaskDefinition, adapter: Any, **kwargs: Any) -> dict[str, Any
 def test_cli_run_writes_linear_probe_and_multilabel_results(
     tiny_clip_dir: Path, cifar_like: Path, voc_like: Path, tmp_path: Path
 ) -> None:
-    tasks = tmp_path / "tasks.yaml"
     entries = [linear_entry("ColourProbe", cifar_like), multilabel_entry("ColourSets", voc_like)]
-    tasks.write_text(yaml.safe_dump({"tasks": entries}, sort_keys=False))
-    out = tmp_path / "out"
-    arguments = ["run", "--model", str(tiny_clip_dir), "--tasks", str(tasks), "--output"]
-    arguments += [str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
-    assert main([*arguments, "--num-workers", "0"]) == 0
+    assert run_cli(tiny_clip_dir, task_file(tmp_path / "tasks.yaml", entries), tmp_path) == 0
 
     from mteb.results import TaskResult
 
-    files = {p.stem: p for p in out.rglob("Colour*.json")}
+    files = result_files(tmp_path, "Colour*")
     probe = json.loads(files["ColourProbe"].read_text())
     [scores] = probe["scores"]["test"]
     assert scores["main_score"] == scores["accuracy"]
@@ -301,7 +271,7 @@ def test_undecodable_train_image_is_skipped_on_request(tiny_clip: Any, tmp_path:
     rows = [(swatch([COLOURS[i % 2]], i, size=8), i % 2) for i in range(8)]
     broken = [*rows[:3], (b"\x89PNG not really", 1), *rows[4:]]
     splits = {"train": broken, "test": rows}
-    data = write_labelled(tmp_path / "data", splits, datasets.Value("int64"), "img", "label")
+    data = write_labelled_dataset(tmp_path / "data", splits, datasets.Value("int64"))
     task = load_entry(tmp_path, linear_entry("Broken", data))
     with pytest.raises(HarnessError, match="item '3' cannot be decoded"):
         evaluate(task, tiny_clip)
@@ -313,7 +283,7 @@ def test_undecodable_train_image_is_skipped_on_request(tiny_clip: Any, tmp_path:
 
 def only_split(root: Path, split: str, labels: list[Any], feature: Any, column: str) -> Path:
     rows = [(swatch(["red"], i, size=8), label) for i, label in enumerate(labels)]
-    return write_labelled(root, {split: rows, "test": rows}, feature, "img", column)
+    return write_labelled_dataset(root, {split: rows, "test": rows}, feature, "img", column)
 
 
 @pytest.mark.parametrize(
@@ -401,13 +371,6 @@ def test_bad_protocols_are_refused_when_the_file_loads(
 # --- demo ---------------------------------------------------------------------------------
 
 DEMO_SETS = ("DemoShapesClassification", "DemoShapesMultilabelClassification")
-
-
-def decoded_rows(path: Path) -> list[dict[str, Any]]:
-    rows = pq.read_table(path).to_pylist()
-    for row in rows:
-        row["image"] = Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB").tobytes()
-    return rows
 
 
 @pytest.fixture(scope="module")

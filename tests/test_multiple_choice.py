@@ -9,7 +9,6 @@ encoder with an adapter returning the same vectors, so both score the same embed
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -21,13 +20,11 @@ import mteb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalDatasetLoader
 from mteb.models.search_wrappers import rerank_top_ranked_documents
 from mteb.similarity_functions import cos_sim, dot_score, pairwise_cos_sim
 from mteb.tasks.multichoice.eng.cv_bench import _load_data as mteb_cv_bench_data
 
-from harness.cli import main
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.scoring.multiple_choice import candidate_run
@@ -38,16 +35,19 @@ from tasks.demo.multiple_choice import COLOUR_TASK, RELATION_TASK, build_multipl
 from tasks.multiple_choice import MultipleChoice
 from tasks.registry import builtin_tasks
 from tests.dataset_fixtures import (
+    DEMO_DATA,
     ITEM_FEATURES,
     QREL_FEATURES,
     RGB,
     item_row,
     png_bytes,
+    read_result_json,
+    run_cli,
+    task_file,
     write_hub_dataset,
 )
 
 DIM = 16
-DEMO_DATA = Path(__file__).resolve().parents[1] / "tasks" / "demo" / "data"
 SCORE_KEYS = ("ndcg", "map", "recall", "precision", "mrr", "hit_rate")
 
 # ---------------------------------------------------------------- vectors keyed by content
@@ -447,28 +447,9 @@ def test_end_to_end_through_the_cli_with_custom_yaml(tiny_clip_dir: Path, tmp_pa
             "protocol": {"candidates": "qrels"},
         },
     ]
-    task_file = tmp_path / "tasks.yaml"
-    task_file.write_text(yaml.safe_dump({"tasks": entries}))
-    code = main(
-        [
-            "run",
-            "--model",
-            str(tiny_clip_dir),
-            "--tasks",
-            str(task_file),
-            "--output",
-            str(tmp_path / "out"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--quiet",
-            "--num-workers",
-            "0",
-        ]
-    )
-    assert code == 0
+    assert run_cli(tiny_clip_dir, task_file(tmp_path / "tasks.yaml", entries), tmp_path) == 0
     for name in ("MyCount", "MyBlink"):
-        [path] = (tmp_path / "out").rglob(f"{name}.json")
-        [entry] = json.loads(path.read_text())["scores"]["test"]
+        [entry] = read_result_json(tmp_path, name)["scores"]["test"]
         assert entry["main_score"] == entry["accuracy"] == entry["recall_at_1"]
         assert entry["hf_subset"] == "default"
         for prefix in SCORE_KEYS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.cli import main
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from tasks.definition import TaskDefinition
@@ -22,13 +20,16 @@ from tasks.demo.shapes import Scene
 from tasks.demo.visual_sts import TASK_NAME, build_visual_sts, caption_pairs, shared_attributes
 from tasks.registry import builtin_tasks
 from tasks.visual_sts import VisualSTS
-from tests.dataset_fixtures import COLOURS, RGB, png_bytes, write_hub_dataset
-from tests.test_multiple_choice import (
+from tests.dataset_fixtures import (
+    COLOURS,
     DEMO_DATA,
-    ContentAdapter,
-    MtebContentModel,
-    assert_same_rows,
+    RGB,
+    png_bytes,
+    read_result_json,
+    run_cli,
+    write_hub_dataset,
 )
+from tests.test_multiple_choice import ContentAdapter, MtebContentModel, assert_same_rows
 
 STS_FEATURES = datasets.Features(
     {
@@ -193,25 +194,8 @@ def test_end_to_end_through_the_cli_with_custom_yaml(tiny_clip_dir: Path, tmp_pa
     }
     task_file = tmp_path / "sts.yaml"
     task_file.write_text(yaml.safe_dump(entry, sort_keys=False))
-    code = main(
-        [
-            "run",
-            "--model",
-            str(tiny_clip_dir),
-            "--tasks",
-            str(task_file),
-            "--output",
-            str(tmp_path / "out"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--quiet",
-            "--num-workers",
-            "0",
-        ]
-    )
-    assert code == 0
-    [path] = (tmp_path / "out").rglob("MyVisualSTS.json")
-    entries = json.loads(path.read_text())["scores"]["test"]
+    assert run_cli(tiny_clip_dir, task_file, tmp_path) == 0
+    entries = read_result_json(tmp_path, "MyVisualSTS")["scores"]["test"]
     assert [e["hf_subset"] for e in entries] == list(SUBSETS)
     for result in entries:
         assert result["main_score"] == result["cosine_spearman"]

@@ -12,10 +12,8 @@ from typing import Any
 import datasets
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
-from harness.cli import main
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.scoring.classification import CLASSIFICATION_METRICS as METRIC_KEYS
@@ -23,49 +21,20 @@ from harness.scoring.zero_shot import ensemble_label_vectors, label_scores
 from model_adapters.base import AdapterMeta, Role
 from tasks.registry import load_task_file
 from tasks.zero_shot import ZeroShotClassification
-from tests.dataset_fixtures import RGB, png_bytes
+from tests.dataset_fixtures import (
+    RGB,
+    png_bytes,
+    result_files,
+    run_cli,
+    task_file,
+    write_labelled_dataset,
+)
 
 NAMES = ("cat", "dog", "bird", "fish", "horse")  # words the tiny CLIP's tokenizer knows
 COLOUR_OF = dict(zip(NAMES, ("red", "green", "blue", "yellow", "purple"), strict=True))
 # The colour each name's prompts map to: "horse" is confused with "bird", so accuracy is below 1.
 PROMPT_COLOUR_OF = {**COLOUR_OF, "horse": "blue"}
 DIM = 8
-
-
-def write_labelled_dataset(
-    root: Path,
-    splits: dict[str, list[tuple[bytes, Any]]],
-    label_feature: datasets.features.features.FeatureType,
-    image_column: str = "img",
-    label_column: str = "label",
-) -> Path:
-    """MIEB's classification layout (mteb/cifar10): config ``default``, ``data/<split>-*.parquet``.
-
-    The card declares the config and, as hub cards do, the features (a ``ClassLabel`` keeps its
-    names there and in the parquet schema).
-    """
-    features = datasets.Features({image_column: datasets.Image(), label_column: label_feature})
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    for split, rows in splits.items():
-        columns = {
-            image_column: [{"bytes": image, "path": None} for image, _ in rows],
-            label_column: [label for _, label in rows],
-        }
-        dataset = datasets.Dataset.from_dict(columns, features=features)
-        dataset.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
-    card = {
-        "dataset_info": {"features": features._to_yaml_list()},
-        "configs": [
-            {
-                "config_name": "default",
-                "data_files": [
-                    {"split": split, "path": f"data/{split}-*.parquet"} for split in splits
-                ],
-            }
-        ],
-    }
-    (root / "README.md").write_text(f"---\n{yaml.safe_dump(card, sort_keys=False)}---\n")
-    return root
 
 
 def colour_rows(labels: Sequence[int], names: Sequence[str], seed: int) -> list[tuple[bytes, int]]:
@@ -85,11 +54,6 @@ def animal_dataset(root: Path, image_column: str = "img", split: str = "test") -
     return write_labelled_dataset(
         root, splits, datasets.ClassLabel(names=list(NAMES)), image_column
     )
-
-
-def task_file(path: Path, entries: list[dict[str, Any]]) -> Path:
-    path.write_text(yaml.safe_dump({"tasks": entries}, sort_keys=False))
-    return path
 
 
 def entry(name: str, data: Path, **overrides: Any) -> dict[str, Any]:
@@ -190,24 +154,11 @@ def test_cli_run_writes_zero_shot_results(tiny_clip_dir: Path, tmp_path: Path) -
             entry("BinaryZeroShot", binary, protocol={"label_scoring": "softmax"}),
         ],
     )
-    code = main(
-        [
-            "run",
-            "--model",
-            str(tiny_clip_dir),
-            "--tasks",
-            str(tasks),
-            "--output",
-            str(tmp_path / "out"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--quiet",
-            "--num-workers",
-            "0",
-        ]
-    )
-    assert code == 0
-    files = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out").rglob("*ZeroShot.json")}
+    assert run_cli(tiny_clip_dir, tasks, tmp_path) == 0
+    files = {
+        name: json.loads(path.read_text())
+        for name, path in result_files(tmp_path, "*ZeroShot").items()
+    }
     assert set(files) == {"AnimalZeroShot", "BinaryZeroShot"}
     for name, result in files.items():
         [scores] = result["scores"]["test"]
