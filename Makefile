@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: demo test lint format clean-venv
+.PHONY: demo test lint format clean-venv system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,38 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-demo: $(VENV)/.installed
+# System packages: Tesseract OCR with English, Thai, Lao, Vietnamese and Malay data (the OCR
+# baseline) and the fonts that render document pages. Missing ones are installed with apt-get, as
+# root or with sudo; where that is impossible a note is printed and the tests that need them skip.
+SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-tha tesseract-ocr-lao \
+	tesseract-ocr-vie tesseract-ocr-msa fonts-thai-tlwg fonts-lao fonts-noto-core fonts-dejavu-core
+
+system-packages:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+	  command -v tesseract >/dev/null 2>&1 || echo "note: not a Debian system; install" \
+	    "Tesseract with the eng, tha, lao, vie and msa data for the OCR baseline and its tests"; \
+	  exit 0; fi; \
+	missing=; for package in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' $$package 2>/dev/null | grep -q '^ii' \
+	    || missing="$$missing $$package"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else sudo=none; fi; \
+	if [ "$$sudo" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "note: missing system packages:$$missing (install them with apt-get install$$missing);" \
+	    "until then the OCR baseline cannot run and the tests that need it are skipped"; \
+	  exit 0; fi; \
+	echo "installing system packages:$$missing"; \
+	{ $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null \
+	  || echo "note: apt-get could not install$$missing; the tests that need them are skipped"
+
+demo: $(VENV)/.installed system-packages
 	$(BIN)/harness run --output demo-results
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed system-packages
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed

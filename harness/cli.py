@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,10 @@ from harness.cache import default_cache_dir
 from harness.errors import HarnessError
 from harness.table import format_table
 
+# The embedded demo: demo-clip on every demo task, and the OCR + MiniLM baseline on the
+# document task (when Tesseract is installed; `make demo` installs it).
 DEMO_MODEL = "demo-clip"
+DEMO_OCR_BASELINE = ("ocr-tesseract-minilm", ["DemoDocRetrieval"])
 
 
 def _positive_int(text: str) -> int:
@@ -27,6 +31,13 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
+
+
+def _data_dir(text: str) -> tuple[str, Path]:
+    task, sep, path = text.partition("=")
+    if not sep or not task or not path:
+        raise argparse.ArgumentTypeError(f"expected TASK=PATH, got {text!r}")
+    return task, Path(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip items whose image cannot be decoded and record them, instead of failing",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--data-dir",
+        type=_data_dir,
+        action="append",
+        default=[],
+        metavar="TASK=PATH",
+        help="read TASK's dataset from a local copy in the hub layout (repeatable)",
+    )
 
     tasks = commands.add_parser("tasks", help="list the known tasks")
     tasks.add_argument("--type", help="only tasks of this type")
@@ -74,12 +93,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tasks.registry import demo_tasks
 
     if args.model is None and args.tasks is None:
-        model, task_specs = DEMO_MODEL, demo_tasks()
-        print(f"No --model/--tasks given: running the embedded demo ({model} on the demo tasks).")
+        plan = _demo_plan(demo_tasks())
     elif args.model is None or args.tasks is None:
         raise HarnessError("pass both --model and --tasks, or neither to run the embedded demo")
     else:
-        model, task_specs = args.model, args.tasks.split(",")
+        plan = [(args.model, args.tasks.split(","))]
     settings = RunSettings(
         output=args.output,
         batch_size=args.batch_size,
@@ -91,12 +109,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         skip_bad_inputs=args.skip_bad_inputs,
         show_progress=not args.quiet,
+        data_dirs=dict(args.data_dir),
     )
-    report = run(model, task_specs, settings)
-    print()
-    print(report.summary())
-    print(f"\nResults written to {report.model_folder}")
+    for model, task_specs in plan:
+        report = run(model, task_specs, settings)
+        print(f"\n{model}:")
+        print(report.summary())
+        print(f"\nResults written to {report.model_folder}")
     return 0
+
+
+def _demo_plan(tasks: list[str]) -> list[tuple[str, list[str]]]:
+    """The models and tasks of the embedded demo."""
+    print("No --model/--tasks given: running the embedded offline demo.")
+    plan = [(DEMO_MODEL, tasks)]
+    if shutil.which("tesseract"):
+        plan.append(DEMO_OCR_BASELINE)
+    else:
+        print(f"Tesseract is not installed: skipping the {DEMO_OCR_BASELINE[0]} baseline.")
+    return plan
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from harness.cache import EmbeddingCache, cache_key
-from harness.errors import BadInputError
+from harness.errors import BadInputError, HarnessError
 from harness.items import RawItem
 from model_adapters.base import Adapter, Role
 
@@ -37,7 +37,11 @@ class EncodeStats:
 
 @dataclass(frozen=True)
 class Encoded:
-    """Vectors for a list of items; ``kept[i]`` is false for an item skipped as bad input."""
+    """Vectors for a list of items; ``kept[i]`` is false for an item skipped as bad input.
+
+    ``vectors`` is a float32 ``(n, d)`` matrix, or for a multi-vector adapter (similarity
+    ``maxsim``) an object array of n float32 ``(tokens, d)`` arrays (empty for skipped items).
+    """
 
     vectors: np.ndarray
     kept: np.ndarray
@@ -76,6 +80,8 @@ class Encoder:
             if key not in vectors:
                 first_of_key.setdefault(key, item)
         skipped_keys = self._encode_missing(first_of_key, vectors, role, instruction, task)
+        if self.adapter.meta.similarity == "maxsim":
+            return _assemble_tokens(items, keys, vectors, skipped_keys)
         return _assemble(items, keys, vectors, skipped_keys)
 
     def _keys(self, items: Sequence[RawItem], role: Role, instruction: str | None) -> list[str]:
@@ -136,10 +142,12 @@ class Encoder:
 
     def _call_model(
         self, items: list[dict[str, Any]], role: Role, instruction: str | None
-    ) -> np.ndarray:
-        output = np.asarray(
-            self.adapter.encode(items, role=role, instruction=instruction), dtype=np.float32
-        )
+    ) -> np.ndarray | list[np.ndarray]:
+        raw = self.adapter.encode(items, role=role, instruction=instruction)
+        if self.adapter.meta.similarity == "maxsim":
+            output: np.ndarray | list[np.ndarray] = _token_arrays(raw, len(items), self.adapter)
+        else:
+            output = np.asarray(raw, dtype=np.float32)
         self.stats.model_calls += 1
         self.stats.items_encoded += len(items)
         return output
@@ -185,6 +193,35 @@ def _assemble(
         if key not in skipped_keys:
             matrix[row] = vectors[key]
     return Encoded(matrix, kept, _ids(items, kept))
+
+
+def _token_arrays(raw: Any, n: int, adapter: Adapter) -> list[np.ndarray]:
+    """A multi-vector adapter's output as n float32 ``(tokens, d)`` arrays, checked."""
+    arrays = [np.asarray(item, dtype=np.float32) for item in raw]
+    bad = [i for i, item in enumerate(arrays) if item.ndim != 2 or len(item) == 0]
+    if len(arrays) != n or bad:
+        raise HarnessError(
+            f"multi-vector adapter {adapter.meta.name!r} must return one (tokens, d) array with "
+            f"at least one token per item; got {len(arrays)} outputs for {n} items"
+            + (f", item {bad[0]} of shape {arrays[bad[0]].shape}" if bad else "")
+        )
+    return arrays
+
+
+def _assemble_tokens(
+    items: Sequence[RawItem],
+    keys: list[str],
+    vectors: dict[str, np.ndarray],
+    skipped_keys: set[str],
+) -> Encoded:
+    """Like :func:`_assemble`, for multi-vector outputs: an object array of token arrays."""
+    kept = np.array([key not in skipped_keys for key in keys], dtype=bool)
+    dims = [vectors[key].shape[-1] for key in keys if key not in skipped_keys]
+    empty = np.zeros((0, dims[0] if dims else 0), dtype=np.float32)
+    rows = np.empty(len(items), dtype=object)
+    for row, key in enumerate(keys):
+        rows[row] = empty if key in skipped_keys else vectors[key]
+    return Encoded(rows, kept, _ids(items, kept))
 
 
 def _ids(items: Sequence[RawItem], kept: np.ndarray) -> tuple[str, ...]:

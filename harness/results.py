@@ -154,6 +154,10 @@ def read_result(path: Path) -> ResultFile:
         raise HarnessError(f"{path}: not a valid result file ({error})") from error
 
 
+# mteb's ScoringFunction spellings.
+MTEB_SIMILARITY_NAMES = {"cosine": "cosine", "dot": "dot", "maxsim": "MaxSim"}
+
+
 def model_meta_payload(meta: AdapterMeta) -> dict[str, Any]:
     """``model_meta.json`` in the fields of mteb's ``ModelMeta``, plus the harness fingerprint."""
     return {
@@ -170,7 +174,7 @@ def model_meta_payload(meta: AdapterMeta) -> dict[str, Any]:
         "public_training_code": None,
         "public_training_data": None,
         "framework": ["PyTorch"],
-        "similarity_fn_name": meta.similarity,
+        "similarity_fn_name": MTEB_SIMILARITY_NAMES[meta.similarity],
         "use_instructions": meta.uses_instructions,
         "training_datasets": None,
         "modalities": list(meta.modalities),

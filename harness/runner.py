@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness.cache import EmbeddingCache, default_cache_dir
 from harness.encoding import Encoder
+from harness.errors import HarnessError
 from harness.results import (
     HarnessBlock,
     ResultFile,
@@ -46,6 +47,7 @@ class RunSettings:
     limit: int | None = None
     skip_bad_inputs: bool = False
     show_progress: bool = True
+    data_dirs: dict[str, Path] = field(default_factory=dict)
 
     def recorded(self) -> dict[str, object]:
         """The settings that shape the numbers, as stored in each result file."""
@@ -54,6 +56,7 @@ class RunSettings:
             data.pop(name)
         data["cache"] = self.cache_dir is not None
         data.pop("cache_dir")
+        data["data_dirs"] = {task: str(path) for task, path in self.data_dirs.items()}
         return data
 
 
@@ -90,7 +93,7 @@ def run(
 ) -> RunReport:
     """Evaluate ``model`` on each task; finished tasks are skipped unless ``overwrite``."""
     settings = settings or RunSettings()
-    tasks = resolve_tasks(task_specs)
+    tasks = with_data_dirs(resolve_tasks(task_specs), settings.data_dirs)
     ensure_writable(settings.output)
     adapter = (
         load_adapter(model, device=settings.device, dtype=settings.dtype)
@@ -118,6 +121,28 @@ def run(
     return RunReport(folder, outcomes, encoder)
 
 
+def with_data_dirs(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> list[TaskDefinition]:
+    """The tasks, each named in ``data_dirs`` reading its dataset from that local directory."""
+    unknown = sorted(set(data_dirs) - {task.name for task in tasks})
+    if unknown:
+        raise HarnessError(f"--data-dir names task(s) that are not being run: {', '.join(unknown)}")
+    for name, path in data_dirs.items():
+        if not path.is_dir():
+            raise HarnessError(f"--data-dir {name}={path}: no such directory")
+    return [
+        task.model_copy(
+            update={
+                "dataset": task.dataset.model_copy(
+                    update={"path": str(data_dirs[task.name].resolve()), "revision": None}
+                )
+            }
+        )
+        if task.name in data_dirs
+        else task
+        for task in tasks
+    ]
+
+
 def _existing(path: Path) -> list[TaskOutcome]:
     result = read_result(path)
     return [
@@ -130,6 +155,7 @@ def _evaluate(
     task: TaskDefinition, encoder: Encoder, settings: RunSettings, path: Path
 ) -> list[TaskOutcome]:
     kind = task_type(task)
+    kind.check_adapter(task, encoder.adapter.meta.similarity)
     revision = dataset_revision(task)
     start = time.perf_counter()
     scores, skipped, seconds = {}, {}, {}

@@ -67,12 +67,19 @@ class AdapterMeta:
 
 @runtime_checkable
 class Adapter(Protocol):
-    """A loaded model that encodes batches of decoded items."""
+    """A loaded model that encodes batches of decoded items.
+
+    A dense adapter (similarity ``cosine`` or ``dot``) returns one vector per item. A
+    multi-vector (late-interaction) adapter, whose ``meta.similarity`` is ``maxsim``, returns
+    one float32 ``(tokens, dim)`` array per item instead, with at least one token each and the
+    same ``dim`` throughout; the number of tokens may differ from item to item.
+    """
 
     meta: AdapterMeta
 
     def encode(
         self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
-    ) -> np.ndarray:
-        """Encode one batch. Returns a float32 array of shape ``(len(items), dim)``."""
+    ) -> np.ndarray | list[np.ndarray]:
+        """Encode one batch: a float32 array of shape ``(len(items), dim)``, or for a
+        multi-vector adapter a list of ``len(items)`` float32 ``(tokens, dim)`` arrays."""
         ...

@@ -19,6 +19,13 @@ from model_adapters.base import Adapter
 
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 CLIP = "clip"
+OCR = "ocr"
+MLLM = "mllm"
+# Config model types served by the mllm family (model_adapters/mllm.py).
+MLLM_MODEL_TYPES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen2_5_omni_thinker"})
+LATE_INTERACTION = "late-interaction"
+# Config model types served by the late-interaction family (model_adapters/late_interaction.py).
+LATE_INTERACTION_MODEL_TYPES = frozenset({"colpali", "colqwen2"})
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 # Files whose bytes make up a local model's fingerprint: weights, configs, vocabularies.
 FINGERPRINT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"})
@@ -86,6 +93,33 @@ _ENTRIES = (
         source="google/siglip-base-patch16-224",
         revision="7fd15f0689c79d79e38b1c2e2e2370a7bf2761ed",
         description="Google SigLIP base/16 at 224 px from the hub (revision as in mteb's metadata)",
+    ),
+    ModelEntry(
+        name="ocr-tesseract-minilm",
+        family=OCR,
+        source=_minilm_dir,
+        revision="ea89dfad053bba14677bb784a4269898abbdce44",
+        description=(
+            "OCR baseline: Tesseract (eng+tha+lao+vie+msa) reads each page, all-MiniLM-L6-v2 "
+            "(offline copy) embeds the text; needs Debian's tesseract-ocr packages"
+        ),
+    ),
+    *(
+        ModelEntry(
+            name=f"LCO-Embedding-Omni-{size}",
+            family=MLLM,
+            source=f"LCO-Embedding/LCO-Embedding-Omni-{size}",
+            revision=commit,
+            options={"preset": "lco", "cuda_dtype": "bfloat16"},
+            description=(
+                f"LCO-Embedding-Omni-{size} (Qwen2.5-Omni thinker) from the hub, revision as in "
+                "mteb's metadata; on CUDA it runs in bfloat16 unless --dtype float16 is given"
+            ),
+        )
+        for size, commit in (
+            ("3B", "eea763cfaf673e955ae86c64968896a3fea70189"),
+            ("7B", "3d38f58aae1253a4443b1270b0767f1e533936cf"),
+        )
     ),
     ModelEntry(
         name="demo-clip",
@@ -161,7 +195,22 @@ def _adapter_class(family: str) -> Callable[..., Adapter]:
         from model_adapters.sentence_transformers import SentenceTransformerAdapter
 
         return SentenceTransformerAdapter
-    raise HarnessError(f"unknown model family {family!r}; known: {CLIP}, {SENTENCE_TRANSFORMERS}")
+    if family == OCR:
+        from model_adapters.ocr import OcrTextAdapter
+
+        return OcrTextAdapter
+    if family == MLLM:
+        from model_adapters.mllm import MllmAdapter
+
+        return MllmAdapter
+    if family == LATE_INTERACTION:
+        from model_adapters.late_interaction import LateInteractionAdapter
+
+        return LateInteractionAdapter
+    raise HarnessError(
+        f"unknown model family {family!r}; known: {CLIP}, {SENTENCE_TRANSFORMERS}, {OCR}, {MLLM}, "
+        f"{LATE_INTERACTION}"
+    )
 
 
 def _resolve(model: str, revision: str | None) -> _Resolved:
@@ -294,8 +343,13 @@ def _commit(cached_file: Path) -> str:
 
 
 def _config_family(config: Path, where: str) -> str:
-    """``clip`` when config.json's model type maps to a model with text and image features."""
+    """``mllm`` for Qwen2-VL-family model types, ``late-interaction`` for ColPali/ColQwen2;
+    ``clip`` when the model type maps to a model with text and image features."""
     model_type = json.loads(config.read_text()).get("model_type")
+    if model_type in MLLM_MODEL_TYPES:
+        return MLLM
+    if model_type in LATE_INTERACTION_MODEL_TYPES:
+        return LATE_INTERACTION
     if model_type and _is_dual_encoder(model_type):
         return CLIP
     kind = f"a {model_type!r} model" if model_type else "a model without a model_type"

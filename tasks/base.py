@@ -35,6 +35,16 @@ class TaskType(ABC):
     name: ClassVar[str]
     default_main_score: ClassVar[str]
     protocol_model: ClassVar[type[Protocol]] = Protocol
+    # Whether the type can score per-token (MaxSim) embeddings, not only single vectors.
+    scores_multi_vector: ClassVar[bool] = False
+
+    def check_adapter(self, task: TaskDefinition, similarity: str) -> None:
+        """Refuse a multi-vector model for a type that scores single vectors only."""
+        if similarity == "maxsim" and not self.scores_multi_vector:
+            raise HarnessError(
+                f"task {task.name} ({self.name}) scores single-vector embeddings, but the model "
+                "is a multi-vector (MaxSim) model; run it on retrieval tasks only"
+            )
 
     def protocol(self, task: TaskDefinition) -> Protocol:
         """The task's protocol constants, validated against this type's model."""

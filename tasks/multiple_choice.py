@@ -76,6 +76,7 @@ class MultipleChoice(Retrieval):
     name = "multiple_choice"
     default_main_score = "accuracy"
     protocol_model = MultipleChoiceProtocol
+    scores_multi_vector = False  # candidates are scored as single vectors
 
     def _load_split(
         self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None

@@ -1,27 +1,38 @@
 """Any-to-any retrieval over BEIR-style datasets, scored as mteb scores it.
 
 Reads the layouts MIEB's retrieval datasets use on the hub: configs ``corpus``, ``queries`` (or
-``query``) and ``qrels`` (or ``default``); columns ``id``/``_id``, ``text``, ``image``,
-``modality``, and ``query-id``, ``corpus-id``, ``score``.
+``query``) and ``qrels`` (or ``default``); columns ``id``/``_id`` (ViDoRe: ``query-id`` and
+``corpus-id``), ``text``, ``image``, ``modality``, and ``query-id``, ``corpus-id``, ``score``.
+
+Judgments that name a query or a document the dataset lacks are an error by default. mteb
+ignores them silently: a judged query that is not among the queries is never run, and a document
+judged relevant that is not in the corpus stays a relevant document that can never be retrieved
+(lowering recall and nDCG). ``unknown_qrels: mteb`` does the same; ``unknown_qrels: drop``
+drops both kinds of judgment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import datasets
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.encoding import Encoder
+from harness.errors import HarnessError
 from harness.items import EncodedImage, RawItem
+from harness.scoring.maxsim import maxsim_top_k
 from harness.scoring.retrieval import (
     DEFAULT_K_VALUES,
     drop_queries_without_positives,
     retrieval_scores,
 )
 from harness.scoring.search import run_from_top_k, top_k_search
-from tasks.base import Protocol, SplitOutcome, TaskType
+from tasks.base import Protocol, Scores, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, resolve_config, undecoded_images
 
@@ -30,6 +41,8 @@ CONFIG_CANDIDATES = {
     "queries": ("queries", "query"),
     "qrels": ("qrels", "default"),
 }
+ID_CANDIDATES = {"queries": ("_id", "query-id"), "corpus": ("_id", "corpus-id")}
+SHOWN_IDS = 5
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
 
@@ -51,12 +64,45 @@ class Encodings:
     vectors: np.ndarray
 
 
+class SubsetSpec(BaseModel):
+    """Scores for subsets of the queries (e.g. per language), beside the overall ``default``.
+
+    ``part: corpus`` puts a query in the subset of its relevant documents (a page's language),
+    ``part: queries`` in its own. The subset is a ``column`` of that part, or the first group of
+    ``id_pattern`` searched in the id. ``languages`` gives a subset's language codes (default:
+    the task's). ``optional`` reports only the overall score when the column is absent.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    part: Literal["corpus", "queries"] = "corpus"
+    column: str | None = None
+    id_pattern: str | None = None
+    languages: dict[str, list[str]] = Field(default_factory=dict)
+    optional: bool = False
+
+    @field_validator("id_pattern")
+    @classmethod
+    def _one_group(cls, pattern: str | None) -> str | None:
+        if pattern is not None and re.compile(pattern).groups < 1:
+            raise ValueError(f"id_pattern {pattern!r} needs a group, e.g. '^([a-z]+)_'")
+        return pattern
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SubsetSpec:
+        if (self.column is None) == (self.id_pattern is None):
+            raise ValueError("subsets: give exactly one of `column` and `id_pattern`")
+        return self
+
+
 class RetrievalProtocol(Protocol):
-    """mteb's retrieval constants."""
+    """mteb's retrieval constants, how to treat unknown ids in the qrels, and score subsets."""
 
     k_values: tuple[int, ...] = DEFAULT_K_VALUES
     skip_first_result: bool = False
     ignore_identical_ids: bool = False
+    unknown_qrels: Literal["error", "mteb", "drop"] = "error"
+    subsets: SubsetSpec | None = None
 
 
 class Retrieval(TaskType):
@@ -65,6 +111,7 @@ class Retrieval(TaskType):
     name = "retrieval"
     default_main_score = "ndcg_at_10"
     protocol_model = RetrievalProtocol
+    scores_multi_vector = True
 
     def evaluate(
         self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
@@ -88,23 +135,20 @@ class Retrieval(TaskType):
             Encodings(query_ids, encoded_queries.vectors[encoded_queries.kept]),
             Encodings(corpus_ids, encoded_corpus.vectors[encoded_corpus.kept]),
         )
-        result = retrieval_scores(
-            {qid: data.qrels[qid] for qid in query_ids},
-            run,
-            protocol.k_values,
-            skip_first_result=protocol.skip_first_result,
-            ignore_identical_ids=protocol.ignore_identical_ids,
-        )
         skipped = [*encoded_queries.skipped, *encoded_corpus.skipped]
-        return SplitOutcome([self.subset_scores(task, result.metrics)], skipped)
+        entries = self._split_scores(task, protocol, split, data.qrels, run, query_ids)
+        return SplitOutcome(entries, skipped)
 
     def _load_split(
         self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None
     ) -> RetrievalSplit:
         """Queries with positives, the corpus, and their qrels (a subclass may add more)."""
-        qrels = drop_queries_without_positives(self._qrels(task, split))
-        queries = [q for q in self._items(task, "queries", split) if q.id in qrels]
+        qrels = self._qrels(task, split)
+        queries = self._items(task, "queries", split)
         corpus = self._items(task, "corpus", split)
+        qrels = _known_qrels(task, split, protocol.unknown_qrels, qrels, queries, corpus)
+        qrels = drop_queries_without_positives(qrels)
+        queries = [q for q in queries if q.id in qrels]
         if limit is not None:
             queries, corpus = _limit(queries, corpus, qrels, limit)
         return RetrievalSplit(queries, corpus, {query.id: qrels[query.id] for query in queries})
@@ -117,14 +161,20 @@ class Retrieval(TaskType):
         queries: Encodings,
         corpus: Encodings,
     ) -> Run:
-        """The run: every query's top max(k) documents of the whole corpus."""
-        scores, indices = top_k_search(
-            queries.vectors,
-            corpus.vectors,
-            max(protocol.k_values),
-            similarity=encoder.adapter.meta.similarity,
-            device=encoder.device,
-        )
+        """The run: every query's top max(k) documents of the whole corpus.
+
+        Multi-vector embeddings are scored by MaxSim with mteb's zero-padding convention.
+        """
+        similarity = encoder.adapter.meta.similarity
+        k = max(protocol.k_values)
+        if similarity == "maxsim":
+            scores, indices = maxsim_top_k(
+                list(queries.vectors), list(corpus.vectors), k, device=encoder.device
+            )
+        else:
+            scores, indices = top_k_search(
+                queries.vectors, corpus.vectors, k, similarity=similarity, device=encoder.device
+            )
         return run_from_top_k(queries.ids, corpus.ids, scores, indices)
 
     def _qrels(self, task: TaskDefinition, split: str) -> Qrels:
@@ -140,9 +190,7 @@ class Retrieval(TaskType):
     def _items(self, task: TaskDefinition, part: str, split: str) -> list[RawItem]:
         config = resolve_config(task, part, CONFIG_CANDIDATES[part])
         data = load_part(task, part, config, split)
-        id_column = column(task, "id")
-        if id_column not in data.column_names and "_id" in data.column_names:
-            id_column = "_id"
+        id_column = _id_column(task, part, data)
         side = task.query_modality if part == "queries" else task.document_modality
         content = [column(task, "text") if "t" in side else None]
         content.append(column(task, "image") if "i" in side else None)
@@ -150,6 +198,117 @@ class Retrieval(TaskType):
         if content[1]:
             data = undecoded_images(data, content[1])
         return list(_raw_items(data, id_column, content[0], content[1], column(task, "title")))
+
+    def _split_scores(
+        self,
+        task: TaskDefinition,
+        protocol: RetrievalProtocol,
+        split: str,
+        qrels: Qrels,
+        run: Run,
+        query_ids: list[str],
+    ) -> list[Scores]:
+        """The overall ``default`` entry, then one entry per subset the protocol asks for."""
+        groups = {"default": query_ids}
+        if protocol.subsets is not None:
+            groups |= self._subset_groups(task, protocol.subsets, split, qrels, query_ids)
+        entries = []
+        for subset, ids in groups.items():
+            result = retrieval_scores(
+                {qid: qrels[qid] for qid in ids},
+                {qid: run[qid] for qid in ids if qid in run},
+                protocol.k_values,
+                skip_first_result=protocol.skip_first_result,
+                ignore_identical_ids=protocol.ignore_identical_ids,
+            )
+            entry = self.subset_scores(task, result.metrics, subset)
+            if protocol.subsets is not None and subset in protocol.subsets.languages:
+                entry["languages"] = protocol.subsets.languages[subset]
+            entries.append(entry)
+        return entries
+
+    def _subset_groups(
+        self, task: TaskDefinition, spec: SubsetSpec, split: str, qrels: Qrels, ids: list[str]
+    ) -> dict[str, list[str]]:
+        """Subset name -> its queries, in name order; a query may sit in several subsets."""
+        subset_of = self._subset_lookup(task, spec, split)
+        if subset_of is None:
+            return {}
+        groups: dict[str, list[str]] = {}
+        for qid in ids:
+            members = (
+                [qid] if spec.part == "queries" else [d for d, s in qrels[qid].items() if s > 0]
+            )
+            for name in sorted({n for n in map(subset_of, members) if n is not None}):
+                groups.setdefault(name, []).append(qid)
+        return dict(sorted(groups.items()))
+
+    def _subset_lookup(
+        self, task: TaskDefinition, spec: SubsetSpec, split: str
+    ) -> Callable[[str], str | None] | None:
+        """id -> subset name; ``None`` when an optional subset column is absent."""
+        if spec.id_pattern is not None:
+            pattern = re.compile(spec.id_pattern)
+            return lambda item_id: m.group(1) if (m := pattern.search(item_id)) else None
+        assert spec.column is not None
+        config = resolve_config(task, spec.part, CONFIG_CANDIDATES[spec.part])
+        data = load_part(task, spec.part, config, split)
+        if spec.optional and spec.column not in data.column_names:
+            return None
+        id_column = _id_column(task, spec.part, data)
+        require_columns(task, data, config, [id_column, spec.column])
+        values = dict(zip(map(str, data[id_column]), data[spec.column], strict=True))
+        return lambda item_id: None if values.get(item_id) is None else str(values[item_id])
+
+
+def _id_column(task: TaskDefinition, part: str, data: datasets.Dataset) -> str:
+    """The declared id column, else the first of the part's usual id columns the data has."""
+    declared = column(task, "id")
+    if declared in data.column_names:
+        return declared
+    return next((c for c in ID_CANDIDATES[part] if c in data.column_names), declared)
+
+
+def _known_qrels(
+    task: TaskDefinition,
+    split: str,
+    policy: str,
+    qrels: Qrels,
+    queries: list[RawItem],
+    corpus: list[RawItem],
+) -> Qrels:
+    """The qrels checked against the queries' and corpus' ids (see the module docstring).
+
+    Only documents judged relevant are checked: one judged 0 that the corpus lacks changes no
+    metric (multiple-choice layouts list such candidates and check them themselves).
+    """
+    query_ids, doc_ids = {q.id for q in queries}, {d.id for d in corpus}
+    unknown_queries = sorted(set(qrels) - query_ids)
+    judged_relevant = {doc for docs in qrels.values() for doc, score in docs.items() if score > 0}
+    unknown_docs = sorted(judged_relevant - doc_ids)
+    if (not unknown_queries and not unknown_docs) or policy == "mteb":
+        return qrels
+    if policy == "drop":
+        return {
+            qid: {doc: score for doc, score in docs.items() if doc in doc_ids}
+            for qid, docs in qrels.items()
+            if qid in query_ids
+        }
+    problems = [
+        f"{len(ids)} {kind} id(s) ({', '.join(map(repr, ids[:SHOWN_IDS]))}"
+        f"{', ...' if len(ids) > SHOWN_IDS else ''}) that are not {where}"
+        for ids, kind, where in (
+            (unknown_queries, "query", "among the queries"),
+            (unknown_docs, "corpus", "in the corpus"),
+        )
+        if ids
+    ]
+    raise HarnessError(
+        f"task {task.name}: the qrels of split {split!r} name {' and '.join(problems)}. Fix the "
+        "dataset, or set `unknown_qrels: drop` under protocol to drop those judgments "
+        "(`unknown_qrels: mteb` keeps them as mteb does: unknown documents then count as "
+        "relevant documents that are never retrieved)."
+    )
 
 
 def _raw_items(

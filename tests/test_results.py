@@ -107,3 +107,11 @@ def test_scores_are_rounded_to_six_decimals_as_mteb_saves_them(tmp_path: Path) -
     write_result(path, make_result(0.123456789))
     entry = json.loads(path.read_text())["scores"]["test"][0]
     assert entry["main_score"] == 0.123457 and entry["ndcg_at_10"] == 0.123457
+
+
+def test_multi_vector_model_meta_uses_mteb_spelling() -> None:
+    from dataclasses import replace
+
+    payload = model_meta_payload(replace(META, similarity="maxsim"))
+    payload.pop("harness")
+    assert ModelMeta.model_validate(payload).similarity_fn_name.value == "MaxSim"

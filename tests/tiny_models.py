@@ -1,4 +1,5 @@
-"""Builders for tiny, randomly initialised dual-encoder models saved to a directory.
+"""Builders for tiny, randomly initialised models saved to a directory: dual encoders and
+Qwen2-VL-family chat models.
 
 Every builder is deterministic: fixed seeds and a tokenizer built from a fixed word-level
 vocabulary (never a trained BPE, whose ties break in hash order).
@@ -14,8 +15,21 @@ from transformers import (
     CLIPConfig,
     CLIPImageProcessorPil,
     CLIPModel,
+    ColPaliConfig,
+    ColPaliForRetrieval,
+    ColPaliProcessor,
+    ColQwen2Config,
+    ColQwen2ForRetrieval,
+    ColQwen2Processor,
     PreTrainedModel,
     PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5OmniThinkerConfig,
+    Qwen2_5OmniThinkerForConditionalGeneration,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil,
     SiglipConfig,
     SiglipImageProcessorPil,
     SiglipModel,
@@ -140,3 +154,225 @@ def build_tiny_siglip(directory: str | Path) -> Path:
     torch.manual_seed(SEED)
     processor = SiglipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     return _save(SiglipModel(config), tokenizer, processor, Path(directory))
+
+
+# Qwen2-VL-style chat models: special tokens, a chat template in the Qwen layout (a default
+# system turn, images as <|vision_start|><|image_pad|><|vision_end|>) and a vision tower with
+# 14-pixel patches merged 2 x 2, so a 56 x 56 image becomes 4 image tokens.
+CHAT_SPECIALS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<unk>",
+)
+_CHAT_VOCABULARY = """
+system user assistant you helpful summarize summary above text image sentence one word find
+screenshot that relevant to question : ' . ,
+"""
+CHAT_WORDS = tuple(_CHAT_VOCABULARY.split())
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+MLLM_MIN_PIXELS = 56 * 56
+MLLM_MAX_PIXELS = 112 * 112
+
+
+def chat_tokenizer(chat_template: str | None = QWEN_CHAT_TEMPLATE) -> PreTrainedTokenizerFast:
+    """A lower-casing word-level tokenizer with Qwen's special tokens and a chat template."""
+    words = dict.fromkeys([*CHAT_SPECIALS, *WORDS, *CHAT_WORDS])
+    vocab = {token: index for index, token in enumerate(words)}
+    assert len(vocab) <= VOCAB_SIZE
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        additional_special_tokens=list(CHAT_SPECIALS[1:7]),
+        chat_template=chat_template,
+        model_max_length=512,
+    )
+
+
+def _qwen_text(tokenizer: PreTrainedTokenizerFast) -> dict[str, object]:
+    """A tiny two-layer language model with multimodal RoPE and the tokenizer's special ids."""
+    return _tower(
+        vocab_size=VOCAB_SIZE,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        rope_parameters={"rope_type": "default", "mrope_section": [2, 2, 4], "rope_theta": 1e4},
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+
+
+def _qwen_config(config_class: type, tokenizer: PreTrainedTokenizerFast, vision: dict) -> object:
+    """A tiny Qwen2-VL-style config whose special token ids are the tokenizer's."""
+    ids = tokenizer.convert_tokens_to_ids
+    return config_class(
+        text_config=_qwen_text(tokenizer),
+        vision_config={
+            "depth": 1,
+            "hidden_size": HIDDEN,
+            "num_heads": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            **vision,
+        },
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+
+
+def _save_mllm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, directory: Path) -> Path:
+    """Save a chat model, its tokenizer and a Qwen2-VL image processor side by side."""
+    processor = Qwen2VLImageProcessorPil(
+        min_pixels=MLLM_MIN_PIXELS, max_pixels=MLLM_MAX_PIXELS, patch_size=14, merge_size=2
+    )
+    return _save(model, tokenizer, processor, directory)
+
+
+def build_tiny_qwen2_vl(
+    directory: str | Path, chat_template: str | None = QWEN_CHAT_TEMPLATE
+) -> Path:
+    """Save a tiny random ``Qwen2VLForConditionalGeneration``; return the directory."""
+    tokenizer = chat_tokenizer(chat_template)
+    vision = {"embed_dim": HIDDEN, "mlp_ratio": 2}
+    config = _qwen_config(Qwen2VLConfig, tokenizer, vision)
+    torch.manual_seed(SEED)
+    return _save_mllm(Qwen2VLForConditionalGeneration(config), tokenizer, Path(directory))
+
+
+def build_tiny_qwen2_5_vl(directory: str | Path) -> Path:
+    """Save a tiny random ``Qwen2_5_VLForConditionalGeneration``; return the directory."""
+    tokenizer = chat_tokenizer()
+    vision = {
+        "intermediate_size": 2 * HIDDEN,
+        "out_hidden_size": HIDDEN,
+        "window_size": 56,
+        "fullatt_block_indexes": [0],
+    }
+    config = _qwen_config(Qwen2_5_VLConfig, tokenizer, vision)
+    torch.manual_seed(SEED)
+    return _save_mllm(Qwen2_5_VLForConditionalGeneration(config), tokenizer, Path(directory))
+
+
+def build_tiny_qwen2_5_omni_thinker(directory: str | Path) -> Path:
+    """Save a tiny random ``Qwen2_5OmniThinkerForConditionalGeneration``; return the directory.
+
+    Its audio tower is tiny too; the tokenizer has no audio tokens (texts and images only).
+    """
+    tokenizer = chat_tokenizer()
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen2_5OmniThinkerConfig(
+        audio_config={
+            "num_mel_bins": 8,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 2 * HIDDEN,
+            "d_model": 16,
+            "output_dim": HIDDEN,
+            "max_source_positions": 32,
+            "n_window": 4,
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": HIDDEN,
+            "intermediate_size": 2 * HIDDEN,
+            "num_heads": 2,
+            "out_hidden_size": HIDDEN,
+            "window_size": 56,
+            "fullatt_block_indexes": [0],
+        },
+        text_config=_qwen_text(tokenizer),
+        image_token_index=ids("<|image_pad|>"),
+        video_token_index=ids("<|video_pad|>"),
+        audio_token_index=ids("<unk>"),
+        audio_start_token_id=ids("<unk>"),
+        audio_end_token_id=ids("<unk>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        user_token_id=ids("user"),
+    )
+    torch.manual_seed(SEED)
+    model = Qwen2_5OmniThinkerForConditionalGeneration(config)
+    return _save_mllm(model, tokenizer, Path(directory))
+
+
+def build_tiny_colqwen2(directory: str | Path) -> Path:
+    """Save a tiny random ``ColQwen2ForRetrieval`` (a tiny Qwen2-VL inside, 16-d token
+    embeddings) with its ``ColQwen2Processor``; return the directory."""
+    tokenizer = chat_tokenizer(chat_template=None)
+    vision = {"embed_dim": HIDDEN, "mlp_ratio": 2}
+    config = ColQwen2Config(
+        vlm_config=_qwen_config(Qwen2VLConfig, tokenizer, vision), embedding_dim=16
+    )
+    torch.manual_seed(SEED)
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=MLLM_MIN_PIXELS, max_pixels=MLLM_MAX_PIXELS, patch_size=14, merge_size=2
+    )
+    directory = Path(directory)
+    ColQwen2ForRetrieval(config).save_pretrained(directory)
+    ColQwen2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(
+        directory
+    )
+    return directory
+
+
+def build_tiny_colpali(directory: str | Path) -> Path:
+    """Save a tiny random ``ColPaliForRetrieval`` (a tiny PaliGemma inside, 16 image tokens,
+    16-d token embeddings) with its ``ColPaliProcessor``; return the directory.
+
+    The processor adds PaliGemma's image, location and segmentation tokens to the tokenizer,
+    so the language model's vocabulary is sized after it.
+    """
+    tokenizer = _word_level_tokenizer(
+        {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<bos>", "eos_token": "<eos>"},
+        "$A",
+        ["input_ids", "attention_mask", "token_type_ids"],
+    )
+    tokenizer.model_max_length = 64
+    image_processor = SiglipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    image_processor.image_seq_length = (IMAGE_SIZE // PATCH_SIZE) ** 2
+    processor = ColPaliProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    text = _tower(
+        model_type="gemma",
+        vocab_size=len(processor.tokenizer),
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    vlm = {
+        "model_type": "paligemma",
+        "text_config": text,
+        "vision_config": _tower(image_size=IMAGE_SIZE, patch_size=PATCH_SIZE),
+        "image_token_id": processor.image_token_id,
+        "projection_dim": HIDDEN,
+    }
+    torch.manual_seed(SEED)
+    directory = Path(directory)
+    ColPaliForRetrieval(ColPaliConfig(vlm_config=vlm, embedding_dim=16)).save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory

@@ -11,6 +11,7 @@ import datasets
 from tasks.demo.build import build_demo_datasets
 from tasks.demo.classification import build_classification
 from tasks.demo.compositionality import build_compositionality
+from tasks.demo.documents import build_documents
 from tasks.demo.multiple_choice import build_multiple_choice
 from tasks.demo.visual_sts import build_visual_sts
 
@@ -21,6 +22,7 @@ def build_all(out_dir: Path) -> None:
     for build in (
         build_classification,
         build_compositionality,
+        build_documents,
         build_multiple_choice,
         build_visual_sts,
     ):

@@ -1,0 +1,136 @@
+"""Late-interaction (multi-vector) retrievers from transformers: ColPali and ColQwen2.
+
+Each item becomes one float32 ``(tokens, d)`` array: the model's L2-normalised token
+embeddings at the real (attention-mask) positions. Texts take the processor's query path (its
+query prefix and ten query-augmentation tokens, as the models were trained), images its page
+path (the visual prompt). An item with both a text and an image gets its text tokens followed by
+its image tokens, as mteb's ColPali wrapper concatenates them. Scored by MaxSim.
+
+These are transformers' own classes, which load the converted ``-hf`` checkpoints (for example
+``vidore/colqwen2-v1.0-hf``). Their processors end each query with a newline, which mteb's
+colpali_engine path does not add.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+from PIL import Image
+from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+from harness.errors import BadInputError, HarnessError
+from model_adapters.base import AdapterMeta, Item, Role
+from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
+
+FAMILY = "late-interaction"
+# config.json model type -> (retrieval model class, processor class) in transformers.
+CLASSES = {
+    "colpali": ("ColPaliForRetrieval", "ColPaliProcessor"),
+    "colqwen2": ("ColQwen2ForRetrieval", "ColQwen2Processor"),
+}
+
+
+class LateInteractionAdapter:
+    """Encode texts and page images into per-token embeddings with a ``*ForRetrieval`` model."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str,
+        revision: str,
+        hub_revision: str | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if options:
+            raise HarnessError(f"the {FAMILY} family takes no options, got {sorted(options)}")
+        self._device = resolve_device(device)
+        self._dtype = resolve_dtype(dtype)
+        config = AutoConfig.from_pretrained(source, revision=hub_revision)
+        if config.model_type not in CLASSES:
+            raise HarnessError(
+                f"{source} is a {config.model_type!r} model; the {FAMILY} family loads "
+                f"{', '.join(CLASSES)}"
+            )
+        model_class, processor_class = (
+            getattr(transformers, n) for n in CLASSES[config.model_type]
+        )
+        self.model = model_class.from_pretrained(source, revision=hub_revision, dtype=self._dtype)
+        self.model.to(self._device).eval()
+        self.processor = _processor(source, hub_revision, processor_class)
+        self.meta = AdapterMeta(
+            name=name,
+            revision=revision,
+            family=FAMILY,
+            similarity="maxsim",
+            modalities=("image", "text"),
+            dtype=dtype,
+            embed_dim=int(config.embedding_dim),
+            n_parameters=n_parameters(self.model),
+            options={
+                "processor": type(self.processor).__name__,
+                "image_processor": type(self.processor.image_processor).__name__,
+                "query_prefix": self.processor.query_prefix,
+                "visual_prompt_prefix": self.processor.visual_prompt_prefix,
+            },
+        )
+
+    def encode(
+        self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
+    ) -> list[np.ndarray]:
+        """One ``(tokens, d)`` array per item; ``role`` and ``instruction`` are ignored."""
+        texts = [i for i, item in enumerate(items) if item.get("text") is not None]
+        images = [i for i, item in enumerate(items) if item.get("image") is not None]
+        empty = sorted(set(range(len(items))) - set(texts) - set(images))
+        if empty:
+            raise BadInputError(f"item {empty[0]} has neither a text nor an image")
+        parts: list[list[np.ndarray]] = [[] for _ in items]
+        if texts:
+            batch = self.processor(text=[items[i]["text"] for i in texts], return_tensors="pt")
+            for i, tokens in zip(texts, self._embed(batch), strict=True):
+                parts[i].append(tokens)
+        if images:
+            rgb = [_rgb(items[i]["image"]) for i in images]
+            batch = self.processor(images=rgb, return_tensors="pt")
+            for i, tokens in zip(images, self._embed(batch), strict=True):
+                parts[i].append(tokens)
+        return [np.concatenate(item_parts) for item_parts in parts]
+
+    @torch.inference_mode()
+    def _embed(self, batch: Mapping[str, torch.Tensor]) -> list[np.ndarray]:
+        """One forward pass; each row's embeddings at its attention-mask positions, float32."""
+        inputs = {key: self._to_device(value) for key, value in batch.items()}
+        embeddings = self.model(**inputs).embeddings.float().cpu()
+        mask = batch["attention_mask"].bool()
+        return [row[keep].numpy() for row, keep in zip(embeddings, mask, strict=True)]
+
+    def _to_device(self, value: torch.Tensor) -> torch.Tensor:
+        """Move a tensor to the model's device; floating tensors also take the model's dtype."""
+        if value.is_floating_point():
+            return value.to(self._device, self._dtype)
+        return value.to(self._device)
+
+
+def _processor(source: str, revision: str | None, processor_class: type) -> Any:
+    """The saved processor, or one built from the image processor and the tokenizer.
+
+    The fallback serves checkpoints whose processor cannot be built as saved, for instance
+    when it names a torchvision image processor and torchvision is missing.
+    """
+    try:
+        return AutoProcessor.from_pretrained(source, revision=revision)
+    except (OSError, ValueError, ImportError, TypeError):
+        return processor_class(
+            image_processor=AutoImageProcessor.from_pretrained(source, revision=revision),
+            tokenizer=AutoTokenizer.from_pretrained(source, revision=revision),
+        )
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
