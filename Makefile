@@ -19,10 +19,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@
 
 # System packages: Tesseract OCR with English, Thai, Lao, Vietnamese and Malay data (the OCR
-# baseline) and the fonts that render document pages. Missing ones are installed with apt-get, as
-# root or with sudo; where that is impossible a note is printed and the tests that need them skip.
+# baseline), the fonts that render document pages, and chromium (the leaderboard's browser tests).
+# Missing ones are installed with apt-get, as root or with sudo; where that is impossible a note
+# is printed and the tests that need them skip.
 SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-tha tesseract-ocr-lao \
-	tesseract-ocr-vie tesseract-ocr-msa fonts-thai-tlwg fonts-lao fonts-noto-core fonts-dejavu-core
+	tesseract-ocr-vie tesseract-ocr-msa fonts-thai-tlwg fonts-lao fonts-noto-core fonts-dejavu-core \
+	chromium
 
 system-packages:
 	@if ! command -v dpkg-query >/dev/null 2>&1; then \
@@ -48,6 +50,7 @@ system-packages:
 
 demo: $(VENV)/.installed system-packages
 	$(BIN)/harness run --output demo-results
+	$(BIN)/harness leaderboard --results demo-results --out demo-results/site
 
 test: $(VENV)/.installed system-packages
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""The ``harness`` command line: ``run``, ``tasks`` and ``models``."""
+"""The ``harness`` command line: ``run``, ``tasks``, ``models``, ``validate`` and ``submit``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,32 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="list the known tasks")
     tasks.add_argument("--type", help="only tasks of this type")
     commands.add_parser("models", help="list the registered model names")
+
+    validate = commands.add_parser(
+        "validate", help="check results before submitting them (exit 1 when problems are found)"
+    )
+    validate.add_argument("path", type=Path, help="a results folder or one result file")
+    submit = commands.add_parser(
+        "submit", help="validate results, then file them under a leaderboard results tree"
+    )
+    submit.add_argument("path", type=Path, help="a results folder or one result file")
+    submit.add_argument("--to", type=Path, required=True, help="the leaderboard results folder")
+    submit.add_argument(
+        "--overwrite", action="store_true", help="replace filed results that differ"
+    )
+
+    board = commands.add_parser(
+        "leaderboard", help="build the static leaderboard site from results folders"
+    )
+    board.add_argument(
+        "--results", type=Path, action="append", required=True, help="results folder (repeatable)"
+    )
+    board.add_argument("--out", type=Path, required=True, help="folder for the site")
+    board.add_argument(
+        "--benchmark",
+        type=Path,
+        help="a text file naming the benchmark's tasks, one per line (its name is the file's)",
+    )
     return parser
 
 
@@ -166,7 +192,55 @@ def cmd_models(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "tasks": cmd_tasks, "models": cmd_models}
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Print each problem with its file and fix; 1 when there are problems."""
+    from harness.validation import validate
+
+    validation = validate(args.path)
+    for problem in validation.problems:
+        print(problem)
+    count = len(validation.results)
+    if validation.problems:
+        print(f"\n{len(validation.problems)} problem(s) in {args.path}.")
+        return 1
+    print(f"{count} result file(s) in {args.path} are valid.")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Validate, then file the results under the canonical layout."""
+    from harness.submission import submit
+
+    for entry in submit(args.path, args.to, overwrite=args.overwrite):
+        print(f"{entry.status:9}  {entry.path}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Build the static site and print the page to open."""
+    from leaderboard.site import Benchmark, build_site
+    from tasks.registry import builtin_tasks
+
+    benchmark = None
+    if args.benchmark is not None:
+        known = {name: task.type for name, task in builtin_tasks().items()}
+        benchmark = Benchmark.from_file(args.benchmark, known)
+    collection = build_site(args.results, args.out, benchmark)
+    models = len({entry.model for entry in collection.entries})
+    print(f"{len(collection.entries)} results of {models} models; ", end="")
+    print(f"{len(collection.skipped)} files skipped (listed on skipped.html).")
+    print(f"Open {(args.out / 'index.html').resolve().as_uri()}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "tasks": cmd_tasks,
+    "models": cmd_models,
+    "validate": cmd_validate,
+    "submit": cmd_submit,
+    "leaderboard": cmd_leaderboard,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,8 @@ SplitScores = dict[str, Any]
 
 
 SCORE_DECIMALS = 6
+# A file that `harness leaderboard` leaves in every site it builds; result scans skip such folders.
+SITE_MARKER = ".harness-leaderboard"
 
 
 def _rounded(value: Any, decimals: int) -> Any:
@@ -106,9 +108,14 @@ def _safe_part(text: str) -> str:
     return cleaned.lstrip(".") or "_"
 
 
+def canonical_folder(output: Path, name: str, revision: str) -> Path:
+    """``<output>/<org__model>/<revision>`` for a model name and revision."""
+    return output / _safe_part(name) / _safe_part(revision)
+
+
 def model_folder(output: Path, meta: AdapterMeta) -> Path:
     """``<output>/<org__model>/<revision>`` for a model."""
-    return output / _safe_part(meta.name) / _safe_part(meta.revision)
+    return canonical_folder(output, meta.name, meta.revision)
 
 
 def result_path(output: Path, meta: AdapterMeta, task_name: str) -> Path:
@@ -146,11 +153,54 @@ def write_result(path: Path, result: ResultFile) -> None:
     write_json_atomic(path, result.model_dump(mode="json"))
 
 
-def read_result(path: Path) -> ResultFile:
-    """Read and validate a result file."""
+# Limits on JSON read from result folders: a result file is a few kB, nested about 6 deep.
+MAX_JSON_BYTES = 20 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+# A JSON string (an unrolled loop: linear even when a string never ends), and JSON's brackets.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit``."""
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"bare {name} is not valid JSON (write null instead)")
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file, refusing huge files and deep nesting before parsing anything."""
     try:
-        return ResultFile.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise HarnessError(
+                f"{path}: refused, {size / 2**20:.1f} MB is over the "
+                f"{MAX_JSON_BYTES // 2**20} MB limit for a JSON file of results"
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise HarnessError(f"{path}: cannot be read ({error})") from error
+    if _too_deep(text, MAX_JSON_DEPTH):
+        raise HarnessError(f"{path}: refused, JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as error:
+        raise HarnessError(f"{path}: not valid JSON ({error})") from error
+
+
+def read_result(path: Path) -> ResultFile:
+    """Read and validate a result file (size and nesting limited, as ``read_json``)."""
+    payload = read_json(path)
+    try:
+        return ResultFile.model_validate(payload)
+    except ValueError as error:
         raise HarnessError(f"{path}: not a valid result file ({error})") from error
 
 

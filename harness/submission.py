@@ -1,0 +1,84 @@
+"""Files validated results under the leaderboard's layout: ``<to>/<org__model>/<revision>/``.
+
+Nothing is written unless the whole submission is valid and no destination file with other
+content would be replaced (``overwrite`` allows that); each file is written atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.results import canonical_folder, read_json, write_json_atomic
+from harness.validation import MODEL_META, Validation, validate
+
+
+class InvalidSubmission(HarnessError):
+    """A submission that failed validation: the problems are the message; exit status 1."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Filed:
+    """One destination file and what happened to it: ``added``, ``replaced`` or ``unchanged``."""
+
+    path: Path
+    status: str
+
+
+def submit(source: Path, destination: Path, *, overwrite: bool = False) -> list[Filed]:
+    """Validate the results at ``source``, then file them under ``destination``."""
+    validation = validate(source)
+    if not validation.ok:
+        problems = "\n".join(str(problem) for problem in validation.problems)
+        raise InvalidSubmission(
+            f"submission refused, {len(validation.problems)} problem(s):\n{problems}"
+        )
+    plan = _plan(validation, destination)
+    filed = [Filed(path, _status(path, payload, overwrite)) for path, payload in plan.items()]
+    for entry in filed:
+        if entry.status != "unchanged":
+            write_json_atomic(entry.path, plan[entry.path])
+    return filed
+
+
+def _plan(validation: Validation, destination: Path) -> dict[Path, Any]:
+    """Destination path to content, for every result and its folder's model metadata."""
+    plan: dict[Path, Any] = {}
+    sources: dict[Path, Path] = {}
+    for file, result in validation.results:
+        model = result.harness.model
+        folder = canonical_folder(destination, model["name"], model["revision"])
+        # Known task names are built-in ones, so the file name stays inside ``folder``.
+        for source, target in (
+            (file, folder / f"{result.task_name}.json"),
+            (file.parent / MODEL_META, folder / MODEL_META),
+        ):
+            payload = read_json(source)
+            if target in plan and plan[target] != payload:
+                raise HarnessError(
+                    f"{source} and {sources[target]} would both be filed as {target} with "
+                    "different content. Submit one of them."
+                )
+            plan[target], sources[target] = payload, source
+    return plan
+
+
+def _status(target: Path, payload: Any, overwrite: bool) -> str:
+    """What filing ``payload`` at ``target`` does; refuses to replace other content silently."""
+    if not target.exists():
+        return "added"
+    try:
+        if read_json(target) == payload:
+            return "unchanged"
+    except HarnessError:
+        pass
+    if not overwrite:
+        raise HarnessError(
+            f"{target} already exists with different content. Nothing was filed. "
+            "Pass --overwrite to replace it."
+        )
+    return "replaced"
