@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from harness.errors import HarnessError
+
 Role = Literal["query", "document"] | None
 Similarity = Literal["cosine", "dot", "maxsim"]
 Item = dict[str, Any]
@@ -83,3 +85,12 @@ class Adapter(Protocol):
         """Encode one batch: a float32 array of shape ``(len(items), dim)``, or for a
         multi-vector adapter a list of ``len(items)`` float32 ``(tokens, dim)`` arrays."""
         ...
+
+
+def check_options(family: str, options: Mapping[str, Any], known: frozenset[str]) -> None:
+    """Refuse options the family does not know, naming the ones it does."""
+    unknown = set(options) - known
+    if unknown:
+        raise HarnessError(
+            f"unknown option(s) {sorted(unknown)} for the {family} family; known: {sorted(known)}"
+        )

@@ -17,7 +17,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
 from harness.errors import BadInputError, HarnessError
-from model_adapters.base import AdapterMeta, Item, Role
+from model_adapters.base import AdapterMeta, Item, Role, check_options
 from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
 
 # Model types whose text tower was trained on fixed-length, padded sequences.
@@ -48,11 +48,7 @@ class ClipAdapter:
         options: Mapping[str, Any] | None = None,
     ) -> None:
         options = dict(options or {})
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise HarnessError(
-                f"unknown option(s) {sorted(unknown)} for the clip family; known: {sorted(OPTIONS)}"
-            )
+        check_options("clip", options, OPTIONS)
         self._device = resolve_device(device)
         self._dtype = resolve_dtype(dtype)
         self.model = AutoModel.from_pretrained(source, revision=hub_revision, dtype=self._dtype)

@@ -27,7 +27,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 from transformers.utils import cached_file
 
 from harness.errors import BadInputError, HarnessError
-from model_adapters.base import AdapterMeta, Item, Role
+from model_adapters.base import AdapterMeta, Item, Role, check_options
 from model_adapters.torch_utils import DTYPES, n_parameters, resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -233,11 +233,7 @@ class MllmAdapter:
 
 def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
     """Every option with its default, validated."""
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise HarnessError(
-            f"unknown option(s) {sorted(unknown)} for the mllm family; known: {sorted(OPTIONS)}"
-        )
+    check_options("mllm", options, OPTIONS)
     settings = {
         "preset": options.get("preset", "lco"),
         "instruction": options.get("instruction", "ignore"),

@@ -9,7 +9,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from harness.errors import BadInputError, HarnessError
-from model_adapters.base import AdapterMeta, Item, Role, Similarity
+from model_adapters.base import AdapterMeta, Item, Role, Similarity, check_options
 from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
 
 OPTIONS = frozenset({"prompts", "uses_instructions", "instruction_template"})
@@ -39,12 +39,7 @@ class SentenceTransformerAdapter:
         options: Mapping[str, Any] | None = None,
     ) -> None:
         options = dict(options or {})
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise HarnessError(
-                f"unknown option(s) {sorted(unknown)} for the sentence-transformers family; "
-                f"known: {sorted(OPTIONS)}"
-            )
+        check_options("sentence-transformers", options, OPTIONS)
         torch_device = resolve_device(device)
         self.model = SentenceTransformer(source, device=str(torch_device), revision=hub_revision)
         self.model.to(resolve_dtype(dtype))
