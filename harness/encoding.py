@@ -80,9 +80,8 @@ class Encoder:
             if key not in vectors:
                 first_of_key.setdefault(key, item)
         skipped_keys = self._encode_missing(first_of_key, vectors, role, instruction, task)
-        if self.adapter.meta.similarity == "maxsim":
-            return _assemble_tokens(items, keys, vectors, skipped_keys)
-        return _assemble(items, keys, vectors, skipped_keys)
+        multi_vector = self.adapter.meta.similarity == "maxsim"
+        return _assemble(items, keys, vectors, skipped_keys, multi_vector=multi_vector)
 
     def _keys(self, items: Sequence[RawItem], role: Role, instruction: str | None) -> list[str]:
         meta = self.adapter.meta
@@ -183,16 +182,22 @@ def _assemble(
     keys: list[str],
     vectors: dict[str, np.ndarray],
     skipped_keys: set[str],
+    *,
+    multi_vector: bool,
 ) -> Encoded:
+    """Rows in item order: a float32 matrix, or for multi-vector outputs an object array of
+    ``(tokens, d)`` arrays; a skipped item gets a zero row (or zero tokens)."""
     kept = np.array([key not in skipped_keys for key in keys], dtype=bool)
-    if not any(kept):
-        return Encoded(np.zeros((len(items), 0), np.float32), kept, _ids(items, kept))
-    dim = next(vectors[key] for key in keys if key not in skipped_keys).shape[-1]
-    matrix = np.zeros((len(items), dim), dtype=np.float32)
+    dim = next((vectors[key].shape[-1] for key in keys if key not in skipped_keys), 0)
+    rows = (
+        np.empty(len(items), dtype=object)
+        if multi_vector
+        else np.zeros((len(items), dim), np.float32)
+    )
+    blank = np.zeros((0, dim) if multi_vector else dim, dtype=np.float32)
     for row, key in enumerate(keys):
-        if key not in skipped_keys:
-            matrix[row] = vectors[key]
-    return Encoded(matrix, kept, _ids(items, kept))
+        rows[row] = blank if key in skipped_keys else vectors[key]
+    return Encoded(rows, kept, _ids(items, kept))
 
 
 def _token_arrays(raw: Any, n: int, adapter: Adapter) -> list[np.ndarray]:
@@ -206,22 +211,6 @@ def _token_arrays(raw: Any, n: int, adapter: Adapter) -> list[np.ndarray]:
             + (f", item {bad[0]} of shape {arrays[bad[0]].shape}" if bad else "")
         )
     return arrays
-
-
-def _assemble_tokens(
-    items: Sequence[RawItem],
-    keys: list[str],
-    vectors: dict[str, np.ndarray],
-    skipped_keys: set[str],
-) -> Encoded:
-    """Like :func:`_assemble`, for multi-vector outputs: an object array of token arrays."""
-    kept = np.array([key not in skipped_keys for key in keys], dtype=bool)
-    dims = [vectors[key].shape[-1] for key in keys if key not in skipped_keys]
-    empty = np.zeros((0, dims[0] if dims else 0), dtype=np.float32)
-    rows = np.empty(len(items), dtype=object)
-    for row, key in enumerate(keys):
-        rows[row] = empty if key in skipped_keys else vectors[key]
-    return Encoded(rows, kept, _ids(items, kept))
 
 
 def _ids(items: Sequence[RawItem], kept: np.ndarray) -> tuple[str, ...]:
