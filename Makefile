@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: demo test lint format clean-venv system-packages
+.PHONY: demo test regression lint format clean-venv system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,19 @@ demo: $(VENV)/.installed system-packages
 
 test: $(VENV)/.installed system-packages
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory regression
+
+# The project's own regression check: the embedded demo, run afresh with no cache, against the
+# reference results committed under results/. Exit 1 on a regression, 2 when not comparable.
+# Without Tesseract the OCR baseline cannot run, so only demo-clip is checked.
+regression: $(VENV)/.installed system-packages
+	rm -rf .regression
+	$(BIN)/harness run --output .regression --no-cache --quiet
+	@if command -v tesseract >/dev/null 2>&1; then new=.regression; old=results; \
+	else echo "note: Tesseract is missing; checking demo-clip only"; \
+	  new=.regression/demo-clip; old=results/demo-clip; fi; \
+	echo "harness check --results $$new --baseline $$old"; \
+	$(BIN)/harness check --results $$new --baseline $$old
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

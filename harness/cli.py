@@ -1,4 +1,5 @@
-"""The ``harness`` command line: ``run``, ``tasks``, ``models``, ``validate`` and ``submit``."""
+"""The ``harness`` command line: run, tasks, benchmarks, models, validate, submit, check and
+leaderboard."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from harness import __version__
 from harness.cache import default_cache_dir
 from harness.errors import HarnessError
+from harness.scoring.bootstrap import LEVEL
 from harness.table import format_table
 
 # The embedded demo: demo-clip on every demo task, and the OCR + MiniLM baseline on the
@@ -55,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         "embedded offline demo.",
     )
     run.add_argument("--model", help="registered name, hub id or local model directory")
-    run.add_argument("--tasks", help="comma-separated task names and/or custom task YAML files")
+    selection = run.add_mutually_exclusive_group()
+    selection.add_argument(
+        "--tasks", help="comma-separated task names and/or custom task YAML files"
+    )
+    selection.add_argument(
+        "--benchmark", help="run every task of a benchmark (`harness benchmarks`)"
+    )
     run.add_argument("--output", type=Path, default=Path("results"), help="results folder")
     run.add_argument("--batch-size", type=_positive_int, default=32)
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -73,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the tasks, their sizes and the inputs to encode, then stop",
+    )
+    run.add_argument(
         "--data-dir",
         type=_data_dir,
         action="append",
@@ -83,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = commands.add_parser("tasks", help="list the known tasks")
     tasks.add_argument("--type", help="only tasks of this type")
+    tasks.add_argument("--benchmark", help="only the tasks of this benchmark, in its order")
+    commands.add_parser("benchmarks", help="list the benchmarks")
     commands.add_parser("models", help="list the registered model names")
 
     validate = commands.add_parser(
@@ -98,6 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace filed results that differ"
     )
 
+    check = commands.add_parser(
+        "check",
+        help="compare results with a baseline (exit 1 on a regression, 2 when not comparable)",
+    )
+    check.add_argument("--results", type=Path, required=True, help="the new results")
+    check.add_argument("--baseline", type=Path, required=True, help="the results to compare with")
+    judge = check.add_mutually_exclusive_group()
+    judge.add_argument(
+        "--tolerance", type=float, help="flag a main score that fell by more than this"
+    )
+    judge.add_argument(
+        "--ci",
+        type=float,
+        default=LEVEL,
+        metavar="LEVEL",
+        help=f"flag a drop whose interval at this level excludes 0 (default {LEVEL})",
+    )
+    check.add_argument("--tasks", help="only these comma-separated tasks")
+    check.add_argument(
+        "--all-metrics", action="store_true", help="list every metric, not only the main score"
+    )
+    check.add_argument("--json", type=Path, help="also write the verdicts to this JSON file")
+
     board = commands.add_parser(
         "leaderboard", help="build the static leaderboard site from results folders"
     )
@@ -107,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--out", type=Path, required=True, help="folder for the site")
     board.add_argument(
         "--benchmark",
-        type=Path,
-        help="a text file naming the benchmark's tasks, one per line (its name is the file's)",
+        help="a benchmark name (`harness benchmarks`), or a text file naming its tasks, one per "
+        "line (its name is the file's)",
     )
     return parser
 
@@ -116,14 +154,28 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary table."""
     from harness.runner import RunSettings, run
+    from tasks.benchmarks import benchmark_task_names
     from tasks.registry import demo_tasks
 
-    if args.model is None and args.tasks is None:
-        plan = _demo_plan(demo_tasks())
-    elif args.model is None or args.tasks is None:
-        raise HarnessError("pass both --model and --tasks, or neither to run the embedded demo")
+    task_specs = benchmark_task_names(args.benchmark) if args.benchmark else None
+    if args.tasks is not None:
+        task_specs = args.tasks.split(",")
+    if args.model is None and task_specs is None:
+        jobs = _demo_jobs(demo_tasks())
+    elif args.model is None or task_specs is None:
+        raise HarnessError(
+            "pass --model with --tasks or --benchmark, or none of them to run the embedded demo"
+        )
     else:
-        plan = [(args.model, args.tasks.split(","))]
+        jobs = [(args.model, task_specs)]
+    if args.dry_run:
+        from harness.plan import plan
+        from tasks.registry import resolve_tasks
+
+        for model, specs in jobs:
+            print(f"{model}:")
+            print(plan(resolve_tasks(specs)).report())
+        return 0
     settings = RunSettings(
         output=args.output,
         batch_size=args.batch_size,
@@ -137,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         data_dirs=dict(args.data_dir),
     )
-    for model, task_specs in plan:
+    for model, task_specs in jobs:
         report = run(model, task_specs, settings)
         print(f"\n{model}:")
         print(report.summary())
@@ -145,38 +197,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_plan(tasks: list[str]) -> list[tuple[str, list[str]]]:
+def _demo_jobs(tasks: list[str]) -> list[tuple[str, list[str]]]:
     """The models and tasks of the embedded demo."""
     print("No --model/--tasks given: running the embedded offline demo.")
-    plan = [(DEMO_MODEL, tasks)]
+    jobs = [(DEMO_MODEL, tasks)]
     if shutil.which("tesseract"):
-        plan.append(DEMO_OCR_BASELINE)
+        jobs.append(DEMO_OCR_BASELINE)
     else:
         print(f"Tesseract is not installed: skipping the {DEMO_OCR_BASELINE[0]} baseline.")
-    return plan
+    return jobs
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    """Print the table of known tasks."""
+    """Print the table of known tasks, or of one benchmark's tasks."""
+    from harness.errors import UnknownNameError
+    from tasks.benchmarks import get_benchmark
     from tasks.registry import TASK_TYPES, builtin_tasks, task_type
 
     if args.type and args.type not in TASK_TYPES:
-        from harness.errors import UnknownNameError
-
         raise UnknownNameError("task type", args.type, TASK_TYPES)
+    known = builtin_tasks()
+    names = list(get_benchmark(args.benchmark).tasks) if args.benchmark else list(known)
+    rows = []
+    for name in names:
+        task = known.get(name)
+        if task is None:
+            rows.append((name, "not defined yet", "", "", "", "", ""))
+        elif args.type in (None, task.type):
+            size = sum(task.n_samples.values()) if task.n_samples else None
+            splits = ",".join(task.eval_splits)
+            main = task_type(task).main_score(task)
+            rows.append((name, task.type, task.category, main, splits, size, task.dataset.path))
+    headers = ("task", "type", "category", "main score", "splits", "size", "dataset")
+    print(format_table(headers, rows))
+    if args.benchmark:
+        print(f"\n{len(rows)} tasks in {args.benchmark}.")
+    return 0
+
+
+def cmd_benchmarks(_: argparse.Namespace) -> int:
+    """Print the benchmarks with their task counts."""
+    from tasks.benchmarks import builtin_benchmarks
+
     rows = [
         (
-            t.name,
-            t.type,
-            t.category,
-            task_type(t).main_score(t),
-            ",".join(t.eval_splits),
-            t.dataset.path,
+            b.name,
+            len(b.tasks),
+            len(b.tasks) - len(b.missing_tasks()),
+            b.mteb_name or "",
+            b.description,
         )
-        for t in builtin_tasks().values()
-        if args.type in (None, t.type)
+        for b in builtin_benchmarks().values()
     ]
-    print(format_table(("task", "type", "category", "main score", "splits", "dataset"), rows))
+    print(format_table(("benchmark", "tasks", "defined", "mteb name", "description"), rows))
     return 0
 
 
@@ -216,15 +289,37 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Print the verdicts; exit 0 (pass), 1 (a regression) or 2 (not comparable)."""
+    from harness.check import CheckSettings, check
+    from harness.results import write_json_atomic
+
+    settings = CheckSettings(
+        tolerance=args.tolerance,
+        level=args.ci,
+        tasks=tuple(args.tasks.split(",")) if args.tasks else None,
+        all_metrics=args.all_metrics,
+    )
+    report = check(args.results, args.baseline, settings)
+    print(report.table())
+    if args.json:
+        write_json_atomic(args.json, report.to_json())
+    return report.exit_code
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Build the static site and print the page to open."""
     from leaderboard.site import Benchmark, build_site
+    from tasks.benchmarks import benchmark_task_names
     from tasks.registry import builtin_tasks
 
     benchmark = None
-    if args.benchmark is not None:
-        known = {name: task.type for name, task in builtin_tasks().items()}
-        benchmark = Benchmark.from_file(args.benchmark, known)
+    known = {name: task.type for name, task in builtin_tasks().items()}
+    if args.benchmark is not None and Path(args.benchmark).is_file():
+        benchmark = Benchmark.from_file(Path(args.benchmark), known)
+    elif args.benchmark is not None:
+        tasks = benchmark_task_names(args.benchmark)
+        benchmark = Benchmark(args.benchmark, {name: known[name] for name in tasks})
     collection = build_site(args.results, args.out, benchmark)
     models = len({entry.model for entry in collection.entries})
     print(f"{len(collection.entries)} results of {models} models; ", end="")
@@ -236,9 +331,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "tasks": cmd_tasks,
+    "benchmarks": cmd_benchmarks,
     "models": cmd_models,
     "validate": cmd_validate,
     "submit": cmd_submit,
+    "check": cmd_check,
     "leaderboard": cmd_leaderboard,
 }
 

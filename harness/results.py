@@ -18,10 +18,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 import harness
 from harness.errors import HarnessError
+from harness.scoring.bootstrap import Interval, UnitScores
 from model_adapters.base import AdapterMeta
 
 SplitScores = dict[str, Any]
@@ -53,6 +55,39 @@ class HarnessBlock(BaseModel):
     environment: dict[str, str]
     encoding: dict[str, Any] = Field(default_factory=dict)
     skipped_inputs: dict[str, list[str]] = Field(default_factory=dict)
+    # {split: {subset: interval}}: the main score's bootstrap interval (see `interval_payload`).
+    intervals: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    # {split: {subset: units}}: what the main score is recomputed from (see `units_payload`).
+    units: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+
+
+def units_payload(units: UnitScores) -> dict[str, Any]:
+    """Units as JSON: floats at the 6 decimals of the scores, integer columns as they are."""
+    return {
+        "statistic": units.statistic,
+        "ids_digest": units.ids_digest,
+        "n_units": len(units),
+        "columns": {
+            name: np.round(values, SCORE_DECIMALS).tolist()
+            if np.issubdtype(values.dtype, np.floating)
+            else values.tolist()
+            for name, values in units.columns.items()
+        },
+    }
+
+
+def interval_payload(interval: Interval, units: UnitScores) -> dict[str, Any]:
+    """A bootstrap interval as stored in the result file."""
+    return {
+        "low": interval.low,
+        "high": interval.high,
+        "level": interval.level,
+        "resamples": interval.resamples,
+        "seed": interval.seed,
+        "method": "percentile bootstrap over units",
+        "statistic": units.statistic,
+        "n_units": len(units),
+    }
 
 
 class ResultFile(BaseModel):
@@ -72,6 +107,22 @@ class ResultFile(BaseModel):
     def _round_scores(cls, scores: dict[str, list[SplitScores]]) -> dict[str, list[SplitScores]]:
         """Scores carry mteb's 6 decimals, as mteb rounds them when it saves a result."""
         return _rounded(scores, SCORE_DECIMALS)
+
+    def unit_scores(self, split: str, subset: str) -> UnitScores | None:
+        """The stored units of one subset, or None when the run stored none."""
+        payload = self.harness.units.get(split, {}).get(subset)
+        if payload is None:
+            return None
+        try:
+            return UnitScores(
+                payload["statistic"],
+                {name: np.asarray(values) for name, values in payload["columns"].items()},
+                payload["ids_digest"],
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise HarnessError(
+                f"stored units of {split}/{subset} are malformed ({error})"
+            ) from error
 
     def main_scores(self) -> dict[str, float | None]:
         """``{split: main score}`` of the first subset (``default``) of each split."""

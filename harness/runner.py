@@ -17,14 +17,17 @@ from harness.results import (
     ensure_writable,
     environment,
     harness_version,
+    interval_payload,
     model_folder,
     model_meta_payload,
     mteb_version,
     read_result,
     result_path,
+    units_payload,
     write_json_atomic,
     write_result,
 )
+from harness.scoring.bootstrap import bootstrap_interval
 from harness.table import format_table
 from model_adapters.base import Adapter
 from model_adapters.registry import load_adapter
@@ -158,15 +161,19 @@ def _evaluate(
     kind.check_adapter(task, encoder.adapter.meta.similarity)
     revision = dataset_revision(task)
     start = time.perf_counter()
-    scores, skipped, seconds = {}, {}, {}
+    scores, skipped, seconds, intervals, units = {}, {}, {}, {}, {}
     stats_before = replace(encoder.stats)
     for split in task.eval_splits:
         split_start = time.perf_counter()
         outcome = kind.evaluate(task, encoder, split=split, limit=settings.limit)
         scores[split] = outcome.subsets
-        seconds[split] = time.perf_counter() - split_start
         if outcome.skipped_inputs:
             skipped[split] = outcome.skipped_inputs
+        for subset, unit_scores in outcome.units.items():
+            interval = bootstrap_interval(unit_scores)
+            intervals.setdefault(split, {})[subset] = interval_payload(interval, unit_scores)
+            units.setdefault(split, {})[subset] = units_payload(unit_scores)
+        seconds[split] = time.perf_counter() - split_start
     task_record = task.model_dump(mode="json")
     task_record["protocol"] = kind.protocol(task).model_dump(mode="json")
     task_record["main_score"] = kind.main_score(task)
@@ -185,6 +192,8 @@ def _evaluate(
             environment=environment(),
             encoding=encoder.stats.since(stats_before),
             skipped_inputs=skipped,
+            intervals=intervals,
+            units=units,
         ),
     )
     write_result(path, result)

@@ -114,6 +114,33 @@ def _aggregate_cell(aggregate: Aggregate) -> str:
     )
 
 
+def _interval_cell(interval: Mapping[str, Any] | None) -> str:
+    """A main score's bootstrap interval, ``[low, high]``, sorted by its width."""
+    low, high = (interval or {}).get("low"), (interval or {}).get("high")
+    if not (_is_number(low) and _is_number(high)):
+        return f'<td class="missing" data-value="" title="no interval recorded">{MISSING}</td>'
+    level = interval.get("level") if interval else None
+    resamples = interval.get("resamples") if interval else None
+    title = (
+        f"{level:.0%} bootstrap interval over {resamples} resamples" if _is_number(level) else ""
+    )
+    return (
+        f'<td class="num interval" data-value="{high - low!r}" title="{escape(title)}">'
+        f"[{low:.4f}, {high:.4f}]</td>"
+    )
+
+
+def _interval_of(entry: Entry, split: str, subset: str = "default") -> Mapping[str, Any] | None:
+    """The interval a result recorded for one split and subset, if any."""
+    return entry.result.harness.intervals.get(split, {}).get(subset)
+
+
+def _task_interval(entry: Entry) -> Mapping[str, Any] | None:
+    """The interval of a task's score: recorded for its only split (a mean of several has none)."""
+    splits = list(entry.result.scores)
+    return _interval_of(entry, splits[0]) if len(splits) == 1 else None
+
+
 def _text_cell(text: Any, key: Any = None) -> str:
     """A cell showing ``text`` (missing when ``None``), sorted by ``key`` (default: ``text``)."""
     key = text if key is None else key
@@ -313,6 +340,7 @@ class SiteBuilder:
                 _header("Model", "text"),
                 _header("Subset", "text"),
                 _header("main_score"),
+                _header("95% interval"),
                 *(_header(m) for m in metrics),
                 _header("Raw JSON", None),
             ]
@@ -320,7 +348,9 @@ class SiteBuilder:
                 "<tr>"
                 + _model_cell(e.model)
                 + _text_cell(s.get("hf_subset", "default"))
-                + "".join(_score_cell(_number(s.get(m))) for m in ("main_score", *metrics))
+                + _score_cell(_number(s.get("main_score")))
+                + _interval_cell(_interval_of(e, split, s.get("hf_subset", "default")))
+                + "".join(_score_cell(_number(s.get(m))) for m in metrics)
                 + f"<td>{_link(_raw_path(e), 'JSON')}</td></tr>"
                 for e, s in subsets
             ]
@@ -348,12 +378,14 @@ class SiteBuilder:
             _header("Task", "text"),
             _header("Type", "text"),
             _header("Score"),
+            _header("95% interval"),
             _header("Raw JSON", None),
         ]
         rows = [
             f'<tr><td data-value="{escape(task)}">{_link(page_name("task", task), task)}</td>'
             + _text_cell(self.task_types[task])
             + _score_cell(self.table[model].get(task))
+            + _interval_cell(_task_interval(results[task]) if task in results else None)
             + (
                 f"<td>{_link(_raw_path(results[task]), 'JSON')}</td>"
                 if task in results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
+from harness.scoring.bootstrap import UnitScores
 from tasks.definition import TaskDefinition
 
 Scores = dict[str, Any]
@@ -23,10 +25,15 @@ class Protocol(BaseModel):
 
 @dataclass
 class SplitOutcome:
-    """The scores of one split: one entry per subset, in mteb's score-dict form."""
+    """The scores of one split: one entry per subset, in mteb's score-dict form.
+
+    ``units`` holds, per subset name, the per-unit data that the subset's main score is
+    recomputed from on resamples (bootstrap intervals, paired tests in ``harness check``).
+    """
 
     subsets: list[Scores]
     skipped_inputs: list[str] = field(default_factory=list)
+    units: dict[str, UnitScores] = field(default_factory=dict)
 
 
 class TaskType(ABC):
@@ -62,6 +69,20 @@ class TaskType(ABC):
         self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
     ) -> SplitOutcome:
         """Score one split of ``task`` with the vectors ``encoder`` produces."""
+
+    def mean_units(
+        self,
+        task: TaskDefinition,
+        per_unit: Mapping[str, Sequence[float]],
+        unit_ids: Sequence[object],
+        subset: str = "default",
+    ) -> dict[str, UnitScores]:
+        """``{subset: units}`` when the main score is the mean of one of ``per_unit``'s
+        metrics; empty otherwise (the result then carries no interval for it)."""
+        main = self.main_score(task)
+        if main not in per_unit:
+            return {}
+        return {subset: UnitScores.build("mean", unit_ids, values=per_unit[main])}
 
     def subset_scores(
         self, task: TaskDefinition, metrics: dict[str, float], subset: str = "default"

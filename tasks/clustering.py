@@ -20,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from pydantic import PositiveInt
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
+from harness.scoring.bootstrap import UnitScores
 from harness.scoring.clustering import (
     KMEANS_BATCH_SIZE,
     KMEANS_SEED,
@@ -85,7 +87,13 @@ class Clustering(TaskType):
             fit_dtype=protocol.fit_dtype,
         )
         metrics = clustering_metrics(labels, assignments)
-        return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped))
+        main = self.main_score(task)
+        units = {}
+        if main in metrics:
+            codes = np.unique(np.asarray(labels), return_inverse=True)[1]
+            unit_ids = [f"{row}:{label}" for row, label in enumerate(labels)]
+            units["default"] = UnitScores.build(main, unit_ids, labels=codes, clusters=assignments)
+        return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped), units)
 
 
 def _check_single_labels(task: TaskDefinition, split: str, labels: Sequence[Any]) -> None:

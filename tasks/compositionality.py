@@ -40,12 +40,17 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import datasets
+import numpy as np
 from pydantic import Field, model_validator
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.items import EncodedImage, RawItem
-from harness.scoring.compositionality import cosine_similarities, pair_classification_scores
+from harness.scoring.compositionality import (
+    cosine_similarities,
+    pair_classification_flags,
+    pair_classification_scores,
+)
 from tasks.base import Protocol, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, resolve_config
@@ -166,8 +171,11 @@ class Compositionality(TaskType):
             texts.vectors.reshape(len(samples), n_texts, -1)[kept],
         )
         metrics = pair_classification_scores(similarities, strict_ties=protocol.strict_ties)
+        flags = pair_classification_flags(similarities, strict_ties=protocol.strict_ties)
         skipped = [*images.skipped, *texts.skipped]
-        return SplitOutcome([self.subset_scores(task, metrics)], skipped)
+        unit_ids = np.flatnonzero(kept).tolist()
+        units = self.mean_units(task, {k: v.astype(float) for k, v in flags.items()}, unit_ids)
+        return SplitOutcome([self.subset_scores(task, metrics)], skipped, units)
 
 
 def _column_samples(

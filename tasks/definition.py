@@ -55,6 +55,8 @@ class TaskDefinition(BaseModel):
     main_score: str | None = None
     prompts: Prompts = Field(default_factory=Prompts)
     protocol: dict[str, Any] = Field(default_factory=dict)
+    # Rows per eval split as mteb's metadata counts them (for plans and listings; not enforced).
+    n_samples: dict[str, int] = Field(default_factory=dict)
     source_file: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

@@ -105,7 +105,7 @@ class LinearProbe(TaskType):
         )
         sample = encode_sample(task, encoder, train, samples, test)
         try:
-            metrics = linear_probe_scores(
+            scores = linear_probe_scores(
                 sample.train_vectors,
                 sample.train_labels,
                 sample.experiments,
@@ -117,7 +117,12 @@ class LinearProbe(TaskType):
             )
         except ClassificationError as error:
             raise HarnessError(f"task {task.name}, split {split}: {error}.") from error
-        return SplitOutcome([self.subset_scores(task, metrics)], sample.skipped)
+        unit_ids = [f"{row}:{label}" for row, label in enumerate(sample.test_labels)]
+        return SplitOutcome(
+            [self.subset_scores(task, scores.metrics)],
+            sample.skipped,
+            self.mean_units(task, scores.per_item, unit_ids),
+        )
 
 
 def load_train_and_test(

@@ -106,7 +106,7 @@ class MultilabelClassification(TaskType):
         )
         sample = encode_sample(task, encoder, train, samples, test)
         try:
-            metrics = multilabel_scores(
+            scores = multilabel_scores(
                 sample.train_vectors,
                 sample.train_labels,
                 sample.experiments,
@@ -118,7 +118,12 @@ class MultilabelClassification(TaskType):
             )
         except ClassificationError as error:
             raise HarnessError(f"task {task.name}, split {split}: {error}.") from error
-        return SplitOutcome([self.subset_scores(task, metrics)], sample.skipped)
+        unit_ids = [f"{row}:{label}" for row, label in enumerate(sample.test_labels)]
+        return SplitOutcome(
+            [self.subset_scores(task, scores.metrics)],
+            sample.skipped,
+            self.mean_units(task, scores.per_item, unit_ids),
+        )
 
 
 def _cut(

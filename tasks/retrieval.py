@@ -3,6 +3,9 @@
 Reads the layouts MIEB's retrieval datasets use on the hub: configs ``corpus``, ``queries`` (or
 ``query``) and ``qrels`` (or ``default``); columns ``id``/``_id`` (ViDoRe: ``query-id`` and
 ``corpus-id``), ``text``, ``image``, ``modality``, and ``query-id``, ``corpus-id``, ``score``.
+``paired`` reads instead one table of images with their captions (see ``PairedSpec``), and
+``split_subsets`` scores each named split of the dataset as its own subset, as mteb's
+multilingual image-caption tasks (WIT, XM3600, XFlickr30k-CO) store their languages.
 
 Judgments that name a query or a document the dataset lacks are an error by default. mteb
 ignores them silently: a judged query that is not among the queries is never run, and a document
@@ -20,11 +23,13 @@ from typing import Literal
 
 import datasets
 import numpy as np
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.items import EncodedImage, RawItem
+from harness.scoring.bootstrap import UnitScores
 from harness.scoring.maxsim import maxsim_top_k
 from harness.scoring.retrieval import (
     DEFAULT_K_VALUES,
@@ -95,6 +100,44 @@ class SubsetSpec(BaseModel):
         return self
 
 
+class PairedSpec(BaseModel):
+    """A table of images with their captions (columns ``id``, ``image``, ``text``), read as mteb
+    reads it into queries, corpus and qrels; the category must be t2i or i2t.
+
+    The image side gets one item per row, the text side one per caption (``text`` holds one
+    caption or a list), and a query's relevant documents are the other side of its own row.
+    Ids are mteb's: ``query-<key>`` / ``corpus-<key>``, plus ``-<n>`` for the n-th caption of a
+    list, where the key is the ``id`` column (``ids: column``) or ``<split>-<row number>``
+    (``ids: row``). The queries are the rows of the split being scored; the corpus the rows of
+    ``corpus_splits`` in that order (default: the same split), only the first row of each caption
+    when ``unique_text``. ``require_text`` first drops rows without a caption.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: Literal["column", "row"] = "column"
+    corpus_splits: list[str] = Field(default_factory=list)
+    unique_text: bool = False
+    require_text: bool = False
+
+
+@dataclass(frozen=True)
+class PairedRow:
+    """One row of a paired table: its key, caption(s) and, where needed, its image."""
+
+    key: str
+    captions: str | list[str] | None
+    image: EncodedImage | Image.Image | None = None
+
+    def text_ids(self, prefix: str) -> list[tuple[str, str]]:
+        """(id, caption) of each caption, named as mteb names them; none without a caption."""
+        if self.captions is None:
+            return []
+        if isinstance(self.captions, str):
+            return [(f"{prefix}-{self.key}", self.captions)]
+        return [(f"{prefix}-{self.key}-{n}", text) for n, text in enumerate(self.captions)]
+
+
 class RetrievalProtocol(Protocol):
     """mteb's retrieval constants, how to treat unknown ids in the qrels, and score subsets."""
 
@@ -103,6 +146,14 @@ class RetrievalProtocol(Protocol):
     ignore_identical_ids: bool = False
     unknown_qrels: Literal["error", "mteb", "drop"] = "error"
     subsets: SubsetSpec | None = None
+    paired: PairedSpec | None = None
+    split_subsets: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind_of_subset(self) -> RetrievalProtocol:
+        if self.subsets is not None and self.split_subsets:
+            raise ValueError("give either `subsets` (of the queries) or `split_subsets`, not both")
+        return self
 
 
 class Retrieval(TaskType):
@@ -116,9 +167,35 @@ class Retrieval(TaskType):
     def evaluate(
         self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
     ) -> SplitOutcome:
-        """Encode queries and corpus, rank documents for every query, score with pytrec_eval."""
+        """Encode queries and corpus, rank documents for every query, score with pytrec_eval.
+
+        With ``split_subsets`` each subset is the dataset split of that name, scored on its own.
+        """
         protocol = self.protocol(task)
         assert isinstance(protocol, RetrievalProtocol)
+        if not protocol.split_subsets:
+            return self._evaluate_data(task, protocol, encoder, split, limit)
+        entries: list[Scores] = []
+        skipped: list[str] = []
+        units: dict[str, UnitScores] = {}
+        for subset, languages in protocol.split_subsets.items():
+            outcome = self._evaluate_data(task, protocol, encoder, subset, limit)
+            entries += [
+                {**entry, "hf_subset": subset, "languages": languages} for entry in outcome.subsets
+            ]
+            skipped += outcome.skipped_inputs
+            units[subset] = outcome.units["default"]
+        return SplitOutcome(entries, skipped, units)
+
+    def _evaluate_data(
+        self,
+        task: TaskDefinition,
+        protocol: RetrievalProtocol,
+        encoder: Encoder,
+        split: str,
+        limit: int | None,
+    ) -> SplitOutcome:
+        """Score one data split: its queries against its corpus."""
         data = self._load_split(task, protocol, split, limit)
         encoded_queries = encoder.encode(
             data.queries, role="query", instruction=task.prompts.query, task=task.name
@@ -136,16 +213,19 @@ class Retrieval(TaskType):
             Encodings(corpus_ids, encoded_corpus.vectors[encoded_corpus.kept]),
         )
         skipped = [*encoded_queries.skipped, *encoded_corpus.skipped]
-        entries = self._split_scores(task, protocol, split, data.qrels, run, query_ids)
-        return SplitOutcome(entries, skipped)
+        entries, units = self._split_scores(task, protocol, split, data.qrels, run, query_ids)
+        return SplitOutcome(entries, skipped, units)
 
     def _load_split(
         self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None
     ) -> RetrievalSplit:
         """Queries with positives, the corpus, and their qrels (a subclass may add more)."""
-        qrels = self._qrels(task, split)
-        queries = self._items(task, "queries", split)
-        corpus = self._items(task, "corpus", split)
+        if protocol.paired is not None:
+            queries, corpus, qrels = self._paired(task, protocol.paired, split)
+        else:
+            qrels = self._qrels(task, split)
+            queries = self._items(task, "queries", split)
+            corpus = self._items(task, "corpus", split)
         qrels = _known_qrels(task, split, protocol.unknown_qrels, qrels, queries, corpus)
         qrels = drop_queries_without_positives(qrels)
         queries = [q for q in queries if q.id in qrels]
@@ -177,6 +257,74 @@ class Retrieval(TaskType):
             )
         return run_from_top_k(queries.ids, corpus.ids, scores, indices)
 
+    def _paired(
+        self, task: TaskDefinition, spec: PairedSpec, split: str
+    ) -> tuple[list[RawItem], list[RawItem], Qrels]:
+        """Queries, corpus and qrels from a table of images with their captions (``PairedSpec``)."""
+        if {task.query_modality, task.document_modality} != {"t", "i"}:
+            raise HarnessError(f"task {task.name}: the paired layout needs category t2i or i2t")
+        text_queries = task.query_modality == "t"
+        if spec.corpus_splits:
+            query_rows = self._paired_rows(task, spec, split, images=not text_queries)
+            corpus_rows = [
+                row
+                for corpus_split in spec.corpus_splits
+                for row in self._paired_rows(task, spec, corpus_split, images=text_queries)
+            ]
+        else:  # one table holds both sides: read it once
+            query_rows = corpus_rows = self._paired_rows(task, spec, split, images=True)
+        if spec.unique_text:
+            firsts = {_hashable(row.captions): row for row in reversed(corpus_rows)}
+            corpus_rows = [row for row in corpus_rows if firsts[_hashable(row.captions)] is row]
+        if text_queries:
+            queries = [
+                RawItem(item_id, text=text)
+                for row in query_rows
+                for item_id, text in row.text_ids("query")
+            ]
+            corpus = [RawItem(f"corpus-{row.key}", image=row.image) for row in corpus_rows]
+            qrels = {
+                query_id: {f"corpus-{row.key}": 1}
+                for row in query_rows
+                for query_id, _ in row.text_ids("query")
+            }
+        else:
+            queries = [RawItem(f"query-{row.key}", image=row.image) for row in query_rows]
+            corpus = [  # mteb strips a document's text
+                RawItem(item_id, text=text.strip())
+                for row in corpus_rows
+                for item_id, text in row.text_ids("corpus")
+            ]
+            qrels = {
+                f"query-{row.key}": {doc_id: 1 for doc_id, _ in row.text_ids("corpus")}
+                for row in query_rows
+            }
+        return queries, corpus, qrels
+
+    def _paired_rows(
+        self, task: TaskDefinition, spec: PairedSpec, split: str, *, images: bool
+    ) -> list[PairedRow]:
+        """One split's rows; images (kept encoded) only when ``images``."""
+        config = resolve_config(task, "pairs", ("default",))
+        names = {name: column(task, name) for name in ("id", "text", "image")}
+        needed = [names["text"], *([names["id"]] if spec.ids == "column" else [])]
+        needed += [names["image"]] if images else []
+        data = load_part(task, "pairs", config, split)
+        require_columns(task, data, config, needed)
+        data = undecoded_images(data.select_columns(needed), names["image"])
+        captions = data[names["text"]]
+        keep = [n for n, text in enumerate(captions) if text is not None or not spec.require_text]
+        row_ids = data[names["id"]] if spec.ids == "column" else None
+        pictures = data[names["image"]] if images else None
+        return [
+            PairedRow(
+                key=str(row_ids[n]) if row_ids is not None else f"{split}-{number}",
+                captions=captions[n],
+                image=EncodedImage.from_value(pictures[n]) if pictures is not None else None,
+            )
+            for number, n in enumerate(keep)
+        ]
+
     def _qrels(self, task: TaskDefinition, split: str) -> Qrels:
         config = resolve_config(task, "qrels", CONFIG_CANDIDATES["qrels"])
         data = load_part(task, "qrels", config, split)
@@ -197,7 +345,8 @@ class Retrieval(TaskType):
         require_columns(task, data, config, [id_column, *(c for c in content if c)])
         if content[1]:
             data = undecoded_images(data, content[1])
-        return list(_raw_items(data, id_column, content[0], content[1], column(task, "title")))
+        title = column(task, "title")
+        return list(_raw_items(data, id_column, *content, title, strip=part == "corpus"))
 
     def _split_scores(
         self,
@@ -207,12 +356,14 @@ class Retrieval(TaskType):
         qrels: Qrels,
         run: Run,
         query_ids: list[str],
-    ) -> list[Scores]:
-        """The overall ``default`` entry, then one entry per subset the protocol asks for."""
+    ) -> tuple[list[Scores], dict[str, UnitScores]]:
+        """The overall ``default`` entry, then one entry per subset the protocol asks for; with
+        each subset's per-query main scores (the units of its bootstrap)."""
         groups = {"default": query_ids}
         if protocol.subsets is not None:
             groups |= self._subset_groups(task, protocol.subsets, split, qrels, query_ids)
-        entries = []
+        entries, units = [], {}
+        main = self.main_score(task)
         for subset, ids in groups.items():
             result = retrieval_scores(
                 {qid: qrels[qid] for qid in ids},
@@ -225,7 +376,10 @@ class Retrieval(TaskType):
             if protocol.subsets is not None and subset in protocol.subsets.languages:
                 entry["languages"] = protocol.subsets.languages[subset]
             entries.append(entry)
-        return entries
+            per_query = result.per_query
+            values = [scores[main] for scores in per_query.values()]
+            units[subset] = UnitScores.build("mean", list(per_query), values=values)
+        return entries, units
 
     def _subset_groups(
         self, task: TaskDefinition, spec: SubsetSpec, split: str, qrels: Qrels, ids: list[str]
@@ -317,8 +471,13 @@ def _raw_items(
     text_column: str | None,
     image_column: str | None,
     title_column: str,
+    *,
+    strip: bool = False,
 ) -> Iterable[RawItem]:
-    """Rows as raw items; a ``modality`` column, where present, says which fields an item has."""
+    """Rows as raw items; a ``modality`` column, where present, says which fields an item has.
+
+    A document's text is its title and text joined, stripped (``strip``), as mteb reads a corpus.
+    """
     has_modality = "modality" in data.column_names
     has_title = text_column is not None and title_column in data.column_names
     for row in data:
@@ -326,6 +485,8 @@ def _raw_items(
         text = row[text_column] if text_column and "text" in modality else None
         if text is not None and has_title and row[title_column]:
             text = f"{row[title_column]} {text}".strip()
+        elif text is not None and strip:
+            text = text.strip()
         image = row[image_column] if image_column and "image" in modality else None
         yield RawItem(
             id=str(row[id_column]),
@@ -345,6 +506,10 @@ def _limit(
     relevant = {doc for query in queries for doc in qrels[query.id]}
     extra = {doc.id for doc in corpus[:limit]}
     return queries, [doc for doc in corpus if doc.id in relevant or doc.id in extra]
+
+
+def _hashable(captions: str | list[str] | None) -> str | tuple[str, ...] | None:
+    return tuple(captions) if isinstance(captions, list) else captions
 
 
 def _kept_ids(items: list[RawItem], kept: np.ndarray) -> list[str]:

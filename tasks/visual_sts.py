@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
+from scipy import stats
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.items import EncodedImage, RawItem
-from harness.scoring.sts import SIMILARITIES, sts_scores
+from harness.scoring.bootstrap import UnitScores
+from harness.scoring.sts import PAIR_SIMILARITIES, SIMILARITIES, pair_similarities, sts_scores
 from tasks.base import Protocol, Scores, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, undecoded_images
@@ -67,9 +69,11 @@ class VisualSTS(TaskType):
         subsets = protocol.subsets or {"default": task.languages}
         outcome = SplitOutcome([])
         for subset, languages in subsets.items():
-            scores, skipped = self._subset(task, protocol, encoder, split, limit, subset)
+            scores, skipped, units = self._subset(task, protocol, encoder, split, limit, subset)
             outcome.subsets.append({**scores, "languages": languages})
             outcome.skipped_inputs.extend(skipped)
+            if units is not None:
+                outcome.units[subset] = units
         return outcome
 
     def _subset(
@@ -80,7 +84,9 @@ class VisualSTS(TaskType):
         split: str,
         limit: int | None,
         subset: str,
-    ) -> tuple[Scores, tuple[str, ...]]:
+    ) -> tuple[Scores, tuple[str, ...], UnitScores | None]:
+        """One subset's scores, skipped inputs, and per-pair units of a ``*_spearman`` main
+        score (None for other main scores)."""
         config = task.dataset.configs.get(subset, subset)
         data = load_part(task, subset, config, split)
         pair = [column(task, name) for name in PAIR_COLUMNS]
@@ -109,7 +115,19 @@ class VisualSTS(TaskType):
             max_score=protocol.max_score,
             similarity=encoder.adapter.meta.similarity,
         )
-        return self.subset_scores(task, metrics, subset), encoded.skipped
+        main = self.main_score(task).removesuffix("_spearman")
+        units = None
+        if main in PAIR_SIMILARITIES:
+            pairs = (encoded.vectors[:n][kept], encoded.vectors[n:][kept])
+            # Ranks, not values: Spearman is unchanged, and ranks survive the 6-decimal rounding
+            # of stored results without new ties.
+            units = UnitScores.build(
+                "spearman",
+                np.flatnonzero(kept).tolist(),
+                predicted=stats.rankdata(pair_similarities(*pairs, main)),
+                gold=stats.rankdata(np.asarray(gold, dtype=float)[kept]),
+            )
+        return self.subset_scores(task, metrics, subset), encoded.skipped, units
 
 
 def _gold(task: TaskDefinition, scores: list[Any], config: str, split: str) -> list[float]:

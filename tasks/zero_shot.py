@@ -21,7 +21,11 @@ Reproduced defects of mteb:
   with ``label_scoring: softmax`` or ``label_scoring: similarity`` (the default).
 - Some mteb tasks read label names with ``readlines()``, so their prompts keep a newline
   (``"a photo showing the country of Andorra\\n."``); an entry reproduces this by listing the
-  names with the newline.
+  names with the newline, or by writing it into its template.
+
+``label_name_rewrites`` turns stored names into the names a prompt uses, as some mteb tasks do
+in ``get_candidate_labels`` (SUN397's ``/c/church/outdoor`` becomes ``church outdoor``): a list
+of ``[pattern, replacement]`` regular-expression substitutions, applied in order to each name.
 
 ``ensemble_templates`` turns on CLIP-style prompt ensembles (off by default, not an mteb
 protocol): each label's vector is the renormalised mean of the normalised vectors of its
@@ -30,6 +34,7 @@ prompts, one per template.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -43,6 +48,7 @@ from harness.scoring.zero_shot import (
     LabelScoring,
     ensemble_label_vectors,
     label_scores,
+    predictions,
     zero_shot_metrics,
 )
 from tasks.base import Protocol, SplitOutcome, TaskType
@@ -51,6 +57,8 @@ from tasks.labelled import LabelledSplit, load_labelled
 from tasks.loading import column
 
 PLACEHOLDER = "{label}"
+# (pattern, replacement) regular-expression substitutions, applied in order.
+Rewrites = tuple[tuple[str, str], ...]
 
 
 class ZeroShotProtocol(Protocol):
@@ -61,12 +69,14 @@ class ZeroShotProtocol(Protocol):
     ``ensemble_templates``: several templates for a CLIP-style prompt ensemble (then
     ``template`` is unused); empty (off) by default. ``label_scoring``: ``similarity`` or
     ``softmax``, mteb's two scoring paths (see ``harness.scoring.zero_shot``).
+    ``label_name_rewrites``: ``(pattern, replacement)`` substitutions applied to each name.
     """
 
     template: str = "a photo of a {label}."
     label_names: list[str] | Literal["feature"] = "feature"
     ensemble_templates: tuple[str, ...] = ()
     label_scoring: LabelScoring = "similarity"
+    label_name_rewrites: Rewrites = ()
 
     @field_validator("template")
     @classmethod
@@ -84,6 +94,23 @@ class ZeroShotProtocol(Protocol):
         if not names:
             raise ValueError("label_names is empty: list the label names, or write `feature`")
         return names
+
+    @field_validator("label_name_rewrites")
+    @classmethod
+    def _patterns_compile(cls, rewrites: Rewrites) -> Rewrites:
+        for pattern, _ in rewrites:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"label_name_rewrites: bad pattern {pattern!r}: {error}") from None
+        return rewrites
+
+    def rewritten(self, names: Sequence[str]) -> list[str]:
+        """The names with every ``label_name_rewrites`` substitution applied, in order."""
+        result = list(names)
+        for pattern, replacement in self.label_name_rewrites:
+            result = [re.sub(pattern, replacement, name) for name in result]
+        return result
 
     @property
     def templates(self) -> list[str]:
@@ -133,7 +160,10 @@ class ZeroShotClassification(TaskType):
         )
         kept_labels = [label for label, keep in zip(labels, encoded.kept, strict=True) if keep]
         metrics = zero_shot_metrics(kept_labels, scores)
-        return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped))
+        correct = (predictions(scores) == np.asarray(kept_labels)).astype(float)
+        unit_ids = [f"{row}:{label}" for row, label in enumerate(kept_labels)]
+        units = self.mean_units(task, {"accuracy": correct}, unit_ids)
+        return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped), units)
 
     def _label_vectors(
         self, task: TaskDefinition, encoder: Encoder, prompts: list[str], n_templates: int
@@ -165,14 +195,14 @@ def _label_names(
     task: TaskDefinition, protocol: ZeroShotProtocol, data: LabelledSplit
 ) -> list[str]:
     if protocol.label_names != "feature":
-        return list(protocol.label_names)
+        return protocol.rewritten(protocol.label_names)
     if data.label_names is None:
         raise HarnessError(
             f"task {task.name}: the label column {column(task, 'label')!r} is not a ClassLabel, "
             "so it has no label names. List them under protocol.label_names in the task "
             "definition, in label-id order."
         )
-    return data.label_names
+    return protocol.rewritten(data.label_names)
 
 
 def _label_indices(

@@ -162,17 +162,17 @@ def write_mini_vidore(root: Path) -> Path:
 
 
 def write_configs(root: Path, parts: Parts) -> Path:
-    """Write each config's split as ``<config>/<split>-00000-of-00001.parquet``, with a card."""
+    """Write each config's split(s) as ``<config>/<split>-00000-of-00001.parquet``, with a card.
+
+    A config given several splits (``"dev,test"``) holds the same rows in each.
+    """
     card = ["---", "configs:"]
-    for config, (split, rows, features) in parts.items():
+    for config, (splits, rows, features) in parts.items():
         (root / config).mkdir(parents=True, exist_ok=True)
-        path = f"{config}/{split}-00000-of-00001.parquet"
-        datasets.Dataset.from_list(rows, features=features).to_parquet(str(root / path))
-        card += [
-            f"- config_name: {config}",
-            "  data_files:",
-            f"  - split: {split}",
-            f"    path: {path}",
-        ]
+        card += [f"- config_name: {config}", "  data_files:"]
+        for split in splits.split(","):
+            path = f"{config}/{split}-00000-of-00001.parquet"
+            datasets.Dataset.from_list(rows, features=features).to_parquet(str(root / path))
+            card += [f"  - split: {split}", f"    path: {path}"]
     (root / "README.md").write_text("\n".join([*card, "---", ""]), encoding="utf-8")
     return root

@@ -165,3 +165,59 @@ def test_cli_builds_and_filters_by_benchmark(
                  "--benchmark", str(benchmark)]) == 2  # fmt: skip
     assert "Did you mean: DemoShapesClustering" in capsys.readouterr().err
     assert main(["leaderboard", "--results", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_intervals_are_shown_where_recorded(tmp_path: Path) -> None:
+    with_interval = result_payload("a", "T1", "retrieval", main_scores(0.93))
+    interval = {"low": 0.911, "high": 0.946, "level": 0.95, "resamples": 1000}
+    with_interval["harness"]["intervals"] = {"test": {"default": interval}}
+    write_payload(tmp_path / "results", "a", with_interval)
+    write_payload(
+        tmp_path / "results", "b", result_payload("b", "T1", "retrieval", main_scores(0.5))
+    )
+    build_site([tmp_path / "results"], tmp_path / "site")
+    task = (tmp_path / "site" / page_name("task", "T1")).read_text(encoding="utf-8")
+    assert "95% interval" in task and task.count("[0.9110, 0.9460]") == 1
+    assert 'title="no interval recorded"' in task
+    model = (tmp_path / "site" / page_name("model", "a")).read_text(encoding="utf-8")
+    assert "[0.9110, 0.9460]" in model and "95% bootstrap interval over 1000 resamples" in model
+
+
+def test_cli_takes_a_benchmark_by_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "results"
+    write_payload(
+        results, "m", result_payload("m", "VidoreDocVQARetrieval", "retrieval", main_scores(0.4))
+    )
+    out = tmp_path / "site"
+    assert (
+        main(
+            [
+                "leaderboard",
+                "--results",
+                str(results),
+                "--out",
+                str(out),
+                "--benchmark",
+                "vidore-v1",
+            ]
+        )
+        == 0
+    )
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "Leaderboard: vidore-v1" in index
+    assert 'title="incomplete: mean over 1 of 10 tasks"' in index
+    assert (
+        main(
+            [
+                "leaderboard",
+                "--results",
+                str(results),
+                "--out",
+                str(out),
+                "--benchmark",
+                "vidore-v3",
+            ]
+        )
+        == 2
+    )
+    assert "unknown benchmark 'vidore-v3'" in capsys.readouterr().err

@@ -137,9 +137,11 @@ def our_linear_probe(
     fit_dtype: str = "float64",
 ) -> dict[str, Any]:
     experiments = kshot_samples(train[1], samples_per_label, n_experiments)
-    return linear_probe_scores(
+    scores = linear_probe_scores(
         train[0], train[1], experiments, test[0], test[1], fit_dtype=fit_dtype
     )
+    assert np.mean(scores.per_item["accuracy"]) == pytest.approx(scores.metrics["accuracy"])
+    return scores.metrics
 
 
 LINEAR_CASES = {
@@ -260,7 +262,7 @@ def our_multilabel(
     if max_eval_samples is not None and len(rows) > max_eval_samples:
         rows = iterative_stratified_subsample(test[1], max_eval_samples, 42)
     experiments = multilabel_kshot_samples(train[1], 8, 5, 42)
-    return multilabel_scores(
+    scores = multilabel_scores(
         train[0],
         train[1],
         experiments,
@@ -268,6 +270,9 @@ def our_multilabel(
         [test[1][i] for i in rows],
         classifier=classifier,  # type: ignore[arg-type]
     )
+    for metric in ("accuracy", "lrap"):
+        assert np.mean(scores.per_item[metric]) == pytest.approx(scores.metrics[metric], abs=1e-12)
+    return scores.metrics
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -70,6 +71,15 @@ class ClassificationError(ValueError):
     """The data cannot be scored under the protocol (for example one label in a train sample)."""
 
 
+@dataclass(frozen=True)
+class ExperimentScores:
+    """Metrics averaged over the experiments, and per test item the experiments' mean of each
+    metric that is a mean over items (its mean over the items is the metric)."""
+
+    metrics: Scores
+    per_item: dict[str, np.ndarray]
+
+
 # --- single-label -------------------------------------------------------------------------
 
 
@@ -107,7 +117,7 @@ def linear_probe_scores(
     seed: int = 42,
     max_iter: int = 100,
     fit_dtype: FitDtype = "float64",
-) -> Scores:
+) -> ExperimentScores:
     """Fit a logistic regression per experiment and score its test predictions.
 
     ``experiments`` index rows of ``train_vectors``/``train_labels``. ``fit_dtype`` is the dtype
@@ -116,7 +126,7 @@ def linear_probe_scores(
     them with the fitted coefficients in the coefficients' precision either way.
     """
     labels = np.asarray(train_labels)
-    per_experiment = []
+    per_experiment, correct = [], []
     for number, rows in enumerate(experiments):
         rows = np.asarray(rows, dtype=np.int64)
         if len(np.unique(labels[rows])) < 2:
@@ -130,7 +140,11 @@ def linear_probe_scores(
             classifier.fit(train_vectors[rows].astype(fit_dtype), labels[rows].tolist())
         predictions = classifier.predict(test_vectors)
         per_experiment.append(classification_metrics(test_labels, predictions))
-    return {**average_experiments(per_experiment), "scores_per_experiment": per_experiment}
+        correct.append(np.asarray(predictions) == np.asarray(test_labels))
+    return ExperimentScores(
+        {**average_experiments(per_experiment), "scores_per_experiment": per_experiment},
+        {"accuracy": np.mean(correct, axis=0)},
+    )
 
 
 def prediction_metrics(y_true: Sequence[Hashable], y_pred: Sequence[Hashable]) -> dict[str, float]:
@@ -291,7 +305,7 @@ def multilabel_scores(
     classifier: MultilabelClassifier = "knn",
     n_neighbors: int = 5,
     fit_dtype: FitDtype = "float32",
-) -> Scores:
+) -> ExperimentScores:
     """Fit a multilabel classifier per experiment and score its test predictions.
 
     Labels are binarised over the test split's label set (train labels absent from it are
@@ -302,7 +316,7 @@ def multilabel_scores(
     binarizer = MultiLabelBinarizer()
     y_test = binarizer.fit_transform(test_label_sets)
     known = set(binarizer.classes_.tolist())
-    per_experiment = []
+    per_experiment, per_item = [], []
     for number, rows in enumerate(experiments):
         y_train = binarizer.transform(
             [[label for label in train_label_sets[row] if label in known] for row in rows]
@@ -311,12 +325,17 @@ def multilabel_scores(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(train_vectors[np.asarray(rows, dtype=np.int64)].astype(fit_dtype), y_train)
-        per_experiment.append(_multilabel_metrics(model, test_vectors, y_test))
+        metrics, item_scores = _multilabel_metrics(model, test_vectors, y_test)
+        per_experiment.append(metrics)
+        per_item.append(item_scores)
     averages = {
         name: float(np.mean([scores[name] for scores in per_experiment]))
         for name in MULTILABEL_METRICS
     }
-    return {**averages, "scores_per_experiment": per_experiment}
+    return ExperimentScores(
+        {**averages, "scores_per_experiment": per_experiment},
+        {name: np.mean([items[name] for items in per_item], axis=0) for name in per_item[0]},
+    )
 
 
 def _multilabel_model(
@@ -342,7 +361,8 @@ def _multilabel_metrics(
     model: KNeighborsClassifier | MultiOutputClassifier,
     test_vectors: np.ndarray,
     y_test: np.ndarray,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """The metrics of one experiment, and the per-item values of subset accuracy and LRAP."""
     y_pred = model.predict(test_vectors)
     if isinstance(model, MultiOutputClassifier):
         ranking = np.stack([p[:, 1] for p in model.predict_proba(test_vectors)], axis=1)
@@ -351,12 +371,32 @@ def _multilabel_metrics(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         f1 = f1_score(y_test, y_pred, average="macro")
-    return {
+    metrics = {
         "accuracy": float(accuracy_score(y_test, y_pred)),
         "lrap": float(label_ranking_average_precision_score(y_test, ranking)),
         "f1": float(f1),
         "hamming": hamming_score(y_test, y_pred),
     }
+    per_item = {
+        "accuracy": np.all(y_test == y_pred, axis=1),
+        "lrap": lrap_per_item(y_test, ranking),
+    }
+    return metrics, per_item
+
+
+def lrap_per_item(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each row's label ranking average precision (scikit-learn's LRAP is their mean).
+
+    A row whose labels are all relevant or all irrelevant scores 1, as in scikit-learn.
+    """
+    values = np.ones(len(y_true))
+    for row, (relevant, row_scores) in enumerate(zip(y_true.astype(bool), scores, strict=True)):
+        if 0 < relevant.sum() < len(relevant):
+            at_least = row_scores[None, :] >= row_scores[relevant][:, None]
+            ranks = at_least.sum(axis=1)
+            relevant_ranks = (at_least & relevant[None, :]).sum(axis=1)
+            values[row] = float(np.mean(relevant_ranks / ranks))
+    return values
 
 
 def hamming_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -62,20 +62,29 @@ def correct_matches(similarities: np.ndarray, axis: int, strict_ties: bool = Fal
     return np.all(correct, axis=-1)
 
 
-def pair_classification_scores(
+def pair_classification_flags(
     similarities: np.ndarray, *, strict_ties: bool = False
-) -> dict[str, float]:
-    """``image_acc``, ``text_acc`` and ``accuracy`` of ``(n, I, T)`` similarities, as mteb."""
+) -> dict[str, np.ndarray]:
+    """Per sample of ``(n, I, T)`` similarities: whether it counts for ``image_acc``,
+    ``text_acc`` and ``accuracy`` (both)."""
     similarities = np.asarray(similarities)
     if similarities.ndim != 3 or similarities.shape[0] == 0:
         raise ValueError(f"expected (n, I, T) similarities with n > 0, got {similarities.shape}")
     text_correct = correct_matches(similarities, axis=2, strict_ties=strict_ties)
     image_correct = correct_matches(similarities, axis=1, strict_ties=strict_ties)
     return {
-        "image_acc": _float32_mean(image_correct),
-        "text_acc": _float32_mean(text_correct),
-        "accuracy": _float32_mean(image_correct & text_correct),
+        "image_acc": image_correct,
+        "text_acc": text_correct,
+        "accuracy": image_correct & text_correct,
     }
+
+
+def pair_classification_scores(
+    similarities: np.ndarray, *, strict_ties: bool = False
+) -> dict[str, float]:
+    """``image_acc``, ``text_acc`` and ``accuracy`` of ``(n, I, T)`` similarities, as mteb."""
+    flags = pair_classification_flags(similarities, strict_ties=strict_ties)
+    return {name: _float32_mean(values) for name, values in flags.items()}
 
 
 def _float32_mean(flags: np.ndarray) -> float:

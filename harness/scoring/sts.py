@@ -59,14 +59,25 @@ def sts_scores(
     target = normalise_scores(gold, min_score, max_score)
     model_scores = _model_similarity(first, second, similarity)
     metrics = dict(zip(("pearson", "spearman"), _correlations(target, model_scores), strict=True))
-    for name, values in (
-        ("cosine", 1 - paired_cosine_distances(first, second)),
-        ("manhattan", -paired_manhattan_distances(first, second)),
-        ("euclidean", -paired_euclidean_distances(first, second)),
-    ):
-        pearson, spearman = _correlations(target, values)
+    for name in PAIR_SIMILARITIES:
+        pearson, spearman = _correlations(target, pair_similarities(first, second, name))
         metrics |= {f"{name}_pearson": pearson, f"{name}_spearman": spearman}
     return metrics
+
+
+PAIR_SIMILARITIES = ("cosine", "manhattan", "euclidean")
+
+
+def pair_similarities(first: np.ndarray, second: np.ndarray, name: str) -> np.ndarray:
+    """Each pair's similarity under mteb's ``cosine``, ``manhattan`` or ``euclidean`` scores
+    (the two distances negated)."""
+    if name == "cosine":
+        return 1 - paired_cosine_distances(first, second)
+    if name == "manhattan":
+        return -paired_manhattan_distances(first, second)
+    if name == "euclidean":
+        return -paired_euclidean_distances(first, second)
+    raise ValueError(f"unknown pair similarity {name!r}; use one of {PAIR_SIMILARITIES}")
 
 
 def _model_similarity(first: np.ndarray, second: np.ndarray, similarity: str) -> np.ndarray:

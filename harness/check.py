@@ -1,0 +1,368 @@
+"""``harness check``: new results against a baseline, task by task, with honest statistics.
+
+Each (task, split, subset) of the baseline is matched with the new results and judged:
+
+- ``--tolerance ABS``: a regression when the main score fell by more than ABS;
+- ``--ci LEVEL`` (the default, 0.95): a regression when the interval of the difference lies
+  wholly below zero. When both runs stored per-unit scores for the same units, the interval
+  and a two-sided p-value come from a paired bootstrap; otherwise the two runs' own bootstrap
+  intervals are combined (the half-widths add in quadrature).
+
+Two results are comparable only when they read the same data (dataset revision, configs,
+splits, columns, ``--limit``) under the same protocol (type, main score, prompts, constants).
+The model may differ: that is what is being checked. Anything not comparable, or that cannot
+be judged, makes the check fail with exit status 2; it never passes silently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.results import ResultFile, read_result
+from harness.scoring.bootstrap import LEVEL, UnitScores, bootstrap_interval, paired_bootstrap
+from harness.table import format_table
+from harness.validation import result_paths
+
+PASS, REGRESSION, IMPROVED, NOT_COMPARABLE = "pass", "REGRESSION", "improved", "not comparable"
+# Task-record fields that describe a task but do not change its numbers.
+_DESCRIPTIVE_FIELDS = ("name", "description", "reference", "n_samples")
+# Score-dict keys that are not metrics.
+_NOT_METRICS = ("main_score", "hf_subset", "languages")
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """How to judge: an absolute tolerance, or else intervals at ``level``."""
+
+    tolerance: float | None = None
+    level: float = LEVEL
+    tasks: tuple[str, ...] | None = None
+    all_metrics: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    """One judged score; ``low``/``high`` bound the difference (new minus baseline)."""
+
+    task: str
+    split: str
+    subset: str
+    metric: str
+    baseline: float | None
+    new: float | None
+    delta: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+    method: str = ""
+    verdict: str = NOT_COMPARABLE
+    note: str = ""
+
+
+@dataclass
+class CheckReport:
+    """Every row judged, and the exit status they add up to."""
+
+    rows: list[Row]
+    settings: CheckSettings
+    counts: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = {}
+        for row in self.rows:
+            self.counts[row.verdict] = self.counts.get(row.verdict, 0) + 1
+
+    @property
+    def exit_code(self) -> int:
+        """2 when anything is not comparable, else 1 when anything regressed, else 0."""
+        if self.counts.get(NOT_COMPARABLE):
+            return 2
+        return 1 if self.counts.get(REGRESSION) else 0
+
+    def table(self) -> str:
+        """The verdict table, then the reasons for every row that could not be compared."""
+        show_subset = any(row.subset != "default" for row in self.rows)
+        headers = ["task", "split", *(["subset"] if show_subset else [])]
+        headers += ["metric"] if self.settings.all_metrics else []
+        headers += ["baseline", "new", "delta", "interval", "p", "verdict"]
+        lines = []
+        for row in self.rows:
+            cells: list[Any] = [row.task, row.split, *([row.subset] if show_subset else [])]
+            cells += [row.metric] if self.settings.all_metrics else []
+            cells += [row.baseline, row.new, _signed(row.delta), _interval(row), row.p_value]
+            lines.append([*cells, row.verdict])
+        text = format_table(headers, lines)
+        notes = [f"  {row.task} {row.split}: {row.note}" for row in self.rows if row.note]
+        if notes:
+            text += "\n\nNotes:\n" + "\n".join(notes)
+        summary = ", ".join(f"{count} {verdict}" for verdict, count in sorted(self.counts.items()))
+        return f"{text}\n\n{summary or 'nothing compared'} (exit status {self.exit_code})."
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdicts, for other tools to read."""
+        return {
+            "exit_code": self.exit_code,
+            "settings": asdict(self.settings),
+            "counts": self.counts,
+            "rows": [asdict(row) for row in self.rows],
+        }
+
+
+def _signed(value: float | None) -> str | None:
+    return None if value is None else f"{value:+.4f}"
+
+
+def _interval(row: Row) -> str | None:
+    if row.low is None or row.high is None:
+        return None
+    return f"[{row.low:+.4f}, {row.high:+.4f}]"
+
+
+Side = dict[tuple[str, str], ResultFile]
+
+
+def load_side(path: Path) -> Side:
+    """The results under ``path`` by (model name, task name); a model's task must be unique."""
+    side: Side = {}
+    for file in result_paths(path):
+        result = read_result(file)
+        key = (str(result.harness.model.get("name")), result.task_name)
+        if key in side:
+            raise HarnessError(
+                f"{path} holds two results of model {key[0]} on task {key[1]} (e.g. {file}); "
+                "point at one model's folder, <output>/<org__model>/<revision>"
+            )
+        side[key] = result
+    return side
+
+
+def check(new: Path, baseline: Path, settings: CheckSettings | None = None) -> CheckReport:
+    """Judge every task of ``baseline`` against ``new``."""
+    settings = settings or CheckSettings()
+    if settings.tolerance is not None and settings.tolerance < 0:
+        raise HarnessError("--tolerance must be 0 or more")
+    if not 0 < settings.level < 1:
+        raise HarnessError(
+            f"--ci must be a level between 0 and 1 (e.g. 0.95), got {settings.level}"
+        )
+    pairs = _pairs(load_side(new), load_side(baseline), settings.tasks)
+    rows = [
+        row for task, (old, fresh) in pairs.items() for row in _judge(task, old, fresh, settings)
+    ]
+    return CheckReport(rows, settings)
+
+
+def _pairs(
+    new: Side, baseline: Side, tasks: tuple[str, ...] | None
+) -> dict[str, tuple[ResultFile | None, ResultFile | None]]:
+    """Baseline and new result per task label; a side lacking a task holds None."""
+    if tasks is not None:
+        known = {task for _, task in new} | {task for _, task in baseline}
+        unknown = sorted(set(tasks) - known)
+        if unknown:
+            raise HarnessError(f"--tasks names task(s) found on neither side: {', '.join(unknown)}")
+        new = {key: value for key, value in new.items() if key[1] in tasks}
+        baseline = {key: value for key, value in baseline.items() if key[1] in tasks}
+    if not new and not baseline:
+        raise HarnessError("no results to compare")
+    one_model = len({m for m, _ in new}) <= 1 and len({m for m, _ in baseline}) <= 1
+
+    def label(key: tuple[str, str]) -> str:
+        return key[1] if one_model else f"{key[0]} / {key[1]}"
+
+    pairs: dict[str, tuple[ResultFile | None, ResultFile | None]] = {}
+    for key, result in baseline.items():
+        pairs[label(key)] = (result, None)
+    for key, result in new.items():
+        pairs[label(key)] = (pairs.get(label(key), (None, None))[0], result)
+    return dict(sorted(pairs.items()))
+
+
+def _judge(
+    task: str, baseline: ResultFile | None, new: ResultFile | None, settings: CheckSettings
+) -> list[Row]:
+    """The rows of one task: its main score per split and subset (and other metrics)."""
+    if baseline is None or new is None:
+        where = "the baseline" if baseline is None else "the new results"
+        return [Row(task, "-", "-", "-", None, None, note=f"missing from {where}")]
+    reason = _incomparable(baseline, new)
+    rows = []
+    for split, entries in baseline.scores.items():
+        new_entries = {entry.get("hf_subset"): entry for entry in new.scores.get(split, [])}
+        for entry in entries:
+            subset = str(entry.get("hf_subset", "default"))
+            fresh = new_entries.get(subset)
+            main = str(baseline.harness.task.get("main_score") or "main_score")
+            if reason or fresh is None:
+                note = reason or f"split {split}, subset {subset} is missing from the new results"
+                value = fresh.get("main_score") if fresh else None
+                rows.append(
+                    Row(task, split, subset, main, entry.get("main_score"), value, note=note)
+                )
+                continue
+            rows.append(_judge_main(task, split, subset, main, baseline, new, settings))
+            if settings.all_metrics:
+                rows.extend(_other_metrics(task, split, subset, main, entry, fresh, settings))
+    return rows
+
+
+def _incomparable(baseline: ResultFile, new: ResultFile) -> str:
+    """Why the two results do not measure the same thing ('' when they do)."""
+    if baseline.dataset_revision != new.dataset_revision:
+        return (
+            f"dataset revision differs (baseline {baseline.dataset_revision}, "
+            f"new {new.dataset_revision})"
+        )
+    old_task, new_task = _protocol_record(baseline), _protocol_record(new)
+    changed = sorted(
+        k for k in old_task.keys() | new_task.keys() if old_task.get(k) != new_task.get(k)
+    )
+    if changed:
+        return f"task settings differ: {', '.join(changed)}"
+    old_limit = baseline.harness.run_settings.get("limit")
+    new_limit = new.harness.run_settings.get("limit")
+    if old_limit != new_limit:
+        return f"--limit differs (baseline {old_limit}, new {new_limit})"
+    return ""
+
+
+def _protocol_record(result: ResultFile) -> dict[str, Any]:
+    """The task as recorded, less its descriptive fields and its dataset's location.
+
+    A dataset's location may move (a local copy, another checkout); its revision pins it.
+    """
+    record = {k: v for k, v in result.harness.task.items() if k not in _DESCRIPTIVE_FIELDS}
+    dataset = dict(record.get("dataset") or {})
+    dataset.pop("path", None)
+    record["dataset"] = dataset
+    return record
+
+
+def _judge_main(
+    task: str,
+    split: str,
+    subset: str,
+    metric: str,
+    baseline: ResultFile,
+    new: ResultFile,
+    settings: CheckSettings,
+) -> Row:
+    """The main score's row: tolerance, paired bootstrap or combined intervals."""
+    old_score = _score(baseline, split, subset)
+    new_score = _score(new, split, subset)
+    row = Row(task, split, subset, metric, old_score, new_score)
+    if old_score is None or new_score is None:
+        return _with(row, note="a main score is missing (null)")
+    delta = new_score - old_score
+    old_units, new_units = baseline.unit_scores(split, subset), new.unit_scores(split, subset)
+    bounds = _paired(old_units, new_units, settings.level)
+    if bounds is None:
+        bounds = _combined(baseline, new, split, subset, old_score, new_score, settings.level)
+    if settings.tolerance is not None:
+        verdict = _by_tolerance(delta, settings.tolerance)
+        shown = {**(bounds or {}), "method": f"tolerance {settings.tolerance}"}
+        return _with(row, delta=delta, verdict=verdict, **shown)
+    if bounds is None:
+        note = "no bootstrap interval on one side; rerun both with this harness or pass --tolerance"
+        return _with(row, delta=delta, note=note)
+    verdict = REGRESSION if bounds["high"] < 0 else IMPROVED if bounds["low"] > 0 else PASS
+    return _with(row, delta=delta, verdict=verdict, **bounds)
+
+
+def _with(row: Row, **changes: Any) -> Row:
+    return Row(**{**asdict(row), **changes})
+
+
+def _by_tolerance(delta: float, tolerance: float) -> str:
+    return REGRESSION if delta < -tolerance else IMPROVED if delta > tolerance else PASS
+
+
+def _score(result: ResultFile, split: str, subset: str) -> float | None:
+    for entry in result.scores.get(split, []):
+        if entry.get("hf_subset", "default") == subset:
+            value = entry.get("main_score")
+            return float(value) if isinstance(value, int | float) else None
+    return None
+
+
+def _paired(
+    baseline: UnitScores | None, new: UnitScores | None, level: float
+) -> dict[str, Any] | None:
+    """The paired bootstrap of the difference, when both runs scored the same units."""
+    if baseline is None or new is None:
+        return None
+    if (baseline.statistic, baseline.ids_digest) != (new.statistic, new.ids_digest):
+        return None
+    test = paired_bootstrap(baseline, new, level=level)
+    return {
+        "low": test.low,
+        "high": test.high,
+        "p_value": test.p_value,
+        "method": "paired bootstrap",
+    }
+
+
+def _combined(
+    baseline: ResultFile,
+    new: ResultFile,
+    split: str,
+    subset: str,
+    old_score: float,
+    new_score: float,
+    level: float,
+) -> dict[str, Any] | None:
+    """The difference's interval from the two runs' own intervals, half-widths in quadrature."""
+    old_interval = _interval_at(baseline, split, subset, level)
+    new_interval = _interval_at(new, split, subset, level)
+    if old_interval is None or new_interval is None:
+        return None
+    (old_low, old_high), (new_low, new_high) = old_interval, new_interval
+    delta = new_score - old_score
+    return {
+        "low": delta - math.hypot(new_score - new_low, old_high - old_score),
+        "high": delta + math.hypot(new_high - new_score, old_score - old_low),
+        "method": "combined intervals",
+    }
+
+
+def _interval_at(
+    result: ResultFile, split: str, subset: str, level: float
+) -> tuple[float, float] | None:
+    """The main score's interval at ``level``: from the units, else as stored at that level."""
+    units = result.unit_scores(split, subset)
+    if units is not None:
+        interval = bootstrap_interval(units, level=level)
+        return interval.low, interval.high
+    stored = result.harness.intervals.get(split, {}).get(subset)
+    if stored and math.isclose(stored.get("level", 0), level) and stored.get("low") is not None:
+        return float(stored["low"]), float(stored["high"])
+    return None
+
+
+def _other_metrics(
+    task: str,
+    split: str,
+    subset: str,
+    main: str,
+    baseline: dict[str, Any],
+    new: dict[str, Any],
+    settings: CheckSettings,
+) -> list[Row]:
+    """Rows for the other metrics: judged by --tolerance when given, else shown only."""
+    rows = []
+    for metric, old_value in baseline.items():
+        new_value = new.get(metric)
+        if metric in _NOT_METRICS or metric == main or not _numbers(old_value, new_value):
+            continue
+        delta = new_value - old_value
+        verdict = "-" if settings.tolerance is None else _by_tolerance(delta, settings.tolerance)
+        rows.append(Row(task, split, subset, metric, old_value, new_value, delta, verdict=verdict))
+    return rows
+
+
+def _numbers(*values: Any) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)

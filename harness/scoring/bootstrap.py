@@ -1,0 +1,240 @@
+"""Bootstrap intervals and paired bootstrap tests on per-unit scores (pure numpy and scipy).
+
+A task's main score is a statistic of its *units*: the queries of a retrieval task, the test
+items of a classification or compositionality task, the pairs of an STS task, the items of a
+clustering task. ``UnitScores`` holds what the statistic needs per unit, so the score can be
+recomputed on any resample of the units:
+
+- ``mean``: one value per unit (per-query nDCG, per-item correctness); the score is their mean;
+- ``spearman``: the predicted similarity and the gold score of each pair;
+- ``v_measure``, ``nmi``, ``ari``, ``cluster_accuracy``: each item's label and cluster id.
+
+Intervals are percentile intervals over seeded resamples of the units, drawn with replacement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+RESAMPLES = 1000
+SEED = 42
+LEVEL = 0.95
+# Resamples drawn per block: bounds the index memory at 50 x units x 8 bytes.
+_BLOCK_ROWS = 50
+# Contingency cells (resamples x labels x clusters) counted at once by the NMI statistic.
+_CONTINGENCY_CELLS = 4_000_000
+
+
+def _mean(columns: Mapping[str, np.ndarray], index: np.ndarray) -> np.ndarray:
+    return columns["values"][index].mean(axis=-1)
+
+
+def _spearman(columns: Mapping[str, np.ndarray], index: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each index row: Pearson's r of the average ranks (scipy's spearmanr)."""
+    from scipy import stats  # imported on use: the CLI imports this module for its constants
+
+    gold = stats.rankdata(columns["gold"][index], axis=-1)
+    predicted = stats.rankdata(columns["predicted"][index], axis=-1)
+    gold -= gold.mean(axis=-1, keepdims=True)
+    predicted -= predicted.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (gold * predicted).sum(axis=-1) / np.sqrt(
+            (gold**2).sum(axis=-1) * (predicted**2).sum(axis=-1)
+        )
+
+
+def _nmi(columns: Mapping[str, np.ndarray], index: np.ndarray) -> np.ndarray:
+    """NMI (arithmetic mean of the entropies) of each index row, by scikit-learn's rules:
+    1 when both sides hold a single group, 0 when the mutual information is 0."""
+    labels, clusters = columns["labels"], columns["clusters"]
+    n_clusters = int(clusters.max()) + 1
+    cells = (int(labels.max()) + 1) * n_clusters
+    pairs = labels * n_clusters + clusters
+    rows = np.atleast_2d(index)
+    step = max(1, _CONTINGENCY_CELLS // cells)
+    values = np.concatenate(
+        [_nmi_rows(pairs[rows[i : i + step]], cells, n_clusters) for i in range(0, len(rows), step)]
+    )
+    return values if index.ndim == 2 else values[0]
+
+
+def _nmi_rows(pairs: np.ndarray, cells: int, n_clusters: int) -> np.ndarray:
+    rows, n = pairs.shape
+    offsets = np.arange(rows)[:, None] * cells
+    flat = np.bincount((pairs + offsets).ravel(), minlength=rows * cells)
+    counts = flat.reshape(rows, cells // n_clusters, n_clusters).astype(np.float64)
+    by_label, by_cluster = counts.sum(axis=2), counts.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outer = by_label[:, :, None] * by_cluster[:, None, :]
+        terms = np.where(counts > 0, counts / n * (np.log(counts * n) - np.log(outer)), 0.0)
+        terms[np.abs(terms) < np.finfo(np.float64).eps] = 0.0
+        mutual = np.clip(terms.sum(axis=(1, 2)), 0.0, None)
+
+        def entropy(sizes: np.ndarray) -> np.ndarray:
+            return -np.where(sizes > 0, sizes / n * np.log(sizes / n), 0.0).sum(axis=1)
+
+        nmi = np.where(mutual == 0, 0.0, mutual / ((entropy(by_label) + entropy(by_cluster)) / 2))
+    single = ((by_label > 0).sum(axis=1) == 1) & ((by_cluster > 0).sum(axis=1) == 1)
+    return np.where(single, 1.0, nmi)
+
+
+def _clustering(metric: str) -> Callable[[Mapping[str, np.ndarray], np.ndarray], float]:
+    def statistic(columns: Mapping[str, np.ndarray], index: np.ndarray) -> float:
+        from harness.scoring.clustering import clustering_metrics  # scikit-learn, on use
+
+        return clustering_metrics(columns["labels"][index], columns["clusters"][index])[metric]
+
+    return statistic
+
+
+# name -> (the columns it reads, the statistic of the units at an index vector).
+# ``mean``, ``spearman`` and ``nmi`` also take a 2-D index and score each row at once.
+STATISTICS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
+    "mean": (("values",), _mean),
+    "spearman": (("predicted", "gold"), _spearman),
+    "nmi": (("labels", "clusters"), _nmi),
+    **{
+        metric: (("labels", "clusters"), _clustering(metric))
+        for metric in ("v_measure", "ari", "cluster_accuracy")
+    },
+}
+
+
+_VECTORISED = ("mean", "spearman", "nmi")
+
+
+@dataclass(frozen=True)
+class UnitScores:
+    """Per-unit data from which a task's main score is recomputed on a resample of its units."""
+
+    statistic: str
+    columns: dict[str, np.ndarray]
+    ids_digest: str
+
+    def __post_init__(self) -> None:
+        if self.statistic not in STATISTICS:
+            raise ValueError(f"unknown statistic {self.statistic!r}; known: {sorted(STATISTICS)}")
+        needed = STATISTICS[self.statistic][0]
+        if sorted(self.columns) != sorted(needed):
+            raise ValueError(f"statistic {self.statistic} needs columns {needed}")
+        lengths = {len(values) for values in self.columns.values()}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ValueError("unit columns must be non-empty and of equal length")
+
+    @classmethod
+    def build(
+        cls, statistic: str, unit_ids: Sequence[object], **columns: Sequence[Any]
+    ) -> UnitScores:
+        """Units from plain sequences; ``unit_ids`` (query ids, row numbers) pair two runs."""
+        return cls(statistic, {k: np.asarray(v) for k, v in columns.items()}, ids_digest(unit_ids))
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def score(self, index: np.ndarray | None = None) -> float:
+        """The statistic on the units at ``index`` (all units when None)."""
+        index = np.arange(len(self)) if index is None else index
+        return float(STATISTICS[self.statistic][1](self.columns, index))
+
+    def resampled_scores(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """The statistic on each row of each (rows, units) block of resample indices."""
+        statistic = STATISTICS[self.statistic][1]
+        if self.statistic in _VECTORISED:
+            return np.concatenate([statistic(self.columns, block) for block in blocks])
+        return np.array([statistic(self.columns, row) for block in blocks for row in block])
+
+
+def ids_digest(unit_ids: Sequence[object]) -> str:
+    """A short hash of the unit ids in order: two runs pair up only when theirs are equal."""
+    digest = hashlib.sha256("\x1f".join(str(unit) for unit in unit_ids).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def resample_blocks(
+    n_units: int, resamples: int = RESAMPLES, seed: int = SEED
+) -> Iterator[np.ndarray]:
+    """Seeded unit indices drawn with replacement: ``resamples`` rows in blocks of fixed size.
+
+    The block size is a constant, so the same seed gives the same resamples for any data.
+    """
+    rng = np.random.default_rng(seed)
+    for start in range(0, resamples, _BLOCK_ROWS):
+        yield rng.integers(0, n_units, size=(min(_BLOCK_ROWS, resamples - start), n_units))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A percentile bootstrap interval."""
+
+    low: float
+    high: float
+    level: float
+    resamples: int
+    seed: int
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of ``values`` (NaN resamples are left out)."""
+    if not 0 < level < 1:
+        raise ValueError(f"the interval level must be between 0 and 1, got {level}")
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_interval(
+    units: UnitScores, level: float = LEVEL, resamples: int = RESAMPLES, seed: int = SEED
+) -> Interval:
+    """The percentile interval of the statistic over seeded resamples of the units."""
+    scores = units.resampled_scores(resample_blocks(len(units), resamples, seed))
+    return Interval(*percentile_interval(scores, level), level, resamples, seed)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """New minus baseline on the same units: the difference, its interval and a p-value."""
+
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    level: float
+    resamples: int
+    seed: int
+
+
+def paired_bootstrap(
+    baseline: UnitScores,
+    new: UnitScores,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> PairedTest:
+    """Resample the shared units jointly and score both runs on each resample.
+
+    The p-value is two-sided: twice the smaller share of resampled differences on either side
+    of zero (capped at 1), so identical runs give 1 and a difference that never changes sign
+    over the resamples gives at most 2 / resamples.
+    """
+    if baseline.statistic != new.statistic or baseline.ids_digest != new.ids_digest:
+        raise ValueError("the two runs do not score the same units with the same statistic")
+    deltas = np.concatenate(
+        [
+            new.resampled_scores([block]) - baseline.resampled_scores([block])
+            for block in resample_blocks(len(baseline), resamples, seed)
+        ]
+    )
+    deltas = deltas[np.isfinite(deltas)]
+    low, high = percentile_interval(deltas, level)
+    p_value = min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0))) if len(deltas) else 1.0
+    return PairedTest(
+        new.score() - baseline.score(), low, high, float(p_value), level, resamples, seed
+    )

@@ -1,0 +1,101 @@
+"""The catalog against mteb's own metadata (shipped inside the mteb package, read offline).
+
+Every catalog entry that mteb knows must name the same dataset path and revision, eval splits,
+main score and type family as mteb's task of the same name; every benchmark that mirrors one of
+mteb's must list the same tasks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+from typing import Any
+
+import pytest
+
+from tasks.benchmarks import builtin_benchmarks
+from tasks.registry import task_type
+from tests.catalog_layouts import catalog_tasks
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import mteb
+
+# Our task type -> the mteb task types it reproduces.
+MTEB_TYPES = {
+    "retrieval": {"Any2AnyRetrieval", "Any2AnyMultilingualRetrieval", "DocumentUnderstanding"},
+    "linear_probe": {"ImageClassification"},
+    "multilabel_classification": {"ImageClassification", "ImageMultilabelClassification"},
+    "zero_shot_classification": {"ZeroShotClassification"},
+    "clustering": {"ImageClustering"},
+    "compositionality": {"Compositionality"},
+    "multiple_choice": {"VisionCentricQA"},
+    "visual_sts": {"VisualSTS(eng)", "VisualSTS(multi)"},
+}
+# Entries with no mteb counterpart, and why.
+NOT_IN_MTEB = {"SeaDoc": "LCO-Embedding's SeaDoc benchmark is not part of mteb"}
+
+
+@cache
+def mteb_task(name: str) -> Any | None:
+    """mteb's task object of that name, or None when mteb has none."""
+    try:
+        return mteb.get_task(name)
+    except (KeyError, ValueError):
+        return None
+
+
+def reference_dataset(task: Any) -> dict[str, str]:
+    """The dataset mteb reads: an aggregate task's single underlying task's dataset."""
+    if task.is_aggregate:
+        datasets = {
+            (t.metadata.dataset["path"], t.metadata.dataset["revision"]) for t in task.tasks
+        }
+        assert len(datasets) == 1, f"{task.metadata.name} aggregates several datasets"
+        [(path, revision)] = datasets
+        return {"path": path, "revision": revision}
+    return task.metadata.dataset
+
+
+CATALOG = catalog_tasks()
+
+
+def test_catalog_is_not_empty() -> None:
+    assert len(CATALOG) >= 12
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=lambda entry: entry.name)
+def test_entry_matches_mteb_metadata(entry: Any) -> None:
+    reference = mteb_task(entry.name)
+    if reference is None:
+        assert entry.name in NOT_IN_MTEB, f"{entry.name} is not an mteb task"
+        return
+    metadata = reference.metadata
+    dataset = reference_dataset(reference)
+    assert (entry.dataset.path, entry.dataset.revision) == (dataset["path"], dataset["revision"])
+    assert entry.eval_splits == list(metadata.eval_splits)
+    assert task_type(entry).main_score(entry) == metadata.main_score
+    assert metadata.type in MTEB_TYPES[entry.type]
+    if not reference.is_aggregate:
+        sizes = metadata.n_samples or {}
+        assert entry.n_samples == {split: sizes[split] for split in entry.eval_splits}
+
+
+@pytest.mark.parametrize(
+    "benchmark",
+    [b for b in builtin_benchmarks().values() if b.mteb_name],
+    ids=lambda benchmark: benchmark.name,
+)
+def test_benchmark_lists_mtebs_tasks(benchmark: Any) -> None:
+    reference = mteb.get_benchmark(benchmark.mteb_name)
+    assert list(benchmark.tasks) == [task.metadata.name for task in reference.tasks]
+
+
+def test_drift_check_catches_a_changed_revision() -> None:
+    """The comparison itself can fail: a catalog entry with another revision differs."""
+    entry = next(task for task in CATALOG if mteb_task(task.name) is not None)
+    changed = entry.model_copy(
+        update={"dataset": entry.dataset.model_copy(update={"revision": "0" * 40})}
+    )
+    with pytest.raises(AssertionError):
+        test_entry_matches_mteb_metadata(changed)
