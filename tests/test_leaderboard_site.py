@@ -184,40 +184,17 @@ def test_intervals_are_shown_where_recorded(tmp_path: Path) -> None:
 
 
 def test_cli_takes_a_benchmark_by_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    results = tmp_path / "results"
-    write_payload(
-        results, "m", result_payload("m", "VidoreDocVQARetrieval", "retrieval", main_scores(0.4))
-    )
-    out = tmp_path / "site"
-    assert (
-        main(
-            [
-                "leaderboard",
-                "--results",
-                str(results),
-                "--out",
-                str(out),
-                "--benchmark",
-                "vidore-v1",
-            ]
-        )
-        == 0
-    )
+    results, out = tmp_path / "results", tmp_path / "site"
+    payload = result_payload("m", "VidoreDocVQARetrieval", "retrieval", main_scores(0.4))
+    write_payload(results, "m", payload)
+
+    def build(benchmark: str) -> int:
+        return main(["leaderboard", "--results", str(results), "--out", str(out),
+                     "--benchmark", benchmark])  # fmt: skip
+
+    assert build("vidore-v1") == 0
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "Leaderboard: vidore-v1" in index
     assert 'title="incomplete: mean over 1 of 10 tasks"' in index
-    assert (
-        main(
-            [
-                "leaderboard",
-                "--results",
-                str(results),
-                "--out",
-                str(out),
-                "--benchmark",
-                "vidore-v3",
-            ]
-        )
-        == 2
-    )
+    assert build("vidore-v3") == 2
     assert "unknown benchmark 'vidore-v3'" in capsys.readouterr().err
