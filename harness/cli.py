@@ -8,12 +8,16 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import __version__
 from harness.cache import default_cache_dir
 from harness.errors import HarnessError
 from harness.scoring.bootstrap import LEVEL
 from harness.table import format_table
+
+if TYPE_CHECKING:
+    from harness.runner import RunSettings
 
 # The embedded demo: demo-clip on every demo task, and the OCR + MiniLM baseline on the
 # document task (when Tesseract is installed; `make demo` installs it).
@@ -56,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a model on tasks. With neither --model nor --tasks, runs the "
         "embedded offline demo.",
     )
-    run.add_argument("--model", help="registered name, hub id or local model directory")
+    models = run.add_mutually_exclusive_group()
+    models.add_argument("--model", help="registered name, hub id or local model directory")
+    models.add_argument("--models", help="several comma-separated models, run one after another")
     selection = run.add_mutually_exclusive_group()
     selection.add_argument(
         "--tasks", help="comma-separated task names and/or custom task YAML files"
@@ -80,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip items whose image cannot be decoded and record them, instead of failing",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="run here, or fan (model, task group) jobs out over a Ray cluster",
+    )
+    run.add_argument("--address", help="the Ray cluster to join (default: start a local one)")
+    run.add_argument(
+        "--gpus-per-job",
+        type=float,
+        help="GPUs each Ray job asks for (default: 1 with --device cuda, else 0)",
+    )
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -160,22 +178,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     task_specs = benchmark_task_names(args.benchmark) if args.benchmark else None
     if args.tasks is not None:
         task_specs = args.tasks.split(",")
-    if args.model is None and task_specs is None:
+    models = args.models.split(",") if args.models else [args.model] if args.model else None
+    if models is None and task_specs is None:
         jobs = _demo_jobs(demo_tasks())
-    elif args.model is None or task_specs is None:
+    elif models is None or task_specs is None:
         raise HarnessError(
-            "pass --model with --tasks or --benchmark, or none of them to run the embedded demo"
+            "pass --model (or --models) with --tasks or --benchmark, or none of them to run "
+            "the embedded demo"
         )
     else:
-        jobs = [(args.model, task_specs)]
+        jobs = [(model, task_specs) for model in models]
     if args.dry_run:
-        from harness.plan import plan
-        from tasks.registry import resolve_tasks
-
-        for model, specs in jobs:
-            print(f"{model}:")
-            print(plan(resolve_tasks(specs)).report())
-        return 0
+        return _dry_run(jobs, args.executor)
     settings = RunSettings(
         output=args.output,
         batch_size=args.batch_size,
@@ -189,11 +203,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         data_dirs=dict(args.data_dir),
     )
+    if args.executor == "ray":
+        return _run_on_ray(args, jobs, settings)
     for model, task_specs in jobs:
         report = run(model, task_specs, settings)
         print(f"\n{model}:")
         print(report.summary())
         print(f"\nResults written to {report.model_folder}")
+    return 0
+
+
+def _dry_run(jobs: list[tuple[str, list[str]]], executor: str) -> int:
+    """Print the plan of each model's run (and the Ray jobs), then stop."""
+    from harness.plan import plan
+    from tasks.registry import resolve_tasks
+
+    for model, specs in jobs:
+        print(f"{model}:")
+        print(plan(resolve_tasks(specs)).report())
+    if executor == "ray":
+        from harness.fanout import jobs_table, plan_jobs
+
+        print("\nRay jobs (tasks that share a dataset run together):")
+        print(jobs_table([job for model, specs in jobs for job in plan_jobs([model], specs)]))
+    return 0
+
+
+def _run_on_ray(
+    args: argparse.Namespace, jobs: list[tuple[str, list[str]]], settings: RunSettings
+) -> int:
+    """Fan the runs out over Ray and print one summary of every job."""
+    from harness.fanout import plan_jobs, run_on_ray
+
+    fanned = [job for model, specs in jobs for job in plan_jobs([model], specs)]
+    gpus = args.gpus_per_job
+    if gpus is None:
+        gpus = 1.0 if args.device.startswith("cuda") else 0.0
+    report = run_on_ray(fanned, settings, address=args.address, gpus_per_job=gpus)
+    print(report.summary())
+    print(f"\nResults written under {args.output}")
     return 0
 
 
