@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: demo test regression lint format clean-venv system-packages
+.PHONY: demo test regression bench lint format clean-venv system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,12 @@ regression: $(VENV)/.installed system-packages
 	  new=.regression/demo-clip; old=results/demo-clip; fi; \
 	echo "harness check --results $$new --baseline $$old"; \
 	$(BIN)/harness check --results $$new --baseline $$old
+
+# Speed against mteb, side by side (about 11 minutes on 2 cores); see benchmarks/README.md.
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.compare_mteb
+	$(BIN)/python -m benchmarks.retrieval_scaling
+	$(BIN)/python -m benchmarks.rank_scaling
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

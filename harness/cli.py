@@ -7,6 +7,7 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,18 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
+
+
+def _device_list(text: str) -> list[int]:
+    try:
+        devices = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected GPU indices like 0,1,2,3, got {text!r}"
+        ) from None
+    if not devices or min(devices) < 0 or len(set(devices)) != len(devices):
+        raise argparse.ArgumentTypeError(f"expected distinct GPU indices, got {text!r}")
+    return devices
 
 
 def _data_dir(text: str) -> tuple[str, Path]:
@@ -86,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip items whose image cannot be decoded and record them, instead of failing",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--devices",
+        type=_device_list,
+        help="GPU indices, e.g. 0,1,2,3: launch one data-parallel rank per GPU (via torchrun)",
+    )
     run.add_argument(
         "--executor",
         choices=("local", "ray"),
@@ -171,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary table."""
+    from harness.distributed import rank_device, shards_from_environment
     from harness.runner import RunSettings, run
     from tasks.benchmarks import benchmark_task_names
     from tasks.registry import demo_tasks
@@ -190,6 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs = [(model, task_specs) for model in models]
     if args.dry_run:
         return _dry_run(jobs, args.executor)
+    if args.devices:
+        return _launch_ranks(args.argv, args.devices)
     settings = RunSettings(
         output=args.output,
         batch_size=args.batch_size,
@@ -205,12 +226,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.executor == "ray":
         return _run_on_ray(args, jobs, settings)
+    shards = shards_from_environment()
+    if shards is not None:
+        settings = replace(settings, device=rank_device(settings.device))
     for model, task_specs in jobs:
-        report = run(model, task_specs, settings)
+        report = run(model, task_specs, settings, shards)
+        if shards is not None and not shards.is_main:
+            continue
         print(f"\n{model}:")
         print(report.summary())
         print(f"\nResults written to {report.model_folder}")
     return 0
+
+
+def torchrun_command(argv: Sequence[str], devices: Sequence[int]) -> list[str]:
+    """The torchrun command that reruns ``harness run`` (``argv`` less ``--devices``), one rank
+    per device, each on ``cuda``."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--devices":
+            skip = True
+        elif not arg.startswith("--devices="):
+            rest.append(arg)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return [
+        *launcher,
+        "--nproc-per-node",
+        str(len(devices)),
+        "-m",
+        "harness",
+        *rest,
+        "--device",
+        "cuda",
+    ]
+
+
+def _launch_ranks(argv: list[str], devices: list[int]) -> int:
+    """Run this command again under torchrun, one rank per listed GPU; its exit status."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices))}
+    return subprocess.run(torchrun_command(argv, devices), env=env).returncode
 
 
 def _dry_run(jobs: list[tuple[str, list[str]]], executor: str) -> int:
@@ -390,7 +449,9 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return COMMANDS[args.command](args)
     except HarnessError as error:

@@ -3,6 +3,10 @@
 Every task hands its items to :class:`Encoder`. Items whose key is in the cache never reach the
 model; the rest are decoded in DataLoader worker processes, encoded batch by batch, and written
 to the cache after each batch, so an interrupted run loses at most one batch of work.
+
+On an out-of-memory error of the device, the batch is halved and retried (down to one item);
+the smaller size stays in force for the rest of the run, and the halvings and the batch size in
+force are recorded in the stats, hence in each result file's ``harness.encoding`` block.
 """
 
 from __future__ import annotations
@@ -12,13 +16,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from harness.cache import EmbeddingCache, cache_key
+from harness.distributed import Shards, item_cost
 from harness.errors import BadInputError, HarnessError
 from harness.items import RawItem
 from model_adapters.base import Adapter, Role
+
+# torch >= 2.5 names it torch.OutOfMemoryError; torch.cuda.OutOfMemoryError is the same class.
+OUT_OF_MEMORY: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+# Stats that hold a current value rather than a count.
+_GAUGES = frozenset({"batch_size"})
 
 
 @dataclass
@@ -29,10 +40,15 @@ class EncodeStats:
     items_encoded: int = 0
     cache_hits: int = 0
     images_decoded: int = 0
+    oom_halvings: int = 0
+    batch_size: int = 0  # the batch size in force: the requested one, or halved after OOM
 
     def since(self, earlier: EncodeStats) -> dict[str, int]:
-        """The counts accumulated after ``earlier`` was copied."""
-        return {name: value - getattr(earlier, name) for name, value in asdict(self).items()}
+        """The counts accumulated after ``earlier`` was copied (gauges: their current value)."""
+        return {
+            name: value if name in _GAUGES else value - getattr(earlier, name)
+            for name, value in asdict(self).items()
+        }
 
 
 @dataclass(frozen=True)
@@ -57,9 +73,16 @@ class Encoder:
     device: str = "cpu"
     batch_size: int = 32
     num_workers: int = 0
+    prefetch_factor: int = 2
     skip_bad_inputs: bool = False
     show_progress: bool = True
+    # Data-parallel ranks (torchrun): each encodes its share of the batches, then all gather.
+    shards: Shards | None = None
     stats: EncodeStats = field(default_factory=EncodeStats)
+
+    def __post_init__(self) -> None:
+        if self.stats.batch_size == 0:
+            self.stats.batch_size = self.batch_size
 
     def encode(
         self,
@@ -75,6 +98,10 @@ class Encoder:
             self.cache.get_many(set(keys)) if self.cache is not None else {}
         )
         self.stats.cache_hits += sum(1 for key in keys if key in vectors)
+        if self.shards is not None:
+            # Every rank looks the cache up before any rank writes this call's vectors, so all
+            # ranks plan the same missing items.
+            self.shards.barrier()
         first_of_key: dict[str, RawItem] = {}
         for key, item in zip(keys, items, strict=True):
             if key not in vectors:
@@ -108,16 +135,21 @@ class Encoder:
         order = sorted(missing, key=lambda key: _length_order(missing[key]))
         entries = [(key, missing[key]) for key in order]
         has_images = any(item.image is not None for _, item in entries)
+        batches = self._my_batches(entries)
+        workers = self.num_workers if has_images else 0
         loader = DataLoader(
             entries,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers if has_images else 0,
+            batch_sampler=batches,
+            num_workers=workers,
             collate_fn=_decode_batch,
+            pin_memory=self.device.startswith("cuda"),
+            prefetch_factor=self.prefetch_factor if workers else None,
             persistent_workers=False,
         )
         skipped: set[str] = set()
+        mine: dict[str, np.ndarray] = {}
         progress = tqdm(
-            total=len(entries),
+            total=sum(len(batch) for batch in batches),
             desc=f"{task} {role or 'items'}".strip(),
             unit="item",
             disable=not self.show_progress,
@@ -131,13 +163,55 @@ class Encoder:
                         skipped.add(key)
                 self.stats.images_decoded += sum(1 for _, d in good if "image" in d)
                 if good:
-                    fresh = self._call_model([d for _, d in good], role, instruction)
+                    fresh = self._call_halving([d for _, d in good], role, instruction)
                     batch_vectors = dict(zip([key for key, _ in good], fresh, strict=True))
                     if self.cache is not None:
                         self.cache.put_many(batch_vectors)
-                    vectors.update(batch_vectors)
+                    mine.update(batch_vectors)
                 progress.update(len(batch))
+        if self.shards is not None:
+            mine, skipped = self.shards.gather(mine, skipped)
+        vectors.update(mine)
         return skipped
+
+    def _my_batches(self, entries: list[tuple[str, RawItem]]) -> list[list[int]]:
+        """The batches one process would encode, or this rank's share of them by cost."""
+        size = self.batch_size
+        batches = [
+            list(range(i, min(i + size, len(entries)))) for i in range(0, len(entries), size)
+        ]
+        if self.shards is None:
+            return batches
+        costs = [sum(item_cost(entries[i][1]) for i in batch) for batch in batches]
+        return [batches[b] for b in self.shards.my_batches(costs)]
+
+    def _call_halving(
+        self, items: list[dict[str, Any]], role: Role, instruction: str | None
+    ) -> np.ndarray | list[np.ndarray]:
+        """Encode in chunks of the batch size in force, halving it on out-of-memory errors."""
+        outputs: list[np.ndarray | list[np.ndarray]] = []
+        start = 0
+        while start < len(items):
+            size = min(self.stats.batch_size, len(items) - start)
+            try:
+                outputs.append(self._call_model(items[start : start + size], role, instruction))
+            except OUT_OF_MEMORY as error:
+                if size == 1:
+                    raise HarnessError(
+                        "the device ran out of memory encoding a single item with "
+                        f"{self.adapter.meta.name!r}; use a smaller model, --dtype bfloat16, "
+                        "or another device"
+                    ) from error
+                self.stats.batch_size = size // 2
+                self.stats.oom_halvings += 1
+                _release_device_memory()
+                continue
+            start += size
+        if len(outputs) == 1:
+            return outputs[0]
+        if isinstance(outputs[0], np.ndarray):
+            return np.concatenate(outputs)
+        return [array for chunk in outputs for array in chunk]
 
     def _call_model(
         self, items: list[dict[str, Any]], role: Role, instruction: str | None
@@ -157,6 +231,12 @@ class Encoder:
                 f"task {task}: the image of item {item_id!r} cannot be decoded ({error}). "
                 "Fix or remove the item, or pass --skip-bad-inputs to record and skip such items."
             )
+
+
+def _release_device_memory() -> None:
+    """Return cached blocks to the device after an out-of-memory error."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _length_order(item: RawItem) -> tuple[int, int]:

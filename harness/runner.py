@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness.cache import EmbeddingCache, default_cache_dir
+from harness.distributed import Shards
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.results import (
@@ -92,10 +93,18 @@ class RunReport:
 
 
 def run(
-    model: str | Adapter, task_specs: Sequence[str], settings: RunSettings | None = None
+    model: str | Adapter,
+    task_specs: Sequence[str],
+    settings: RunSettings | None = None,
+    shards: Shards | None = None,
 ) -> RunReport:
-    """Evaluate ``model`` on each task; finished tasks are skipped unless ``overwrite``."""
+    """Evaluate ``model`` on each task; finished tasks are skipped unless ``overwrite``.
+
+    With ``shards`` (a torchrun group) every rank runs this in lockstep and shares the encoding;
+    rank 0 alone writes files.
+    """
     settings = settings or RunSettings()
+    writes = shards is None or shards.is_main
     tasks = with_data_dirs(resolve_tasks(task_specs), settings.data_dirs)
     ensure_writable(settings.output)
     adapter = (
@@ -104,7 +113,8 @@ def run(
         else model
     )
     folder = model_folder(settings.output, adapter.meta)
-    write_json_atomic(folder / "model_meta.json", model_meta_payload(adapter.meta))
+    if writes:
+        write_json_atomic(folder / "model_meta.json", model_meta_payload(adapter.meta))
     encoder = Encoder(
         adapter,
         cache=EmbeddingCache(settings.cache_dir) if settings.cache_dir else None,
@@ -112,7 +122,8 @@ def run(
         batch_size=settings.batch_size,
         num_workers=settings.num_workers,
         skip_bad_inputs=settings.skip_bad_inputs,
-        show_progress=settings.show_progress,
+        show_progress=settings.show_progress and writes,
+        shards=shards,
     )
     outcomes: list[TaskOutcome] = []
     for task in tasks:
@@ -120,7 +131,7 @@ def run(
         if path.exists() and not settings.overwrite:
             outcomes.extend(_existing(path))
             continue
-        outcomes.extend(_evaluate(task, encoder, settings, path))
+        outcomes.extend(_evaluate(task, encoder, settings, path, writes=writes))
     return RunReport(folder, outcomes, encoder)
 
 
@@ -155,7 +166,7 @@ def _existing(path: Path) -> list[TaskOutcome]:
 
 
 def _evaluate(
-    task: TaskDefinition, encoder: Encoder, settings: RunSettings, path: Path
+    task: TaskDefinition, encoder: Encoder, settings: RunSettings, path: Path, *, writes: bool
 ) -> list[TaskOutcome]:
     kind = task_type(task)
     kind.check_adapter(task, encoder.adapter.meta.similarity)
@@ -196,7 +207,8 @@ def _evaluate(
             units=units,
         ),
     )
-    write_result(path, result)
+    if writes:
+        write_result(path, result)
     return [
         TaskOutcome(task.name, split, score, seconds[split], "done", path)
         for split, score in result.main_scores().items()

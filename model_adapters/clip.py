@@ -3,18 +3,28 @@
 Texts and images of a batch are encoded in one forward pass each. An item with both an image
 and a text becomes the sum of the two L2-normalised embeddings (``fusion="normalized_sum"``);
 ``fusion="sum"`` adds the raw embeddings instead, as mteb's CLIP and SigLIP wrappers do.
+
+``autocast="bfloat16"`` (or ``"float16"``) runs both towers under ``torch.autocast`` on the
+model's device (meant for CUDA) while the weights stay in ``dtype``; embeddings come back in
+float32, so similarities are always computed in float32. It is in the fingerprint.
+
+The weights of a local model directory are loaded on first use: the metadata comes from the
+config and the safetensors headers, so a run served wholly from the embedding cache never
+loads them.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
 from harness.errors import BadInputError, HarnessError
 from model_adapters.base import AdapterMeta, Item, Role, check_options
@@ -23,7 +33,8 @@ from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dty
 # Model types whose text tower was trained on fixed-length, padded sequences.
 MAX_LENGTH_PADDING_TYPES = frozenset({"siglip", "siglip2"})
 FUSIONS = ("normalized_sum", "sum")
-OPTIONS = frozenset({"padding", "max_length", "fusion"})
+OPTIONS = frozenset({"padding", "max_length", "fusion", "autocast"})
+AUTOCAST_DTYPES = ("bfloat16", "float16")
 # Tokenizers without a known limit report a huge sentinel as model_max_length.
 _NO_LIMIT = 1_000_000
 
@@ -51,14 +62,16 @@ class ClipAdapter:
         check_options("clip", options, OPTIONS)
         self._device = resolve_device(device)
         self._dtype = resolve_dtype(dtype)
-        self.model = AutoModel.from_pretrained(source, revision=hub_revision, dtype=self._dtype)
-        self.model.to(self._device).eval()
+        self._source, self._hub_revision = source, hub_revision
+        self._model: torch.nn.Module | None = None
+        self.config = AutoConfig.from_pretrained(source, revision=hub_revision)
         self.tokenizer = AutoTokenizer.from_pretrained(source, revision=hub_revision)
         self.image_processor = AutoImageProcessor.from_pretrained(source, revision=hub_revision)
         settings = self._settings(options)
         self._padding = settings["padding"]
         self._max_length = settings["max_length"]
         self._fusion = settings["fusion"]
+        self._autocast = settings.get("autocast")
         self.meta = AdapterMeta(
             name=name,
             revision=revision,
@@ -66,14 +79,24 @@ class ClipAdapter:
             similarity="cosine",
             modalities=("image", "text"),
             dtype=dtype,
-            embed_dim=_embed_dim(self.model.config),
-            n_parameters=n_parameters(self.model),
+            embed_dim=_embed_dim(self.config),
+            n_parameters=_stored_parameters(source) or n_parameters(self.model),
             options=settings,
         )
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The transformers model, loaded (once) on first use."""
+        if self._model is None:
+            model = AutoModel.from_pretrained(
+                self._source, revision=self._hub_revision, dtype=self._dtype
+            )
+            self._model = model.to(self._device).eval()
+        return self._model
+
     def _settings(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Every setting that changes the vectors, defaults filled in."""
-        model_type = self.model.config.model_type
+        model_type = self.config.model_type
         default_padding = "max_length" if model_type in MAX_LENGTH_PADDING_TYPES else "longest"
         settings = {
             "padding": options.get("padding", default_padding),
@@ -89,6 +112,13 @@ class ClipAdapter:
             raise HarnessError(
                 f"option fusion must be one of {FUSIONS}, got {settings['fusion']!r}"
             )
+        autocast = options.get("autocast")
+        if autocast is not None:  # absent from the fingerprint unless set
+            if autocast not in AUTOCAST_DTYPES:
+                raise HarnessError(
+                    f"option autocast must be one of {AUTOCAST_DTYPES}, got {autocast!r}"
+                )
+            settings["autocast"] = autocast
         return settings
 
     def _default_max_length(self) -> int:
@@ -96,7 +126,7 @@ class ClipAdapter:
         limit = self.tokenizer.model_max_length
         if limit and limit < _NO_LIMIT:
             return int(limit)
-        return int(_text_config(self.model.config).max_position_embeddings)
+        return int(_text_config(self.config).max_position_embeddings)
 
     def encode(
         self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
@@ -160,7 +190,12 @@ class ClipAdapter:
         """Run a ``get_*_features`` method on the inputs it names; return its pooled output."""
         accepted = _named_parameters(tower)
         inputs = {key: self._to_device(value) for key, value in batch.items() if key in accepted}
-        output = tower(**inputs)
+        with torch.autocast(
+            device_type=self._device.type,
+            dtype=resolve_dtype(self._autocast or "bfloat16"),
+            enabled=self._autocast is not None,
+        ):
+            output = tower(**inputs)
         pooled = output if isinstance(output, torch.Tensor) else output.pooler_output
         return pooled.float().cpu()
 
@@ -169,6 +204,21 @@ class ClipAdapter:
         if value.is_floating_point():
             return value.to(self._device, self._dtype)
         return value.to(self._device)
+
+
+def _stored_parameters(source: str) -> int | None:
+    """The parameter count of a local directory's safetensors files, read from their headers
+    (tied weights are stored once); None when the source is not such a directory."""
+    files = sorted(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []
+    if not files:
+        return None
+    from safetensors import safe_open
+
+    total = 0
+    for path in files:
+        with safe_open(str(path), framework="pt") as stored:
+            total += sum(math.prod(stored.get_slice(k).get_shape()) for k in stored.keys())  # noqa: SIM118
+    return total
 
 
 def _named_parameters(function: Callable[..., Any]) -> set[str]:

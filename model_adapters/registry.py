@@ -261,7 +261,9 @@ def directory_fingerprint(path: Path) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FINGERPRINT_SUFFIXES)
     for file in files:
         digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(file.read_bytes())
+        with file.open("rb") as stream:  # in blocks: weights can be gigabytes
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:12]
 
 

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from harness.errors import HarnessError, UnknownNameError
-from tasks.registry import builtin_tasks
+from tasks.registry import YAML_LOADER, builtin_tasks
 
 BENCHMARKS_FILE = Path(__file__).parent / "benchmarks.yaml"
 
@@ -34,7 +34,7 @@ class Benchmark(BaseModel):
 @cache
 def builtin_benchmarks() -> dict[str, Benchmark]:
     """Every declared benchmark, by name."""
-    document = yaml.safe_load(BENCHMARKS_FILE.read_text(encoding="utf-8"))
+    document = yaml.load(BENCHMARKS_FILE.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     benchmarks = [Benchmark.model_validate(entry) for entry in document["benchmarks"]]
     return {benchmark.name: benchmark for benchmark in benchmarks}
 

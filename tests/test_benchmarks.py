@@ -57,7 +57,7 @@ def test_benchmarks_command_lists_counts(capsys: pytest.CaptureFixture) -> None:
             ["run", "--model", "demo-clip", "--tasks", "CIFAR10,CIFAR100ZeroShotCIFAR10Clustering"],
             "Did you mean",
         ),
-        (["run", "--benchmark", "mieb-lite"], "pass --model with --tasks or --benchmark"),
+        (["run", "--benchmark", "mieb-lite"], "with --tasks or --benchmark, or none of them"),
     ],
 )
 def test_bad_names_are_refused_before_anything_runs(

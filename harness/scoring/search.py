@@ -89,9 +89,15 @@ def _check_inputs(
     c = np.asarray(corpus, dtype=np.float32)
     if q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
         raise ValueError(f"queries {q.shape} and corpus {c.shape} must be (n, d) with the same d")
-    if not (np.isfinite(q).all() and np.isfinite(c).all()):
+    if not (_all_finite(q, corpus_chunk_size) and _all_finite(c, corpus_chunk_size)):
         raise ValueError("embeddings contain NaN or infinite values")
     return q, c
+
+
+def _all_finite(x: np.ndarray, rows: int) -> bool:
+    """Whether every value is finite, checked ``rows`` rows at a time so that the workspace
+    stays at the chunk size, not the corpus size."""
+    return all(np.isfinite(x[start : start + rows]).all() for start in range(0, len(x), rows))
 
 
 def _to_device(x: np.ndarray, normalise: bool, device: str) -> torch.Tensor:

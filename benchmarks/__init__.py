@@ -1,0 +1,1 @@
+"""Benchmarks: harness against mteb side by side, and retrieval cost as the corpus grows."""

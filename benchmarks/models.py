@@ -1,0 +1,66 @@
+"""The models of the comparison: the shipped demo CLIP, the tests' tiny CLIP, and a
+random-initialised CLIP the size of ViT-B/32 (compute-bound on a CPU).
+
+Run as ``python -m benchmarks.models KIND DIRECTORY`` to build one into DIRECTORY.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CLIP = ROOT / "model_adapters" / "demo_clip"
+B32_SEED = 0
+
+
+def build_b32(directory: Path) -> Path:
+    """A ViT-B/32-size CLIP (vision 768 wide, 12 layers, patch 32, 224 px; text 512 wide,
+    12 layers) with seeded random weights, the demo CLIP's tokenizer, and 224 px
+    preprocessing; saved to ``directory``."""
+    import torch
+    from transformers import AutoImageProcessor, AutoTokenizer, CLIPConfig, CLIPModel
+
+    tokenizer = AutoTokenizer.from_pretrained(DEMO_CLIP)
+    text = {
+        "hidden_size": 512,
+        "intermediate_size": 2048,
+        "num_attention_heads": 8,
+        "num_hidden_layers": 12,
+        "max_position_embeddings": 77,
+        "vocab_size": 49408,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    vision = {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "patch_size": 32,
+        "image_size": 224,
+    }
+    torch.manual_seed(B32_SEED)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=512))
+    processor = AutoImageProcessor.from_pretrained(
+        DEMO_CLIP, size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+def build_tiny(directory: Path) -> Path:
+    """The tests' tiny random CLIP (``tests/tiny_models.py``)."""
+    from tests.tiny_models import build_tiny_clip
+
+    return build_tiny_clip(directory)
+
+
+BUILDERS = {"b32": build_b32, "tiny": build_tiny}
+
+if __name__ == "__main__":
+    BUILDERS[sys.argv[1]](Path(sys.argv[2]))
