@@ -16,6 +16,7 @@ import yaml
 from PIL import Image
 
 from harness.cli import main
+from model_adapters.base import AdapterMeta
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"
 
@@ -219,3 +220,15 @@ def decoded_rows(path: Path) -> list[dict[str, Any]]:
         return value
 
     return [{k: decode(v) for k, v in row.items()} for row in pq.read_table(path).to_pylist()]
+
+
+def fake_meta(name: str, **fields: Any) -> AdapterMeta:
+    """The metadata of a test adapter: a cosine image-and-text model, unless ``fields`` say."""
+    defaults: dict[str, Any] = {
+        "revision": "1",
+        "family": "test",
+        "similarity": "cosine",
+        "modalities": ("image", "text"),
+        "dtype": "float32",
+    }
+    return AdapterMeta(name=name, **{**defaults, **fields})

@@ -23,13 +23,12 @@ from threadpoolctl import threadpool_limits
 
 from harness.encoding import Encoded, Encoder
 from harness.items import RawItem
-from model_adapters.base import AdapterMeta
 from tasks.definition import TaskDefinition
 from tasks.loading import column
 from tasks.registry import task_type
 from tasks.zero_shot import ZeroShotClassification, ZeroShotProtocol
 from tests.catalog_layouts import catalog_tasks, layout_params, score_on_fixture
-from tests.dataset_fixtures import COLOURS, RGB, png_bytes, write_labelled_dataset
+from tests.dataset_fixtures import COLOURS, RGB, fake_meta, png_bytes, write_labelled_dataset
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -190,14 +189,7 @@ def test_columns_and_constants_match_mteb(task: TaskDefinition) -> None:
 class ConstantAdapter:
     """A model that gives every input the same vector."""
 
-    meta = AdapterMeta(
-        name="constant",
-        revision="1",
-        family="test",
-        similarity="cosine",
-        modalities=("image", "text"),
-        dtype="float32",
-    )
+    meta = fake_meta("constant")
 
     def encode(self, items: list[dict[str, Any]], **_: Any) -> np.ndarray:
         return np.ones((len(items), 4), dtype=np.float32)

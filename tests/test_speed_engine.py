@@ -17,9 +17,9 @@ from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.items import EncodedImage, RawItem
 from harness.runner import RunSettings, run
-from model_adapters.base import AdapterMeta, Role
+from model_adapters.base import Role
 from model_adapters.registry import load_adapter
-from tests.dataset_fixtures import COLOURS, RGB, png_bytes
+from tests.dataset_fixtures import COLOURS, RGB, fake_meta, png_bytes
 
 
 def item_vector(item: dict[str, Any]) -> np.ndarray:
@@ -35,15 +35,7 @@ class SmallMemoryAdapter:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.batch_sizes: list[int] = []
-        self.meta = AdapterMeta(
-            name="small-memory",
-            revision="1",
-            family="test",
-            similarity="cosine",
-            modalities=("image", "text"),
-            dtype="float32",
-            embed_dim=8,
-        )
+        self.meta = fake_meta("small-memory", embed_dim=8)
 
     def encode(
         self, items: Sequence[dict[str, Any]], *, role: Role = None, instruction: str | None = None

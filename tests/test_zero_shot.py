@@ -18,11 +18,12 @@ from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.scoring.classification import CLASSIFICATION_METRICS as METRIC_KEYS
 from harness.scoring.zero_shot import ensemble_label_vectors, label_scores
-from model_adapters.base import AdapterMeta, Role
+from model_adapters.base import Role
 from tasks.registry import load_task_file
 from tasks.zero_shot import ZeroShotClassification
 from tests.dataset_fixtures import (
     RGB,
+    fake_meta,
     png_bytes,
     result_files,
     run_cli,
@@ -95,14 +96,7 @@ class ContentAdapter:
     """A model whose vectors are ``content_vector``; it records every call."""
 
     def __init__(self) -> None:
-        self.meta = AdapterMeta(
-            name="content",
-            revision="1",
-            family="test",
-            similarity="cosine",
-            modalities=("image", "text"),
-            dtype="float32",
-        )
+        self.meta = fake_meta("content")
         self.calls: list[tuple[Role, str | None, list[dict[str, Any]]]] = []
 
     def encode(
