@@ -332,15 +332,16 @@ def _combined(
 def _interval_at(
     result: ResultFile, split: str, subset: str, level: float
 ) -> tuple[float, float] | None:
-    """The main score's interval at ``level``: from the units, else as stored at that level."""
-    units = result.unit_scores(split, subset)
-    if units is not None:
-        interval = bootstrap_interval(units, level=level)
-        return interval.low, interval.high
+    """The main score's interval at ``level``: as stored when at that level, else recomputed
+    from the units (None when neither exists)."""
     stored = result.harness.intervals.get(split, {}).get(subset)
     if stored and math.isclose(stored.get("level", 0), level) and stored.get("low") is not None:
         return float(stored["low"]), float(stored["high"])
-    return None
+    units = result.unit_scores(split, subset)
+    if units is None:
+        return None
+    interval = bootstrap_interval(units, level=level)
+    return interval.low, interval.high
 
 
 def _other_metrics(

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import datasets
@@ -47,6 +47,7 @@ from harness.errors import HarnessError
 from harness.items import RawItem
 from harness.scoring.classification import (
     ClassificationError,
+    ExperimentScores,
     FitDtype,
     kshot_samples,
     linear_probe_scores,
@@ -104,8 +105,12 @@ class LinearProbe(TaskType):
             train.labels, protocol.samples_per_label, protocol.n_experiments, protocol.seed
         )
         sample = encode_sample(task, encoder, train, samples, test)
-        try:
-            scores = linear_probe_scores(
+        return experiment_outcome(
+            self,
+            task,
+            split,
+            sample,
+            lambda: linear_probe_scores(
                 sample.train_vectors,
                 sample.train_labels,
                 sample.experiments,
@@ -114,15 +119,29 @@ class LinearProbe(TaskType):
                 seed=protocol.seed,
                 max_iter=protocol.max_iter,
                 fit_dtype=protocol.fit_dtype,
-            )
-        except ClassificationError as error:
-            raise HarnessError(f"task {task.name}, split {split}: {error}.") from error
-        unit_ids = [f"{row}:{label}" for row, label in enumerate(sample.test_labels)]
-        return SplitOutcome(
-            [self.subset_scores(task, scores.metrics)],
-            sample.skipped,
-            self.mean_units(task, scores.per_item, unit_ids),
+            ),
         )
+
+
+def experiment_outcome(
+    kind: TaskType,
+    task: TaskDefinition,
+    split: str,
+    sample: EncodedSample,
+    score: Callable[[], ExperimentScores],
+) -> SplitOutcome:
+    """Run a few-shot scorer; its protocol failures name the task and split, and the units of
+    the interval are the evaluation rows."""
+    try:
+        scores = score()
+    except ClassificationError as error:
+        raise HarnessError(f"task {task.name}, split {split}: {error}.") from error
+    unit_ids = [f"{row}:{label}" for row, label in enumerate(sample.test_labels)]
+    return SplitOutcome(
+        [kind.subset_scores(task, scores.metrics)],
+        sample.skipped,
+        kind.mean_units(task, scores.per_item, unit_ids),
+    )
 
 
 def load_train_and_test(

@@ -43,9 +43,7 @@ from collections.abc import Hashable, Sequence
 from pydantic import PositiveInt
 
 from harness.encoding import Encoder
-from harness.errors import HarnessError
 from harness.scoring.classification import (
-    ClassificationError,
     FitDtype,
     MultilabelClassifier,
     iterative_stratified_subsample,
@@ -57,6 +55,7 @@ from tasks.definition import TaskDefinition
 from tasks.labelled import LabelledSplit
 from tasks.linear_probe import (
     encode_sample,
+    experiment_outcome,
     load_train_and_test,
     require_label_shape,
     warn_on_label_coverage,
@@ -105,8 +104,12 @@ class MultilabelClassification(TaskType):
             earlier_experiments=earlier * protocol.n_experiments,
         )
         sample = encode_sample(task, encoder, train, samples, test)
-        try:
-            scores = multilabel_scores(
+        return experiment_outcome(
+            self,
+            task,
+            split,
+            sample,
+            lambda: multilabel_scores(
                 sample.train_vectors,
                 sample.train_labels,
                 sample.experiments,
@@ -115,14 +118,7 @@ class MultilabelClassification(TaskType):
                 classifier=protocol.classifier,
                 n_neighbors=protocol.n_neighbors,
                 fit_dtype=protocol.fit_dtype,
-            )
-        except ClassificationError as error:
-            raise HarnessError(f"task {task.name}, split {split}: {error}.") from error
-        unit_ids = [f"{row}:{label}" for row, label in enumerate(sample.test_labels)]
-        return SplitOutcome(
-            [self.subset_scores(task, scores.metrics)],
-            sample.skipped,
-            self.mean_units(task, scores.per_item, unit_ids),
+            ),
         )
 
 

@@ -17,24 +17,10 @@ from PIL import Image
 
 from harness.cli import main
 from model_adapters.base import AdapterMeta
+from tasks.demo.build import ITEM_FEATURES, QREL_FEATURES  # the MIEB retrieval layout
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"
 
-ITEM_FEATURES = datasets.Features(
-    {
-        "id": datasets.Value("string"),
-        "modality": datasets.Value("string"),
-        "text": datasets.Value("string"),
-        "image": datasets.Image(),
-    }
-)
-QREL_FEATURES = datasets.Features(
-    {
-        "query-id": datasets.Value("string"),
-        "corpus-id": datasets.Value("string"),
-        "score": datasets.Value("int64"),
-    }
-)
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 RGB = {
     "red": (220, 30, 30),
