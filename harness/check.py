@@ -9,9 +9,12 @@ Each (task, split, subset) of the baseline is matched with the new results and j
   intervals are combined (the half-widths add in quadrature).
 
 Two results are comparable only when they read the same data (dataset revision, configs,
-splits, columns, ``--limit``) under the same protocol (type, main score, prompts, constants).
-The model may differ: that is what is being checked. Anything not comparable, or that cannot
-be judged, makes the check fail with exit status 2; it never passes silently.
+splits, columns, ``--limit``) under the same protocol (type, main score, prompts, constants),
+and each is consistent in itself: its main score equals the metric it names, matches the score
+recomputed from its own per-unit scores and lies inside its own interval (the checks of
+:func:`harness.validation.score_problems`). The model may differ: that is what is being
+checked. Anything not comparable, or that cannot be judged, makes the check fail with exit
+status 2; it never passes silently.
 """
 
 from __future__ import annotations
@@ -25,13 +28,9 @@ from harness.errors import HarnessError
 from harness.results import ResultFile, read_result
 from harness.scoring.bootstrap import LEVEL, UnitScores, bootstrap_interval, paired_bootstrap
 from harness.table import format_table
-from harness.validation import result_paths
+from harness.validation import NOT_METRICS, protocol_record, result_paths, score_problems
 
 PASS, REGRESSION, IMPROVED, NOT_COMPARABLE = "pass", "REGRESSION", "improved", "not comparable"
-# Task-record fields that describe a task but do not change its numbers.
-_DESCRIPTIVE_FIELDS = ("name", "description", "reference", "n_samples")
-# Score-dict keys that are not metrics.
-_NOT_METRICS = ("main_score", "hf_subset", "languages")
 
 
 @dataclass(frozen=True)
@@ -143,9 +142,10 @@ def load_side(path: Path) -> Side:
 def check(new: Path, baseline: Path, settings: CheckSettings | None = None) -> CheckReport:
     """Judge every task of ``baseline`` against ``new``."""
     settings = settings or CheckSettings()
-    if settings.tolerance is not None and settings.tolerance < 0:
-        raise HarnessError("--tolerance must be 0 or more")
-    if not 0 < settings.level < 1:
+    tolerance = settings.tolerance
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise HarnessError(f"--tolerance must be a finite number, 0 or more (got {tolerance})")
+    if not (math.isfinite(settings.level) and 0 < settings.level < 1):
         raise HarnessError(
             f"--ci must be a level between 0 and 1 (e.g. 0.95), got {settings.level}"
         )
@@ -189,7 +189,9 @@ def _judge(
     if baseline is None or new is None:
         where = "the baseline" if baseline is None else "the new results"
         return [Row(task, "-", "-", "-", None, None, note=f"missing from {where}")]
-    reason = _incomparable(baseline, new)
+    reason = (
+        _incomparable(baseline, new) or _untrusted(baseline, "baseline") or _untrusted(new, "new")
+    )
     rows = []
     for split, entries in baseline.scores.items():
         new_entries = {entry.get("hf_subset"): entry for entry in new.scores.get(split, [])}
@@ -217,7 +219,7 @@ def _incomparable(baseline: ResultFile, new: ResultFile) -> str:
             f"dataset revision differs (baseline {baseline.dataset_revision}, "
             f"new {new.dataset_revision})"
         )
-    old_task, new_task = _protocol_record(baseline), _protocol_record(new)
+    old_task, new_task = protocol_record(baseline.harness.task), protocol_record(new.harness.task)
     changed = sorted(
         k for k in old_task.keys() | new_task.keys() if old_task.get(k) != new_task.get(k)
     )
@@ -230,16 +232,15 @@ def _incomparable(baseline: ResultFile, new: ResultFile) -> str:
     return ""
 
 
-def _protocol_record(result: ResultFile) -> dict[str, Any]:
-    """The task as recorded, less its descriptive fields and its dataset's location.
-
-    A dataset's location may move (a local copy, another checkout); its revision pins it.
-    """
-    record = {k: v for k, v in result.harness.task.items() if k not in _DESCRIPTIVE_FIELDS}
-    dataset = dict(record.get("dataset") or {})
-    dataset.pop("path", None)
-    record["dataset"] = dataset
-    return record
+def _untrusted(result: ResultFile, side: str) -> str:
+    """Why a result's own main scores cannot be judged ('' when they can): a main score that
+    is not its metric's value, its units' score or inside its interval."""
+    metric = result.harness.task.get("main_score")
+    problems = score_problems(result, metric if isinstance(metric, str) else "main_score")
+    if not problems:
+        return ""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"the {side} result is inconsistent in itself: {problems[0]}{more}"
 
 
 def _judge_main(
@@ -335,7 +336,13 @@ def _interval_at(
     """The main score's interval at ``level``: as stored when at that level, else recomputed
     from the units (None when neither exists)."""
     stored = result.harness.intervals.get(split, {}).get(subset)
-    if stored and math.isclose(stored.get("level", 0), level) and stored.get("low") is not None:
+    stored_level = (stored or {}).get("level")
+    if (
+        stored
+        and isinstance(stored_level, float)
+        and math.isclose(stored_level, level)
+        and stored.get("low") is not None
+    ):
         return float(stored["low"]), float(stored["high"])
     units = result.unit_scores(split, subset)
     if units is None:
@@ -357,7 +364,7 @@ def _other_metrics(
     rows = []
     for metric, old_value in baseline.items():
         new_value = new.get(metric)
-        if metric in _NOT_METRICS or metric == main or not _numbers(old_value, new_value):
+        if metric in NOT_METRICS or metric == main or not _numbers(old_value, new_value):
             continue
         delta = new_value - old_value
         verdict = "-" if settings.tolerance is None else _by_tolerance(delta, settings.tolerance)

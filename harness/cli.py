@@ -4,6 +4,7 @@ leaderboard."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -16,14 +17,17 @@ from harness.cache import default_cache_dir
 from harness.errors import HarnessError
 from harness.scoring.bootstrap import LEVEL
 from harness.table import format_table
+from harness.targets import file_target, folder_target
 
 if TYPE_CHECKING:
-    from harness.runner import RunSettings
+    from harness.runner import RunSettings, TaskOutcome
 
 # The embedded demo: demo-clip on every demo task, and the OCR + MiniLM baseline on the
 # document task (when Tesseract is installed; `make demo` installs it).
 DEMO_MODEL = "demo-clip"
 DEMO_OCR_BASELINE = ("ocr-tesseract-minilm", ["DemoDocRetrieval"])
+# The exit status of a command stopped by a closed pipe (128 + SIGPIPE), as shells report it.
+SIGPIPE_STATUS = 141
 
 
 def _positive_int(text: str) -> int:
@@ -92,11 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     run.add_argument("--overwrite", action="store_true", help="recompute finished tasks")
+    run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first task that fails (by default the others still run; exit 2)",
+    )
     run.add_argument("--limit", type=_positive_int, help="at most N queries/items per split")
     run.add_argument(
         "--skip-bad-inputs",
         action="store_true",
-        help="skip items whose image cannot be decoded and record them, instead of failing",
+        help="skip items that cannot be used (an image that does not decode or is missing, an "
+        "empty or non-text text) and record them, instead of failing",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument(
@@ -208,7 +218,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         jobs = [(model, task_specs) for model in models]
     if args.dry_run:
-        return _dry_run(jobs, args.executor)
+        return _dry_run(jobs, args.executor, dict(args.data_dir))
+    folder_target(args.output, "--output")
+    if args.cache_dir is not None and not args.no_cache:
+        folder_target(args.cache_dir, "--cache-dir", probe=False)
     if args.devices:
         return _launch_ranks(args.argv, args.devices)
     settings = RunSettings(
@@ -223,20 +236,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         skip_bad_inputs=args.skip_bad_inputs,
         show_progress=not args.quiet,
         data_dirs=dict(args.data_dir),
+        fail_fast=args.fail_fast,
     )
     if args.executor == "ray":
         return _run_on_ray(args, jobs, settings)
     shards = shards_from_environment()
     if shards is not None:
         settings = replace(settings, device=rank_device(settings.device))
+    failed: list[TaskOutcome] = []
     for model, task_specs in jobs:
         report = run(model, task_specs, settings, shards)
+        failed += report.failed
         if shards is not None and not shards.is_main:
             continue
         print(f"\n{model}:")
         print(report.summary())
         print(f"\nResults written to {report.model_folder}")
-    return 0
+    return _failures_status(failed)
+
+
+def _failures_status(failed: Sequence[TaskOutcome]) -> int:
+    """Exit status 2 when tasks failed, each one's error printed on stderr; else 0."""
+    if not failed:
+        return 0
+    for outcome in failed:
+        print(f"harness: error: {outcome.reason}", file=sys.stderr)
+    print(
+        f"harness: {len(failed)} task(s) failed; the others' results are written. Fix them and "
+        "rerun: finished tasks are skipped.",
+        file=sys.stderr,
+    )
+    return HarnessError.exit_code
 
 
 def torchrun_command(argv: Sequence[str], devices: Sequence[int]) -> list[str]:
@@ -272,19 +302,43 @@ def _launch_ranks(argv: list[str], devices: list[int]) -> int:
     return subprocess.run(torchrun_command(argv, devices), env=env).returncode
 
 
-def _dry_run(jobs: list[tuple[str, list[str]]], executor: str) -> int:
-    """Print the plan of each model's run (and the Ray jobs), then stop."""
-    from harness.plan import plan
+def _dry_run(jobs: list[tuple[str, list[str]]], executor: str, data_dirs: dict[str, Path]) -> int:
+    """Print the plan of each model's run (and the Ray jobs), then every problem the runs
+    would meet before scoring; exit 2 when there are any."""
+    from harness.plan import plan, preflight
+    from harness.runner import data_dir_problems, with_data_dirs
+    from model_adapters.registry import model_modalities
     from tasks.registry import resolve_tasks
 
+    problems: list[str] = []
     for model, specs in jobs:
+        tasks = []
+        for spec in specs:  # each bad task file or name is listed, not only the first
+            try:
+                tasks.extend(resolve_tasks([spec]))
+            except HarnessError as error:
+                problems.append(str(error))
+        folders = data_dir_problems(tasks, data_dirs)
+        problems.extend(folders)
+        tasks = tasks if folders else with_data_dirs(tasks, data_dirs)
+        try:
+            modalities: tuple[str, ...] | None = model_modalities(model)
+        except HarnessError as error:
+            problems.append(str(error))
+            modalities = None
+        problems.extend(preflight(model, tasks, modalities))
         print(f"{model}:")
-        print(plan(resolve_tasks(specs)).report())
-    if executor == "ray":
+        print(plan(tasks).report())
+    if executor == "ray" and not problems:
         from harness.fanout import jobs_table, plan_jobs
 
         print("\nRay jobs (tasks that share a dataset run together):")
         print(jobs_table([job for model, specs in jobs for job in plan_jobs([model], specs)]))
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        print(f"\n{len(unique)} problem(s) would stop this run:", file=sys.stderr)
+        print("\n".join(f"  - {problem}" for problem in unique), file=sys.stderr)
+        return HarnessError.exit_code
     return 0
 
 
@@ -301,7 +355,7 @@ def _run_on_ray(
     report = run_on_ray(fanned, settings, address=args.address, gpus_per_job=gpus)
     print(report.summary())
     print(f"\nResults written under {args.output}")
-    return 0
+    return _failures_status(report.failed)
 
 
 def _demo_jobs(tasks: list[str]) -> list[tuple[str, list[str]]]:
@@ -391,6 +445,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """Validate, then file the results under the canonical layout."""
     from harness.submission import submit
 
+    folder_target(args.to, "--to")
     for entry in submit(args.path, args.to, overwrite=args.overwrite):
         print(f"{entry.status:9}  {entry.path}")
     return 0
@@ -407,6 +462,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         tasks=tuple(args.tasks.split(",")) if args.tasks else None,
         all_metrics=args.all_metrics,
     )
+    if args.json:
+        file_target(args.json, "--json")
     report = check(args.results, args.baseline, settings)
     print(report.table())
     if args.json:
@@ -420,6 +477,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from tasks.benchmarks import benchmark_task_names
     from tasks.registry import builtin_tasks
 
+    folder_target(args.out, "--out")
     benchmark = None
     known = {name: task.type for name, task in builtin_tasks().items()}
     if args.benchmark is not None and Path(args.benchmark).is_file():
@@ -428,9 +486,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         tasks = benchmark_task_names(args.benchmark)
         benchmark = Benchmark(args.benchmark, {name: known[name] for name in tasks})
     collection = build_site(args.results, args.out, benchmark)
-    models = len({entry.model for entry in collection.entries})
-    print(f"{len(collection.entries)} results of {models} models; ", end="")
-    print(f"{len(collection.skipped)} files skipped (listed on skipped.html).")
+    models = len({entry.key for entry in collection.entries})
+    print(f"{len(collection.entries)} results of {models} model revisions; ", end="")
+    print(f"{len(collection.custom)} of custom tasks (shown apart, not ranked); ", end="")
+    print(f"{collection.skipped_files} files skipped (listed on skipped.html).")
     print(f"Open {(args.out / 'index.html').resolve().as_uri()}")
     return 0
 
@@ -453,10 +512,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
     except HarnessError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:
+        # The reader went away (`harness tasks | head -1`): stop quietly, as `yes | head` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_STATUS
     except KeyboardInterrupt:
         print("harness: interrupted; finished result files are kept.", file=sys.stderr)
         return 130

@@ -1,14 +1,15 @@
 """Data-parallel encoding inside one task, over ``torch.distributed`` (``torchrun``).
 
 Every rank runs the same tasks in lockstep. The encoder plans its batches exactly as a single
-process would (the same items, sorted the same way, cut into the same batches), then each rank
-encodes only its share of the batches, balanced by cost (pixels for images, characters for
-texts), writes them to the embedding cache as they finish, and the ranks exchange their vectors
-with one ``all_gather_object``. Every rank then holds every vector, bit for bit what one process
-computes, so scores are identical; rank 0 alone writes result files.
+process would (the same items, sorted the same way, cut into the same batches, the same ones
+wholly cached), then each rank encodes only its share of the batches left to encode, balanced
+by cost (pixels for images, characters for texts), writes them to the embedding cache as they
+finish, and the ranks exchange their vectors with one ``all_gather_object``. Every rank then
+holds every vector, bit for bit what one process computes, so scores are identical; rank 0
+alone writes result files.
 
 A rank that dies makes ``torchrun`` stop the others: the run fails, finished result files and
-every batch already in the cache stay, and a rerun encodes only what is missing.
+every batch already in the cache stay, and a rerun encodes only the batches with missing items.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import heapq
 import io
 import os
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +82,8 @@ def item_cost(item: RawItem) -> float:
     decoded) plus its characters."""
     pixels = 0
     if isinstance(item.image, EncodedImage):
-        with Image.open(io.BytesIO(item.image.read_bytes())) as image:
+        # A bad image costs nothing here: its decode reports it, per item.
+        with suppress(Exception), Image.open(io.BytesIO(item.image.read_bytes())) as image:
             pixels = image.width * image.height
     elif item.image is not None:
         pixels = item.image.width * item.image.height

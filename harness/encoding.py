@@ -1,8 +1,16 @@
 """The single road from raw items to vectors: cache look-up, batching, decoding in workers.
 
-Every task hands its items to :class:`Encoder`. Items whose key is in the cache never reach the
-model; the rest are decoded in DataLoader worker processes, encoded batch by batch, and written
-to the cache after each batch, so an interrupted run loses at most one batch of work.
+Every task hands its items to :class:`Encoder`. The batches of a call are planned from all of
+its distinct items (images first, then texts from longest to shortest, cut at the batch size),
+never from what the cache holds, so an item is always encoded in the same batch, beside the same
+neighbours, and a resumed run computes bit for bit the vectors an uninterrupted one does. A
+batch whose items are all cached never reaches the model; any other is decoded in DataLoader
+worker processes and encoded whole, its cached items keeping their cached vectors, and its new
+vectors are written to the cache at once, so an interrupted run loses at most one batch of work.
+
+A vector with a NaN or an infinity is an error, and never cached. Vectors that are all zero, or
+constant, are counted in the stats (``zero_vectors``, ``constant_vectors``), hence in each
+result file's ``harness.encoding`` block, and :func:`degenerate_warnings` words the warning.
 
 On an out-of-memory error of the device, the batch is halved and retried (down to one item);
 the smaller size stays in force for the rest of the run, and the halvings and the batch size in
@@ -11,7 +19,13 @@ force are recorded in the stats, hence in each result file's ``harness.encoding`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ctypes
+import functools
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,6 +56,8 @@ class EncodeStats:
     images_decoded: int = 0
     oom_halvings: int = 0
     batch_size: int = 0  # the batch size in force: the requested one, or halved after OOM
+    zero_vectors: int = 0  # items served an all-zero vector
+    constant_vectors: int = 0  # items served a vector whose components are all equal (not zero)
 
     def since(self, earlier: EncodeStats) -> dict[str, int]:
         """The counts accumulated after ``earlier`` was copied (gauges: their current value)."""
@@ -92,23 +108,28 @@ class Encoder:
         instruction: str | None = None,
         task: str = "",
     ) -> Encoded:
-        """Vectors for ``items`` in order; a cache hit never calls the model."""
+        """Vectors for ``items`` in order; a batch whose items are all cached never calls the
+        model."""
         keys = self._keys(items, role, instruction)
-        vectors: dict[str, np.ndarray] = (
-            self.cache.get_many(set(keys)) if self.cache is not None else {}
-        )
-        self.stats.cache_hits += sum(1 for key in keys if key in vectors)
+        multi_vector = self.adapter.meta.similarity == "maxsim"
+        cached = self._cached(keys, multi_vector)
+        self.stats.cache_hits += sum(1 for key in keys if key in cached)
         if self.shards is not None:
             # Every rank looks the cache up before any rank writes this call's vectors, so all
-            # ranks plan the same missing items.
+            # ranks plan the same batches to encode.
             self.shards.barrier()
         first_of_key: dict[str, RawItem] = {}
         for key, item in zip(keys, items, strict=True):
-            if key not in vectors:
-                first_of_key.setdefault(key, item)
-        skipped_keys = self._encode_missing(first_of_key, vectors, role, instruction, task)
-        multi_vector = self.adapter.meta.similarity == "maxsim"
-        return _assemble(items, keys, vectors, skipped_keys, multi_vector=multi_vector)
+            first_of_key.setdefault(key, item)
+        order = sorted(first_of_key, key=lambda key: _length_order(first_of_key[key]))
+        entries = [(key, first_of_key[key], key in cached) for key in order]
+        fresh, skipped_keys = self._encode_batches(entries, role, instruction, task)
+        vectors = {**cached, **fresh}
+        encoded = _assemble(items, keys, vectors, skipped_keys, multi_vector=multi_vector)
+        zero, constant = _degenerate(encoded, multi_vector=multi_vector)
+        self.stats.zero_vectors += zero
+        self.stats.constant_vectors += constant
+        return encoded
 
     def _keys(self, items: Sequence[RawItem], role: Role, instruction: str | None) -> list[str]:
         meta = self.adapter.meta
@@ -121,69 +142,110 @@ class Encoder:
             for item in items
         ]
 
-    def _encode_missing(
+    def _cached(self, keys: list[str], multi_vector: bool) -> dict[str, np.ndarray]:
+        """The usable cache entries of this call's keys. An entry whose width is not the one
+        most of them share is a miss too (ties go to the wider, so every rank agrees)."""
+        if self.cache is None:
+            return {}
+        found = self.cache.get_many(dict.fromkeys(keys), ndim=2 if multi_vector else 1)
+        widths = Counter(vector.shape[-1] for vector in found.values())
+        if len(widths) <= 1:
+            return found
+        width = max(widths, key=lambda w: (widths[w], w))
+        return {key: vector for key, vector in found.items() if vector.shape[-1] == width}
+
+    def _encode_batches(
         self,
-        missing: dict[str, RawItem],
-        vectors: dict[str, np.ndarray],
+        entries: list[tuple[str, RawItem, bool]],
         role: Role,
         instruction: str | None,
         task: str,
-    ) -> set[str]:
-        """Encode the missing items into ``vectors``; returns the keys skipped as bad input."""
-        if not missing:
-            return set()
-        order = sorted(missing, key=lambda key: _length_order(missing[key]))
-        entries = [(key, missing[key]) for key in order]
-        has_images = any(item.image is not None for _, item in entries)
-        batches = self._my_batches(entries)
+    ) -> tuple[dict[str, np.ndarray], set[str]]:
+        """Encode every batch of ``entries`` (key, item, cached) that holds an uncached item;
+        returns the new vectors and the keys skipped as bad input."""
+        size = self.batch_size
+        batches = [
+            list(range(i, min(i + size, len(entries)))) for i in range(0, len(entries), size)
+        ]
+        todo = [batch for batch in batches if not all(entries[i][2] for i in batch)]
+        if not todo:
+            return {}, set()
+        if self.shards is not None:
+            costs = [sum(item_cost(entries[i][1]) for i in batch) for batch in todo]
+            todo = [todo[b] for b in self.shards.my_batches(costs)]
+        has_images = any(entries[i][1].image is not None for batch in todo for i in batch)
         workers = self.num_workers if has_images else 0
         loader = DataLoader(
             entries,
-            batch_sampler=batches,
+            batch_sampler=todo,
             num_workers=workers,
             collate_fn=_decode_batch,
             pin_memory=self.device.startswith("cuda"),
             prefetch_factor=self.prefetch_factor if workers else None,
             persistent_workers=False,
+            worker_init_fn=functools.partial(_die_with_parent, os.getpid()) if workers else None,
         )
         skipped: set[str] = set()
         mine: dict[str, np.ndarray] = {}
         progress = tqdm(
-            total=sum(len(batch) for batch in batches),
+            total=sum(len(batch) for batch in todo),
             desc=f"{task} {role or 'items'}".strip(),
             unit="item",
             disable=not self.show_progress,
         )
         with progress:
             for batch in loader:
-                good = [(key, decoded) for key, _, decoded, _ in batch if decoded is not None]
-                for key, item_id, decoded, error in batch:
-                    if decoded is None:
+                for key, item_id, decoded, error, cached in batch:
+                    if decoded is None and not cached:
                         self._bad_input(item_id, task, error)
                         skipped.add(key)
-                self.stats.images_decoded += sum(1 for _, d in good if "image" in d)
-                if good:
-                    fresh = self._call_halving([d for _, d in good], role, instruction)
-                    batch_vectors = dict(zip([key for key, _ in good], fresh, strict=True))
-                    if self.cache is not None:
-                        self.cache.put_many(batch_vectors)
-                    mine.update(batch_vectors)
+                good = [row for row in batch if row[2] is not None]
+                self.stats.images_decoded += sum(1 for row in good if "image" in row[2])
+                if any(not cached for *_, cached in good):
+                    mine.update(self._encode_batch(good, role, instruction, task))
                 progress.update(len(batch))
         if self.shards is not None:
             mine, skipped = self.shards.gather(mine, skipped)
-        vectors.update(mine)
-        return skipped
+        return mine, skipped
 
-    def _my_batches(self, entries: list[tuple[str, RawItem]]) -> list[list[int]]:
-        """The batches one process would encode, or this rank's share of them by cost."""
-        size = self.batch_size
-        batches = [
-            list(range(i, min(i + size, len(entries)))) for i in range(0, len(entries), size)
+    def _encode_batch(
+        self,
+        batch: list[tuple[str, str, dict[str, Any], str, bool]],
+        role: Role,
+        instruction: str | None,
+        task: str,
+    ) -> dict[str, np.ndarray]:
+        """Encode a decoded batch whole, and cache and return the vectors of its uncached items
+        (its cached ones keep their cached vectors: an item's vector is its first encoding's)."""
+        output = self._call_halving([decoded for _, _, decoded, _, _ in batch], role, instruction)
+        ids = [item_id for _, item_id, _, _, _ in batch]
+        self._check_finite(output, ids, task)
+        new = {
+            key: vector
+            for (key, _, _, _, cached), vector in zip(batch, output, strict=True)
+            if not cached
+        }
+        if self.cache is not None:
+            self.cache.put_many(new)
+        return new
+
+    def _check_finite(
+        self, output: np.ndarray | list[np.ndarray], ids: list[str], task: str
+    ) -> None:
+        """Refuse a batch with a NaN or an infinity in any vector, before anything is cached."""
+        bad = [
+            item_id
+            for item_id, vector in zip(ids, output, strict=True)
+            if not np.isfinite(vector).all()
         ]
-        if self.shards is None:
-            return batches
-        costs = [sum(item_cost(entries[i][1]) for i in batch) for batch in batches]
-        return [batches[b] for b in self.shards.my_batches(costs)]
+        if bad:
+            raise HarnessError(
+                f"task {task}: model {self.adapter.meta.name!r} returned NaN or infinite values "
+                f"for {len(bad)} of the {len(ids)} items of a batch (the first: item "
+                f"{bad[0]!r}); nothing of that batch was cached. A float16 model that "
+                "overflows needs --dtype bfloat16 or float32; otherwise check the model's "
+                "weights."
+            )
 
     def _call_halving(
         self, items: list[dict[str, Any]], role: Role, instruction: str | None
@@ -220,7 +282,7 @@ class Encoder:
         if self.adapter.meta.similarity == "maxsim":
             output: np.ndarray | list[np.ndarray] = _token_arrays(raw, len(items), self.adapter)
         else:
-            output = np.asarray(raw, dtype=np.float32)
+            output = _vector_matrix(raw, len(items), self.adapter)
         self.stats.model_calls += 1
         self.stats.items_encoded += len(items)
         return output
@@ -228,9 +290,62 @@ class Encoder:
     def _bad_input(self, item_id: str, task: str, error: str) -> None:
         if not self.skip_bad_inputs:
             raise BadInputError(
-                f"task {task}: the image of item {item_id!r} cannot be decoded ({error}). "
-                "Fix or remove the item, or pass --skip-bad-inputs to record and skip such items."
+                f"task {task}: item {item_id!r}: {error}. Fix or remove the item in the "
+                "dataset, or pass --skip-bad-inputs to record and skip such items."
             )
+
+
+def degenerate_warnings(encoding: Mapping[str, Any], model: str) -> list[str]:
+    """The warning a task's encoding counts call for: inputs whose vectors were all zero or
+    constant (similarities among them are ties, or undefined for the cosine)."""
+    zero = encoding.get("zero_vectors", 0)
+    constant = encoding.get("constant_vectors", 0)
+    if not zero and not constant:
+        return []
+    return [
+        f"model {model!r} returned {zero} all-zero and {constant} constant vector(s) for this "
+        "task's inputs; their similarities are ties or undefined, so the scores on them carry no "
+        "signal. Check the model's weights, pooling and dtype."
+    ]
+
+
+# prctl(2) option: the signal this process gets when the thread that started it dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int, worker_id: int) -> None:
+    """Runs in each DataLoader worker: have the kernel SIGKILL it when the process that started
+    it dies, even by SIGKILL (else a worker blocked on a full queue outlives it for good).
+
+    Linux only (``prctl``); elsewhere torch's own watchdog stops idle workers.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _degenerate(encoded: Encoded, *, multi_vector: bool) -> tuple[int, int]:
+    """How many kept items got an all-zero vector, and how many a constant non-zero one (for a
+    multi-vector item: every token vector so)."""
+    rows = encoded.vectors[encoded.kept]
+    if not multi_vector:
+        zero, constant = _degenerate_rows(rows)
+        return int(zero.sum()), int(constant.sum())
+    flags = [_degenerate_rows(tokens) for tokens in rows]
+    zero = sum(bool(z.all()) for z, _ in flags)
+    constant = sum(bool((z | c).all() and not z.all()) for z, c in flags)
+    return zero, constant
+
+
+def _degenerate_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: all zero; and constant but not zero (never for a single column)."""
+    if matrix.size == 0:
+        return np.zeros(len(matrix), bool), np.zeros(len(matrix), bool)
+    zero = ~matrix.any(axis=1)
+    constant = (matrix.max(axis=1) == matrix.min(axis=1)) & ~zero & (matrix.shape[1] > 1)
+    return zero, constant
 
 
 def _release_device_memory() -> None:
@@ -245,16 +360,25 @@ def _length_order(item: RawItem) -> tuple[int, int]:
 
 
 def _decode_batch(
-    entries: list[tuple[str, RawItem]],
-) -> list[tuple[str, str, dict[str, Any] | None, str]]:
-    """Runs in a worker: decode each item, keeping the error text of those that fail."""
-    decoded = []
-    for key, item in entries:
-        try:
-            decoded.append((key, item.id, item.decoded(), ""))
-        except Exception as error:  # any decoder failure is reported per item
-            decoded.append((key, item.id, None, f"{type(error).__name__}: {error}"))
-    return decoded
+    entries: list[tuple[str, RawItem, bool]],
+) -> list[tuple[str, str, dict[str, Any] | None, str, bool]]:
+    """Runs in a worker: decode the batch's uncached items, keeping the error text of those
+    that fail, and its cached items (neighbours the model must see again) only when some
+    uncached item decoded. Rows: key, item id, decoded item or None, error, cached."""
+    decoded = {key: _decode(item) for key, item, cached in entries if not cached}
+    if any(value is not None for value, _ in decoded.values()):
+        decoded |= {key: _decode(item) for key, item, cached in entries if cached}
+    return [(key, item.id, *decoded.get(key, (None, "")), cached) for key, item, cached in entries]
+
+
+def _decode(item: RawItem) -> tuple[dict[str, Any] | None, str]:
+    """The decoded item, or None and why it failed."""
+    try:
+        return item.decoded(), ""
+    except BadInputError as error:  # the item names its column and what is wrong
+        return None, str(error)
+    except Exception as error:  # any other decoder failure is reported per item
+        return None, f"{type(error).__name__}: {error}"
 
 
 def _assemble(
@@ -278,6 +402,17 @@ def _assemble(
     for row, key in enumerate(keys):
         rows[row] = blank if key in skipped_keys else vectors[key]
     return Encoded(rows, kept, _ids(items, kept))
+
+
+def _vector_matrix(raw: Any, n: int, adapter: Adapter) -> np.ndarray:
+    """A dense adapter's output as a float32 ``(n, d)`` matrix, checked."""
+    matrix = np.asarray(raw, dtype=np.float32)
+    if matrix.ndim != 2 or len(matrix) != n:
+        raise HarnessError(
+            f"adapter {adapter.meta.name!r} must return one vector per item, an (n, d) array; "
+            f"got shape {matrix.shape} for {n} items"
+        )
+    return matrix
 
 
 def _token_arrays(raw: Any, n: int, adapter: Adapter) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.runner import RunSettings, TaskOutcome, run
+from harness.runner import FAILED, RunSettings, TaskOutcome, failures_note, run
 from harness.table import format_table
 from tasks.definition import TaskDefinition
 from tasks.registry import resolve_tasks
@@ -80,15 +80,21 @@ class FanoutReport:
 
     finished: list[tuple[Job, list[TaskOutcome]]]
 
+    @property
+    def failed(self) -> list[TaskOutcome]:
+        """The tasks that failed in any job, with their reasons."""
+        return [o for _, outcomes in self.finished for o in outcomes if o.status == FAILED]
+
     def summary(self) -> str:
-        """One row per task and split, across all jobs."""
+        """One row per task and split, across all jobs; then each failed task's reason."""
         rows = [
             (job.model, o.task, o.split, o.main_score, f"{o.seconds:.1f}", o.status)
             for job, outcomes in self.finished
             for o in outcomes
         ]
         headers = ("model", "task", "split", "main score", "seconds", "status")
-        return format_table(headers, sorted(rows, key=lambda row: row[:3]))
+        table = format_table(headers, sorted(rows, key=lambda row: row[:3]))
+        return table + failures_note(self.failed)
 
 
 def run_on_ray(
@@ -102,8 +108,10 @@ def run_on_ray(
 ) -> FanoutReport:
     """Submit every job to Ray (a cluster at ``address``, else a local one) and wait for all.
 
-    Progress is printed as jobs finish. A job that raises fails the fan-out after the jobs
-    already running have finished; their results stay written.
+    Progress is printed as jobs finish. A task that fails is listed in its job's outcomes
+    (``failed``, with its reason) and the job goes on; a job that raises (``--fail-fast``, or
+    an error that is not the input's) fails the fan-out after the jobs already running have
+    finished; their results stay written.
     """
     try:
         import ray

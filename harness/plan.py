@@ -1,4 +1,5 @@
-"""``harness run --dry-run``: what a run would do, before any model or dataset is loaded.
+"""``harness run --dry-run``: what a run would do, before any model or dataset is loaded, and
+the checks that refuse a run before any work.
 
 Sizes are the rows of each task's eval splits as its entry declares them (``n_samples``, from
 mteb's metadata), or for a local dataset the rows of its parquet files. Tasks that read the same
@@ -14,8 +15,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from harness.errors import HarnessError
+from harness.results import result_file_name
 from harness.table import format_table
 from tasks.definition import TaskDefinition
+from tasks.loading import dataset_revision
+
+# The longest file name (in bytes) that common file systems (ext4, APFS, NTFS) accept.
+MAX_FILE_NAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -104,3 +111,63 @@ def _planned(task: TaskDefinition) -> PlannedTask:
 def _parquet_rows(folder: Path) -> int:
     """Rows of every parquet file under a local dataset folder (read from file footers)."""
     return sum(pq.ParquetFile(path).metadata.num_rows for path in sorted(folder.rglob("*.parquet")))
+
+
+def result_name_problems(tasks: Sequence[TaskDefinition]) -> list[str]:
+    """Tasks whose result files would collide (one file name, or names equal but for case, as
+    a case-insensitive file system sees them), and names too long for a file name."""
+    by_file: dict[str, list[str]] = {}
+    problems = []
+    for task in tasks:
+        name = result_file_name(task.name)
+        if len(name.encode()) > MAX_FILE_NAME_BYTES:
+            problems.append(
+                f"task {task.name[:60]}...: its result file name would be {len(name.encode())} "
+                f"bytes, over the {MAX_FILE_NAME_BYTES} a file system allows. Give the task a "
+                "shorter name."
+            )
+        by_file.setdefault(name.casefold(), []).append(task.name)
+    for names in by_file.values():
+        if len(names) > 1:
+            problems.append(
+                f"tasks {' and '.join(repr(n) for n in names)} would write the same result file "
+                f"({result_file_name(names[0])}). Rename one of them."
+            )
+    return problems
+
+
+def check_result_names(tasks: Sequence[TaskDefinition]) -> None:
+    """Refuse, before any work, a task list whose result files would collide or not fit."""
+    problems = result_name_problems(tasks)
+    if problems:
+        raise HarnessError("refused before any work:\n  " + "\n  ".join(problems))
+
+
+def modality_problem(task: TaskDefinition, model: str, modalities: Sequence[str]) -> str | None:
+    """Why ``model`` (which embeds ``modalities``) cannot run ``task``; None when it can."""
+    missing = sorted(task.input_modalities - set(modalities))
+    if not missing:
+        return None
+    return (
+        f"task {task.name} (category {task.category}) needs {' and '.join(missing)} inputs, "
+        f"but model {model} embeds {' and '.join(modalities)} only. Leave the task out, or "
+        f"run a model that embeds {' and '.join(missing)}."
+    )
+
+
+def preflight(
+    model: str, tasks: Sequence[TaskDefinition], modalities: Sequence[str] | None
+) -> list[str]:
+    """Every problem a run of ``model`` on ``tasks`` would meet before scoring: colliding or
+    too long result names, a category the model cannot embed (when ``modalities`` is known),
+    and a dataset that is neither an existing local folder nor a pinned hub revision."""
+    problems = result_name_problems(tasks)
+    for task in tasks:
+        if modalities is not None and (problem := modality_problem(task, model, modalities)):
+            problems.append(problem)
+        if not task.is_local:
+            try:
+                dataset_revision(task)
+            except HarnessError as error:
+                problems.append(str(error))
+    return problems

@@ -10,20 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import platform
 import re
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 import harness
+from harness.atomic import write_atomic
 from harness.errors import HarnessError
 from harness.scoring.bootstrap import Interval, UnitScores
+from harness.targets import folder_target
+from leaderboard.aggregate import split_score
 from model_adapters.base import AdapterMeta
 
 SplitScores = dict[str, Any]
@@ -54,11 +55,16 @@ class HarnessBlock(BaseModel):
     run_settings: dict[str, Any]
     environment: dict[str, str]
     encoding: dict[str, Any] = Field(default_factory=dict)
+    # What a reader should know about these numbers (all-zero or constant vectors, ...).
+    warnings: list[str] = Field(default_factory=list)
     skipped_inputs: dict[str, list[str]] = Field(default_factory=dict)
     # {split: {subset: interval}}: the main score's bootstrap interval (see `interval_payload`).
     intervals: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     # {split: {subset: units}}: what the main score is recomputed from (see `units_payload`).
     units: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    # What makes this result this result (`harness.identity.run_identity`); None in files of
+    # older harness versions, which are therefore never reused.
+    identity: dict[str, Any] | None = None
 
 
 def units_payload(units: UnitScores) -> dict[str, Any]:
@@ -84,7 +90,7 @@ def interval_payload(interval: Interval, units: UnitScores) -> dict[str, Any]:
         "level": interval.level,
         "resamples": interval.resamples,
         "seed": interval.seed,
-        "method": "percentile bootstrap over units",
+        "method": interval.method,
         "statistic": units.statistic,
         "n_units": len(units),
     }
@@ -97,8 +103,9 @@ class ResultFile(BaseModel):
     dataset_revision: str
     mteb_version: str
     scores: dict[str, list[SplitScores]]
-    evaluation_time: float
-    kg_co2_emissions: float | None = None
+    # Strict: a boolean is not a number (lax parsing would read true as 1.0).
+    evaluation_time: float = Field(strict=True)
+    kg_co2_emissions: float | None = Field(default=None, strict=True)
     date: dt.datetime
     harness: HarnessBlock
 
@@ -125,8 +132,9 @@ class ResultFile(BaseModel):
             ) from error
 
     def main_scores(self) -> dict[str, float | None]:
-        """``{split: main score}`` of the first subset (``default``) of each split."""
-        return {split: entries[0].get("main_score") for split, entries in self.scores.items()}
+        """``{split: main score}``: the ``default`` subset's, else the mean over the subsets,
+        as the leaderboard and mteb's ``TaskResult.get_score`` take it."""
+        return {split: split_score(entries) for split, entries in self.scores.items()}
 
 
 def environment() -> dict[str, str]:
@@ -169,9 +177,14 @@ def model_folder(output: Path, meta: AdapterMeta) -> Path:
     return canonical_folder(output, meta.name, meta.revision)
 
 
+def result_file_name(task_name: str) -> str:
+    """The file name of a task's result (``<Task>.json``, the name made path-safe)."""
+    return f"{_safe_part(task_name)}.json"
+
+
 def result_path(output: Path, meta: AdapterMeta, task_name: str) -> Path:
     """Where one task's result for one model lives."""
-    return model_folder(output, meta) / f"{_safe_part(task_name)}.json"
+    return model_folder(output, meta) / result_file_name(task_name)
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -186,17 +199,20 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write JSON atomically and durably (``harness.atomic``), with the umask's permissions.
+
+    A disk that is full or read-only is a ``HarnessError`` naming the path; the file already
+    there, if any, is left as it was.
+    """
     text = json.dumps(_finite_or_none(payload), indent=2, allow_nan=False, default=str)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, (text + "\n").encode("utf-8"))
+    except OSError as error:
+        raise HarnessError(
+            f"cannot write {path}: {error.strerror or error}. Free space on that disk, or write "
+            "to a folder on another one; the files written before are intact."
+        ) from error
 
 
 def write_result(path: Path, result: ResultFile) -> None:
@@ -222,8 +238,46 @@ def _too_deep(text: str, limit: int) -> bool:
     return False
 
 
+# Integers longer than this are refused while parsing (no count or size in a result needs more).
+MAX_INT_DIGITS = 18
+
+
+class _Refused(ValueError):
+    """A JSON construct refused while parsing; its message quotes nothing from the file."""
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"bare {name} is not valid JSON (write null instead)")
+    raise _Refused(f"bare {name} is not valid JSON (write null instead)")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are unique: a repeated key would silently hide a value."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Refused("a key appears twice in one object")
+    return result
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused("a number is too large to be a finite float")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def schema_summary(error: ValidationError) -> str:
+    """The first few schema errors in one line: where and what, never the offending value."""
+    parts = [
+        f"{'.'.join(str(p)[:40] for p in e['loc']) or '(top)'}: {e['msg']}"
+        for e in error.errors()[:5]
+    ]
+    return "does not match the result schema (" + "; ".join(parts) + ")"
 
 
 def read_json(path: Path) -> Any:
@@ -236,14 +290,29 @@ def read_json(path: Path) -> Any:
                 f"{MAX_JSON_BYTES // 2**20} MB limit for a JSON file of results"
             )
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise HarnessError(f"{path}: cannot be read ({error})") from error
+    except UnicodeDecodeError as error:
+        raise HarnessError(f"{path}: not UTF-8 text (byte {error.start})") from error
+    except OSError as error:
+        raise HarnessError(f"{path}: cannot be read ({error.strerror})") from error
     if _too_deep(text, MAX_JSON_DEPTH):
         raise HarnessError(f"{path}: refused, JSON nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as error:
+        return json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except _Refused as error:
         raise HarnessError(f"{path}: not valid JSON ({error})") from error
+    except json.JSONDecodeError as error:
+        # Only the decoder's own words and the position: never text from the file.
+        what = error.msg.split(":")[0]
+        where = f"line {error.lineno}, column {error.colno}"
+        raise HarnessError(f"{path}: not valid JSON ({what} at {where})") from error
+    except ValueError as error:
+        raise HarnessError(f"{path}: not valid JSON") from error
 
 
 def read_result(path: Path) -> ResultFile:
@@ -251,8 +320,8 @@ def read_result(path: Path) -> ResultFile:
     payload = read_json(path)
     try:
         return ResultFile.model_validate(payload)
-    except ValueError as error:
-        raise HarnessError(f"{path}: not a valid result file ({error})") from error
+    except ValidationError as error:
+        raise HarnessError(f"{path}: not a valid result file; {schema_summary(error)}") from error
 
 
 # mteb's ScoringFunction spellings.
@@ -285,14 +354,6 @@ def model_meta_payload(meta: AdapterMeta) -> dict[str, Any]:
 
 
 def ensure_writable(folder: Path) -> None:
-    """Fail early, before any encoding, when results could not be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as error:
-        raise HarnessError(
-            f"the output folder {folder} is not writable ({error.strerror}). "
-            "Pass --output DIR with a folder you can write to."
-        ) from error
+    """Fail early, before any encoding, when results could not be written (see
+    ``harness.targets``: a link, a file or an unwritable folder is refused)."""
+    folder_target(folder, "--output")

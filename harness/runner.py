@@ -7,11 +7,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from harness.cache import EmbeddingCache, default_cache_dir
 from harness.distributed import Shards
-from harness.encoding import Encoder
+from harness.encoding import Encoder, degenerate_warnings
 from harness.errors import HarnessError
+from harness.identity import identity_differences, run_identity
+from harness.plan import check_result_names, modality_problem
 from harness.results import (
     HarnessBlock,
     ResultFile,
@@ -32,6 +35,7 @@ from harness.scoring.bootstrap import bootstrap_interval
 from harness.table import format_table
 from model_adapters.base import Adapter
 from model_adapters.registry import load_adapter
+from tasks.base import TaskType
 from tasks.definition import TaskDefinition
 from tasks.loading import dataset_revision
 from tasks.registry import resolve_tasks, task_type
@@ -52,11 +56,13 @@ class RunSettings:
     skip_bad_inputs: bool = False
     show_progress: bool = True
     data_dirs: dict[str, Path] = field(default_factory=dict)
+    # Stop at the first task that fails, instead of going on with the others.
+    fail_fast: bool = False
 
     def recorded(self) -> dict[str, object]:
         """The settings that shape the numbers, as stored in each result file."""
         data = asdict(self)
-        for name in ("output", "overwrite", "show_progress"):
+        for name in ("output", "overwrite", "show_progress", "fail_fast"):
             data.pop(name)
         data["cache"] = self.cache_dir is not None
         data.pop("cache_dir")
@@ -64,9 +70,15 @@ class RunSettings:
         return data
 
 
+# The status of a task that failed; the run went on with the others.
+FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class TaskOutcome:
-    """One row of the summary: a split of a task, computed now or found on disk."""
+    """One row of the summary: a split of a task, computed now or found on disk; or a task
+    that failed (``status`` ``failed``, all its eval splits in ``split``, and the error's
+    message as ``reason``)."""
 
     task: str
     split: str
@@ -74,6 +86,9 @@ class TaskOutcome:
     seconds: float
     status: str
     path: Path
+    reason: str = ""
+    # What the result file warns of (all-zero or constant vectors), shown under the summary.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,12 +99,34 @@ class RunReport:
     outcomes: list[TaskOutcome]
     encoder: Encoder | None
 
+    @property
+    def failed(self) -> list[TaskOutcome]:
+        """The tasks that failed, with their reasons."""
+        return [o for o in self.outcomes if o.status == FAILED]
+
     def summary(self) -> str:
-        """The table printed at the end of a run."""
+        """The table printed at the end of a run, then each task's warnings, then each failed
+        task with its reason."""
         rows = [
             (o.task, o.split, o.main_score, f"{o.seconds:.1f}", o.status) for o in self.outcomes
         ]
-        return format_table(("task", "split", "main score", "seconds", "status"), rows)
+        table = format_table(("task", "split", "main score", "seconds", "status"), rows)
+        return table + warnings_note(self.outcomes) + failures_note(self.outcomes)
+
+
+def warnings_note(outcomes: Sequence[TaskOutcome]) -> str:
+    """The lines under a summary that give each task's warnings, once per task."""
+    lines = dict.fromkeys(f"  {o.task}: {warning}" for o in outcomes for warning in o.warnings)
+    return "\n\nwarnings:\n" + "\n".join(lines) if lines else ""
+
+
+def failures_note(outcomes: Sequence[TaskOutcome]) -> str:
+    """The lines under a summary that name each failed task and its one-line reason."""
+    failed = [o for o in outcomes if o.status == FAILED]
+    if not failed:
+        return ""
+    lines = [f"  {o.task}: {o.reason.splitlines()[0]}" for o in failed]
+    return f"\n\n{len(failed)} task(s) failed:\n" + "\n".join(lines)
 
 
 def run(
@@ -98,14 +135,19 @@ def run(
     settings: RunSettings | None = None,
     shards: Shards | None = None,
 ) -> RunReport:
-    """Evaluate ``model`` on each task; finished tasks are skipped unless ``overwrite``.
+    """Evaluate ``model`` on each task. A task whose result file holds the same run identity
+    is skipped (unless ``overwrite``); one whose identity differs is recomputed.
 
-    With ``shards`` (a torchrun group) every rank runs this in lockstep and shares the encoding;
-    rank 0 alone writes files.
+    A task that fails with a ``HarnessError`` is reported (status ``failed``, with its reason)
+    and the run goes on with the others, unless ``settings.fail_fast``. With ``shards`` (a
+    torchrun group) every rank runs this in lockstep and shares the encoding; rank 0 alone
+    writes files, and the first failure stops every rank (a fault met by one rank alone, in
+    its share of the images, would otherwise leave the others waiting for it).
     """
     settings = settings or RunSettings()
     writes = shards is None or shards.is_main
     tasks = with_data_dirs(resolve_tasks(task_specs), settings.data_dirs)
+    check_result_names(tasks)
     ensure_writable(settings.output)
     adapter = (
         load_adapter(model, device=settings.device, dtype=settings.dtype)
@@ -128,21 +170,100 @@ def run(
     outcomes: list[TaskOutcome] = []
     for task in tasks:
         path = result_path(settings.output, adapter.meta, task.name)
-        if path.exists() and not settings.overwrite:
-            outcomes.extend(_existing(path))
-            continue
-        outcomes.extend(_evaluate(task, encoder, settings, path, writes=writes))
+        start = time.perf_counter()
+        try:
+            outcomes.extend(_run_task(task, encoder, settings, path, writes=writes))
+        except HarnessError as error:
+            if settings.fail_fast or shards is not None:
+                raise
+            seconds = time.perf_counter() - start
+            splits = ",".join(task.eval_splits)
+            reason = str(error).strip() or repr(error)
+            outcomes.append(TaskOutcome(task.name, splits, None, seconds, FAILED, path, reason))
     return RunReport(folder, outcomes, encoder)
+
+
+def data_dir_problems(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> list[str]:
+    """What is wrong with ``--data-dir``: tasks not being run, folders that do not exist."""
+    problems = []
+    unknown = sorted(set(data_dirs) - {task.name for task in tasks})
+    if unknown:
+        problems.append(f"--data-dir names task(s) that are not being run: {', '.join(unknown)}")
+    for name, path in data_dirs.items():
+        if not path.is_dir():
+            problems.append(f"--data-dir {name}={path}: no such directory")
+    return problems
+
+
+def _run_task(
+    task: TaskDefinition, encoder: Encoder, settings: RunSettings, path: Path, *, writes: bool
+) -> list[TaskOutcome]:
+    """One task: its stored result when that has this run's identity, else a fresh one."""
+    meta = encoder.adapter.meta
+    problem = modality_problem(task, meta.name, meta.modalities)
+    if problem:
+        raise HarnessError(problem)
+    kind = task_type(task)
+    kind.check_adapter(task, meta.similarity)
+    revision = dataset_revision(task)
+    record = _task_record(task, kind)
+    identity = run_identity(
+        task=record,
+        dataset_revision=revision,
+        local_dataset=task.is_local,
+        model=meta.to_dict(),
+        limit=settings.limit,
+        skip_bad_inputs=settings.skip_bad_inputs,
+    )
+    status = "done"
+    if path.exists() and not settings.overwrite:
+        stored, why = _stored_result(path, identity)
+        if stored is not None:
+            return _existing(stored, path)
+        status = f"recomputed ({why})"
+    prepared = _Prepared(task, kind, record, revision, identity)
+    return _evaluate(prepared, encoder, settings, path, writes=writes, status=status)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A task ready to evaluate: its type, the record and identity its result will carry."""
+
+    task: TaskDefinition
+    kind: TaskType
+    record: dict[str, Any]
+    revision: str
+    identity: dict[str, Any]
+
+
+def _stored_result(path: Path, identity: dict[str, Any]) -> tuple[ResultFile | None, str]:
+    """The stored result when it has ``identity``; else None and why it is recomputed."""
+    try:
+        stored = read_result(path)
+    except HarnessError:
+        return None, "the stored file is unreadable"
+    if stored.harness.identity is None:
+        return None, "the stored file records no run identity"
+    changed = identity_differences(stored.harness.identity, identity)
+    if not changed:
+        return stored, ""
+    more = f"; +{len(changed) - 2} more" if len(changed) > 2 else ""
+    return None, "; ".join(changed[:2]) + more
+
+
+def _task_record(task: TaskDefinition, kind: TaskType) -> dict[str, Any]:
+    """The task as a result records it: its definition, resolved protocol and main score."""
+    record = task.model_dump(mode="json")
+    record["protocol"] = kind.protocol(task).model_dump(mode="json")
+    record["main_score"] = kind.main_score(task)
+    return record
 
 
 def with_data_dirs(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> list[TaskDefinition]:
     """The tasks, each named in ``data_dirs`` reading its dataset from that local directory."""
-    unknown = sorted(set(data_dirs) - {task.name for task in tasks})
-    if unknown:
-        raise HarnessError(f"--data-dir names task(s) that are not being run: {', '.join(unknown)}")
-    for name, path in data_dirs.items():
-        if not path.is_dir():
-            raise HarnessError(f"--data-dir {name}={path}: no such directory")
+    problems = data_dir_problems(tasks, data_dirs)
+    if problems:
+        raise HarnessError("\n".join(problems))
     return [
         task.model_copy(
             update={
@@ -157,20 +278,31 @@ def with_data_dirs(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> l
     ]
 
 
-def _existing(path: Path) -> list[TaskOutcome]:
-    result = read_result(path)
+def _existing(result: ResultFile, path: Path) -> list[TaskOutcome]:
     return [
-        TaskOutcome(result.task_name, split, score, result.evaluation_time, "exists", path)
+        TaskOutcome(
+            result.task_name,
+            split,
+            score,
+            result.evaluation_time,
+            "exists",
+            path,
+            warnings=tuple(result.harness.warnings),
+        )
         for split, score in result.main_scores().items()
     ]
 
 
 def _evaluate(
-    task: TaskDefinition, encoder: Encoder, settings: RunSettings, path: Path, *, writes: bool
+    prepared: _Prepared,
+    encoder: Encoder,
+    settings: RunSettings,
+    path: Path,
+    *,
+    writes: bool,
+    status: str,
 ) -> list[TaskOutcome]:
-    kind = task_type(task)
-    kind.check_adapter(task, encoder.adapter.meta.similarity)
-    revision = dataset_revision(task)
+    task, kind = prepared.task, prepared.kind
     start = time.perf_counter()
     scores, skipped, seconds, intervals, units = {}, {}, {}, {}, {}
     stats_before = replace(encoder.stats)
@@ -185,12 +317,10 @@ def _evaluate(
             intervals.setdefault(split, {})[subset] = interval_payload(interval, unit_scores)
             units.setdefault(split, {})[subset] = units_payload(unit_scores)
         seconds[split] = time.perf_counter() - split_start
-    task_record = task.model_dump(mode="json")
-    task_record["protocol"] = kind.protocol(task).model_dump(mode="json")
-    task_record["main_score"] = kind.main_score(task)
+    encoding = encoder.stats.since(stats_before)
     result = ResultFile(
         task_name=task.name,
-        dataset_revision=revision,
+        dataset_revision=prepared.revision,
         mteb_version=mteb_version(),
         scores=scores,
         evaluation_time=time.perf_counter() - start,
@@ -198,18 +328,28 @@ def _evaluate(
         harness=HarnessBlock(
             harness_version=harness_version(),
             model=encoder.adapter.meta.to_dict(),
-            task=task_record,
+            task=prepared.record,
             run_settings=settings.recorded(),
             environment=environment(),
-            encoding=encoder.stats.since(stats_before),
+            encoding=encoding,
+            warnings=degenerate_warnings(encoding, encoder.adapter.meta.name),
             skipped_inputs=skipped,
             intervals=intervals,
             units=units,
+            identity=prepared.identity,
         ),
     )
     if writes:
         write_result(path, result)
     return [
-        TaskOutcome(task.name, split, score, seconds[split], "done", path)
+        TaskOutcome(
+            task.name,
+            split,
+            score,
+            seconds[split],
+            status,
+            path,
+            warnings=tuple(result.harness.warnings),
+        )
         for split, score in result.main_scores().items()
     ]

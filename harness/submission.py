@@ -1,7 +1,9 @@
 """Files validated results under the leaderboard's layout: ``<to>/<org__model>/<revision>/``.
 
-Nothing is written unless the whole submission is valid and no destination file with other
-content would be replaced (``overwrite`` allows that); each file is written atomically.
+Nothing is written unless the whole submission is valid, no destination file with other
+content would be replaced (``overwrite`` allows that), and no model revision already filed was
+made with another fingerprint (never allowed: that is another model under the same name and
+revision). Each file is written atomically.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _plan(validation: Validation, destination: Path) -> dict[Path, Any]:
     for file, result in validation.results:
         model = result.harness.model
         folder = canonical_folder(destination, model["name"], model["revision"])
+        _check_fingerprint(folder, model, file)
         # Known task names are built-in ones, so the file name stays inside ``folder``.
         for source, target in (
             (file, folder / f"{result.task_name}.json"),
@@ -65,6 +68,25 @@ def _plan(validation: Validation, destination: Path) -> dict[Path, Any]:
                 )
             plan[target], sources[target] = payload, source
     return plan
+
+
+def _check_fingerprint(folder: Path, model: dict[str, Any], source: Path) -> None:
+    """Refuse a result whose model name and revision are filed with another fingerprint."""
+    meta_file = folder / MODEL_META
+    if meta_file.is_symlink() or not meta_file.exists():
+        return
+    try:
+        block = read_json(meta_file).get("harness")
+        filed = block.get("fingerprint") if isinstance(block, dict) else None
+    except (HarnessError, AttributeError):
+        filed = None
+    if filed != model["fingerprint"]:
+        raise HarnessError(
+            f"{source}: {model['name']} at revision {model['revision']} is already filed in "
+            f"{folder} with another model fingerprint (other dtype, prompts or options). "
+            "Nothing was filed. Submit it under the model's own revision, or remove the filed "
+            "folder first if it is to be replaced."
+        )
 
 
 def _status(target: Path, payload: Any, overwrite: bool) -> str:

@@ -1,29 +1,53 @@
-"""Checks a results folder before it may join the leaderboard: each problem names its file and fix.
+"""Checks results before they are filed, ranked or compared: each problem names its file and fix.
 
 A submission is valid when every result file matches the schema, names a built-in task, used
-the task's dataset revision and eval splits, has a finite main score in its metric's range,
-records the harness version and the model's metadata (with ``model_meta.json`` beside it), and
-no task appears twice for the same model and revision.
+the task's dataset revision, its eval splits (no more, no fewer) and its resolved protocol, was
+not cut short by ``--limit``, and records the harness version and the model's metadata (with
+``model_meta.json`` beside it). Every main score must be a finite number within its metric's
+range that equals the metric it names, match the score recomputed from the stored per-unit
+scores, and lie inside its stored interval (:func:`score_problems`, which ``harness check``
+shares). No task appears twice for the same model and revision, and one model revision has one
+fingerprint. Symbolic links inside a results folder are never followed (:func:`scan_results`,
+which ``harness check`` and the leaderboard share).
+
+The messages never quote a file's content beyond the names of its keys, so they may be shown
+on a public page.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+import stat
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from harness.errors import HarnessError, UnknownNameError
-from harness.results import SITE_MARKER, ResultFile, read_json, read_result
+from harness.results import SITE_MARKER, ResultFile, read_json, read_result, schema_summary
 from tasks.definition import TaskDefinition
 
 MODEL_META = "model_meta.json"
 RERUN = "re-run the task with `harness run --model M --tasks TASK` and submit the new file"
 # (lowest, highest) of a metric, by the last part of its name; any other metric lies in [0, 1].
 SIGNED_METRICS = {"pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0), "ari": (-1.0, 1.0)}
+# How far a stored main score may lie from the score recomputed from its stored units, or
+# outside its interval: retrieval scores are rounded to 5 decimals (as mteb rounds them) and
+# stored units to 6, so a genuine file differs by at most 5.5e-6.
+SCORE_TOLERANCE = 1e-5
+# The most a result file may hold: mteb's largest tasks have a few splits, about a hundred
+# language subsets and some eighty metrics per subset.
+MAX_SPLITS = 20
+MAX_SUBSETS = 200
+MAX_METRICS = 500
+# Task-record fields that describe a task but do not change its numbers.
+DESCRIPTIVE_FIELDS = ("name", "description", "reference", "n_samples")
+# Keys of a subset's scores that are not metrics.
+NOT_METRICS = ("main_score", "hf_subset", "languages")
 
 
 @dataclass(frozen=True)
@@ -51,46 +75,125 @@ class Validation:
         """Whether no problem was found."""
         return not self.problems
 
+    def usable(self) -> list[tuple[Path, ResultFile]]:
+        """The results with no problem of their own nor of their folder's ``model_meta.json``."""
+        flagged = {problem.file for problem in self.problems}
+        return [
+            (file, result)
+            for file, result in self.results
+            if file not in flagged and file.parent / MODEL_META not in flagged
+        ]
+
+
+@dataclass
+class Scan:
+    """The result files under a path, and what was refused without being read."""
+
+    files: list[Path] = field(default_factory=list)
+    refused: list[Problem] = field(default_factory=list)
+
 
 def metric_range(metric: str) -> tuple[float, float]:
     """The range a metric's values lie in: correlations may be negative."""
     return SIGNED_METRICS.get(metric.rsplit("_", 1)[-1], (0.0, 1.0))
 
 
-def result_paths(path: Path) -> list[Path]:
-    """The result files under a folder (or the file itself); model metadata files excluded."""
+def scan_results(path: Path, exclude: Path | None = None) -> Scan:
+    """The ``*.json`` result files under ``path`` (or ``path`` itself when it is a file).
+
+    Links are never followed: a linked file or folder inside ``path`` is refused, as is a
+    ``*.json`` that is not a regular file. Hidden entries, ``model_meta.json``, built
+    leaderboard sites and ``exclude`` are passed over.
+    """
     if path.is_file():
-        return [path]
+        return Scan(files=[path])
     if not path.is_dir():
         raise HarnessError(f"{path} does not exist. Pass a results folder or a result file.")
-    sites = {marker.parent for marker in path.rglob(SITE_MARKER)}
-    paths = sorted(
-        p
-        for p in path.rglob("*.json")
-        if p.name != MODEL_META
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        and not sites.intersection(p.parents)
-    )
-    if not paths:
+    scan = Scan()
+    skip = exclude.resolve() if exclude is not None else None
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        if (folder / SITE_MARKER).is_file() or (skip is not None and folder.resolve() == skip):
+            continue
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as error:
+            fix = "make the folder readable, or move it out of the results folder"
+            scan.refused.append(Problem(folder, "scan", f"cannot be read ({error.strerror})", fix))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            problem = _scanned(Path(entry.path), entry, folders, scan.files)
+            if problem is not None:
+                scan.refused.append(problem)
+    scan.files.sort()
+    scan.refused.sort(key=lambda problem: problem.file)
+    return scan
+
+
+def _scanned(
+    path: Path, entry: os.DirEntry[str], folders: list[Path], files: list[Path]
+) -> Problem | None:
+    """Queue a folder, take a result file, or say why the entry is refused (a linked
+    ``model_meta.json`` is its folder's check)."""
+    if entry.name == MODEL_META:
+        return None
+    if entry.is_symlink():
+        fix = "copy the real files into the results folder; links are never followed"
+        return Problem(path, "link", "a symbolic link (not followed, not read)", fix)
+    if entry.is_dir(follow_symlinks=False):
+        folders.append(path)
+    elif path.suffix == ".json":
+        if not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+            fix = "keep only regular result files in the results folder"
+            return Problem(path, "scan", "not a regular file (not read)", fix)
+        files.append(path)
+    return None
+
+
+def result_paths(path: Path) -> list[Path]:
+    """The result files under a folder (or the file itself); refused entries are an error."""
+    scan = scan_results(path)
+    if scan.refused:
+        raise HarnessError(
+            "refused to read a results folder with links or special files:\n"
+            + "\n".join(str(problem) for problem in scan.refused)
+        )
+    if not scan.files:
         raise HarnessError(f"no result files (*.json) under {path}")
-    return paths
+    return scan.files
 
 
-def validate(path: Path) -> Validation:
-    """Run every check on the results at ``path``."""
+def validate(
+    paths: Path | Sequence[Path], *, custom: bool = False, exclude: Path | None = None
+) -> Validation:
+    """Run every check on the results under ``paths``.
+
+    With ``custom``, a task that is not built in is no problem: its file gets the checks that
+    need no definition (the leaderboard shows such tasks apart). ``exclude`` is not scanned.
+    """
     from tasks.registry import builtin_tasks
 
+    roots = [paths] if isinstance(paths, Path) else list(paths)
+    scans = [scan_results(root, exclude) for root in roots]
+    if not any(scan.files or scan.refused for scan in scans):
+        raise HarnessError(f"no result files (*.json) under {', '.join(map(str, roots))}")
     known = builtin_tasks()
     validation = Validation()
-    for file in result_paths(path):
-        loaded = _load(file)
-        if isinstance(loaded, Problem):
-            validation.problems.append(loaded)
-            continue
-        validation.results.append((file, loaded))
-        validation.problems.extend(_check_result(file, loaded, known))
+    for scan in scans:
+        validation.problems.extend(scan.refused)
+        for file in scan.files:
+            loaded = _load(file)
+            if isinstance(loaded, Problem):
+                validation.problems.append(loaded)
+                continue
+            validation.results.append((file, loaded))
+            validation.problems.extend(_check_result(file, loaded, known, custom))
     validation.problems.extend(_check_model_meta(validation.results))
     validation.problems.extend(_check_duplicates(validation.results))
+    validation.problems.extend(_check_fingerprints(validation.results))
     return validation
 
 
@@ -99,7 +202,6 @@ def _load(file: Path) -> ResultFile | Problem:
     try:
         return read_result(file)
     except HarnessError as error:
-        message = str(error).removeprefix(f"{file}: ")
         cause = error.__cause__
         if isinstance(cause, ValidationError):
             if any(e["loc"] == ("harness",) and e["type"] == "missing" for e in cause.errors()):
@@ -109,8 +211,8 @@ def _load(file: Path) -> ResultFile | Problem:
                     "no `harness` block: the harness version and model metadata are not recorded",
                     RERUN,
                 )
-            return Problem(file, "schema", _schema_summary(cause), RERUN)
-        return Problem(file, "json", message, RERUN)
+            return Problem(file, "schema", schema_summary(cause), RERUN)
+        return Problem(file, "json", str(error).removeprefix(f"{file}: "), RERUN)
 
 
 def _rerun(result: ResultFile) -> str:
@@ -119,36 +221,73 @@ def _rerun(result: ResultFile) -> str:
     return f"re-run the task, `harness run --model {model} --tasks {result.task_name} --overwrite`"
 
 
-def _schema_summary(error: ValidationError) -> str:
-    """The first few schema errors, one line."""
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors()[:5]
-    ]
-    return "does not match the result schema (" + "; ".join(parts) + ")"
+def task_record(task: TaskDefinition) -> dict[str, Any]:
+    """The task as a run records it: its definition with the resolved protocol and main score."""
+    from tasks.registry import task_type
+
+    kind = task_type(task)
+    record = task.model_dump(mode="json")
+    record["protocol"] = kind.protocol(task).model_dump(mode="json")
+    record["main_score"] = kind.main_score(task)
+    return record
+
+
+def protocol_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A task record less its descriptive fields and its dataset's location: what fixes its
+    numbers. A dataset's location may move (a local copy, another checkout); its revision pins
+    it."""
+    kept = {k: v for k, v in record.items() if k not in DESCRIPTIVE_FIELDS}
+    dataset = dict(kept.get("dataset") or {})
+    dataset.pop("path", None)
+    kept["dataset"] = dataset
+    return kept
 
 
 def _check_result(
-    file: Path, result: ResultFile, known: dict[str, TaskDefinition]
+    file: Path, result: ResultFile, known: dict[str, TaskDefinition], custom: bool
 ) -> Iterator[Problem]:
-    """The per-file checks; those against the task definition need a known task."""
+    """The per-file checks; a built-in task's splits, protocol and main score are its
+    definition's, never the file's."""
     yield from _check_entries(file, result)
     yield from _check_provenance(file, result)
     task = known.get(result.task_name)
     if task is None:
-        unknown = UnknownNameError("task", result.task_name, known)
-        fix = "use a built-in task's exact name (see `harness tasks`); custom tasks are not ranked"
-        yield Problem(file, "task", str(unknown), fix)
+        if not custom:
+            unknown = UnknownNameError("task", result.task_name, known)
+            fix = (
+                "use a built-in task's exact name (see `harness tasks`); custom tasks are not "
+                "ranked"
+            )
+            yield Problem(file, "task", str(unknown), fix)
+            return
+        splits = result.harness.task.get("eval_splits")
+        metric = result.harness.task.get("main_score")
+        if not isinstance(splits, list) or not isinstance(metric, str):
+            message = "the task record lacks its eval splits or main score (harness.task)"
+            yield Problem(file, "schema", message, _rerun(result))
+            return
+        splits = [str(split) for split in splits]
+        yield from _check_splits(file, result, splits)
+        yield from _check_scores(file, result, [s for s in splits if s in result.scores], metric)
         return
+    expected = task_record(task)
     yield from _check_revision(file, result, task)
-    yield from _check_splits(file, result, task)
-    yield from _check_main_scores(file, result, task)
+    yield from _check_protocol(file, result, task.name, expected)
+    yield from _check_splits(file, result, task.eval_splits)
+    splits = [split for split in task.eval_splits if split in result.scores]
+    yield from _check_scores(file, result, splits, expected["main_score"], units_required=True)
 
 
 def _check_entries(file: Path, result: ResultFile) -> Iterator[Problem]:
-    """mteb's shape of a split: a non-empty list of subsets with ``hf_subset`` and languages."""
+    """mteb's shape of a split: a non-empty list of subsets with ``hf_subset`` and languages
+    (the sizes are :func:`score_problems`'s to check)."""
+    if len(result.scores) > MAX_SPLITS:
+        return
     for split, entries in result.scores.items():
         if not entries:
             yield Problem(file, "schema", f"split {split!r} has no scores", _rerun(result))
+        if len(entries) > MAX_SUBSETS:
+            continue
         for entry in entries:
             if not isinstance(entry.get("hf_subset"), str) or not isinstance(
                 entry.get("languages"), list
@@ -158,7 +297,8 @@ def _check_entries(file: Path, result: ResultFile) -> Iterator[Problem]:
 
 
 def _check_provenance(file: Path, result: ResultFile) -> Iterator[Problem]:
-    """The harness version and the model's name, revision and fingerprint are recorded."""
+    """The harness version and the model's name, revision and fingerprint are recorded, and
+    the run was not cut short by ``--limit``."""
     if not result.harness.harness_version.strip():
         yield Problem(file, "provenance", "the harness version is empty", _rerun(result))
     missing = [
@@ -169,6 +309,15 @@ def _check_provenance(file: Path, result: ResultFile) -> Iterator[Problem]:
     if missing:
         message = f"the model metadata lacks {', '.join(missing)} (harness.model)"
         yield Problem(file, "provenance", message, _rerun(result))
+    limit = result.harness.run_settings.get("limit")
+    if limit is None:
+        limit = (result.harness.identity or {}).get("limit")
+    if limit is not None:
+        message = (
+            f"made by a `--limit {str(limit)[:20]}` run, which scores a subset of the queries: "
+            "never valid for submission, never ranked"
+        )
+        yield Problem(file, "limit", message, f"{_rerun(result)}, without --limit")
 
 
 def _check_revision(file: Path, result: ResultFile, task: TaskDefinition) -> list[Problem]:
@@ -190,32 +339,184 @@ def _check_revision(file: Path, result: ResultFile, task: TaskDefinition) -> lis
     return [Problem(file, "revision", message, fix)]
 
 
-def _check_splits(file: Path, result: ResultFile, task: TaskDefinition) -> list[Problem]:
-    """Every eval split of the definition has scores."""
-    missing = [split for split in task.eval_splits if split not in result.scores]
-    if not missing:
+def _check_protocol(
+    file: Path, result: ResultFile, name: str, record: Mapping[str, Any]
+) -> list[Problem]:
+    """The recorded task (type, data, splits, main score, prompts, protocol constants) is the
+    built-in definition's ``record``."""
+    expected = protocol_record(record)
+    recorded = protocol_record(result.harness.task)
+    changed = sorted(
+        k for k in expected.keys() | recorded.keys() if expected.get(k) != recorded.get(k)
+    )
+    if not changed:
         return []
-    message = f"eval split(s) {', '.join(missing)} missing (task {task.name} evaluates on "
-    message += f"{', '.join(task.eval_splits)})"
+    message = (
+        f"the recorded task settings differ from built-in task {name}'s in: "
+        f"{', '.join(key[:40] for key in changed[:10])}"
+    )
+    fix = f"{_rerun(result)}, with the built-in definition (no custom YAML of that name)"
+    return [Problem(file, "protocol", message, fix)]
+
+
+def _check_splits(file: Path, result: ResultFile, eval_splits: Sequence[str]) -> list[Problem]:
+    """The scores hold exactly the eval splits: none missing, none extra."""
+    missing = [split for split in eval_splits if split not in result.scores]
+    extra = [split[:40] for split in result.scores if split not in eval_splits]
+    if not missing and not extra:
+        return []
+    parts = [f"eval split(s) {', '.join(missing)} missing"] if missing else []
+    parts += [f"split(s) {', '.join(extra)} not evaluated by the task (refused)"] if extra else []
+    message = f"{'; '.join(parts)} (task {result.task_name} evaluates on {', '.join(eval_splits)})"
     return [Problem(file, "splits", message, _rerun(result))]
 
 
-def _check_main_scores(file: Path, result: ResultFile, task: TaskDefinition) -> Iterator[Problem]:
-    """Each subset's main score is a finite number within its metric's range."""
-    from tasks.registry import task_type
+def _check_scores(
+    file: Path,
+    result: ResultFile,
+    splits: Sequence[str],
+    metric: str,
+    *,
+    units_required: bool = False,
+) -> Iterator[Problem]:
+    """:func:`score_problems` on ``splits`` as problems; with ``units_required``, every subset
+    must carry the units its score is recomputed from."""
+    for message in score_problems(result, metric, splits, units_required=units_required):
+        yield Problem(file, "main_score", message, _rerun(result))
 
-    metric = task_type(task).main_score(task)
-    low, high = metric_range(metric)
-    for split, entries in result.scores.items():
+
+def score_problems(
+    result: ResultFile,
+    metric: str,
+    splits: Sequence[str] | None = None,
+    *,
+    units_required: bool = False,
+) -> list[str]:
+    """Why the main scores of ``splits`` (default: all) cannot be trusted; empty when they can.
+
+    Each subset's main score must be a finite number within ``metric``'s range, equal the
+    metric it names, match the score recomputed from its stored units within
+    :data:`SCORE_TOLERANCE` (when units are stored; ``units_required`` demands them), and lie
+    inside its stored interval, which lies within the metric's range. No metric may be a
+    boolean or non-finite. Shared by validation and ``harness check``.
+    """
+    problems: list[str] = []
+    if len(result.scores) > MAX_SPLITS:
+        return [f"{len(result.scores)} splits; a result file holds at most {MAX_SPLITS}"]
+    for split in result.scores if splits is None else splits:
+        entries = result.scores.get(split, [])
+        if len(entries) > MAX_SUBSETS:
+            problems.append(f"split {split!r} has {len(entries)} subsets; at most {MAX_SUBSETS}")
+            continue
+        seen: set[str] = set()
         for entry in entries:
-            where = f"split {split!r}, subset {entry.get('hf_subset')!r}"
-            value = entry.get("main_score")
-            if not _is_number(value) or not math.isfinite(value):
-                message = f"{where}: main score ({metric}) is {value!r}, not a finite number"
-                yield Problem(file, "main_score", message, _rerun(result))
-            elif not low <= value <= high:
-                message = f"{where}: main score {metric} = {value} is outside [{low:g}, {high:g}]"
-                yield Problem(file, "main_score", message, _rerun(result))
+            subset = str(entry.get("hf_subset", "default"))
+            where = f"split {split[:40]!r}, subset {subset[:40]!r}"
+            if subset in seen:
+                problems.append(f"{where} appears twice")
+                continue
+            seen.add(subset)
+            problem = _entry_problem(result, split, subset, entry, metric, units_required)
+            if problem:
+                problems.append(f"{where}: {problem}")
+    return problems
+
+
+def _entry_problem(
+    result: ResultFile,
+    split: str,
+    subset: str,
+    entry: Mapping[str, Any],
+    metric: str,
+    units_required: bool,
+) -> str:
+    """The first reason one subset's main score cannot be trusted ('' when it can)."""
+    low, high = metric_range(metric)
+    value = entry.get("main_score")
+    if not _is_number(value) or not math.isfinite(value):
+        shown = value if value is None else type(value).__name__
+        return f"main score ({metric}) is {shown!r}, not a finite number"
+    if not low <= value <= high:
+        return f"main score {metric} = {value} is outside [{low:g}, {high:g}]"
+    if len(entry) > MAX_METRICS:
+        return f"{len(entry)} metrics; at most {MAX_METRICS}"
+    bad = sorted(
+        str(key)[:40]
+        for key, item in entry.items()
+        if key not in NOT_METRICS and not _metric_value(item)
+    )
+    if bad:
+        return f"metric(s) {', '.join(bad[:5])} are not finite numbers (nor null)"
+    named = entry.get(metric)
+    if named != value:
+        return f"main score {value} is not the value of the metric it names, {metric} ({named})"
+    return _units_problem(result, split, subset, value, units_required) or _interval_problem(
+        result, split, subset, value, (low, high)
+    )
+
+
+def _units_problem(
+    result: ResultFile, split: str, subset: str, value: float, required: bool
+) -> str:
+    """Why the stored units do not give back the main score ('' when they do)."""
+    try:
+        units = result.unit_scores(split, subset)
+        if units is None:
+            return (
+                "no per-unit scores are stored to recompute the main score from" if required else ""
+            )
+        columns = units.columns
+        if any(not _finite_numeric(values) for values in columns.values()):
+            return "the stored per-unit scores are not finite numbers"
+        if any(name in ("labels", "clusters") for name in columns) and not all(
+            np.issubdtype(values.dtype, np.integer)
+            and values.min() >= 0
+            and values.max() < len(units)
+            for values in columns.values()
+        ):
+            return "the stored labels and clusters are not small whole numbers"
+        recomputed = units.score()
+    except (HarnessError, ValueError, TypeError, IndexError, OverflowError):
+        return "the stored per-unit scores are malformed"
+    if not math.isfinite(recomputed) or abs(recomputed - value) > SCORE_TOLERANCE:
+        return (
+            f"main score {value} does not match {recomputed:.6f}, the score recomputed from "
+            "its own per-unit scores"
+        )
+    return ""
+
+
+def _interval_problem(
+    result: ResultFile, split: str, subset: str, value: float, bounds: tuple[float, float]
+) -> str:
+    """Why the stored interval cannot be the main score's ('' when it can, or none is stored)."""
+    interval = result.harness.intervals.get(split, {}).get(subset)
+    if interval is None:
+        return ""
+    low, high = interval.get("low"), interval.get("high")
+    if not (_is_number(low) and _is_number(high) and math.isfinite(low) and math.isfinite(high)):
+        return "the stored interval's bounds are not finite numbers"
+    if not bounds[0] - SCORE_TOLERANCE <= low <= high <= bounds[1] + SCORE_TOLERANCE:
+        shown = f"[{low:.6f}, {high:.6f}]"
+        return f"the stored interval {shown} is not within [{bounds[0]:g}, {bounds[1]:g}]"
+    if not low - SCORE_TOLERANCE <= value <= high + SCORE_TOLERANCE:
+        return f"main score {value} lies outside its stored interval [{low:.6f}, {high:.6f}]"
+    return ""
+
+
+def _metric_value(value: Any) -> bool:
+    """A finite number or null, or lists and objects of them (mteb's per-experiment scores)."""
+    if isinstance(value, list):
+        return all(_metric_value(item) for item in value)
+    if isinstance(value, dict):
+        return all(_metric_value(item) for item in value.values())
+    return value is None or (_is_number(value) and math.isfinite(value))
+
+
+def _finite_numeric(values: np.ndarray) -> bool:
+    """Whether an array holds numbers only (no booleans, objects or strings), all finite."""
+    numeric = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
+    return bool(numeric and values.size and np.isfinite(values).all())
 
 
 def _is_number(value: Any) -> bool:
@@ -230,6 +531,10 @@ def _check_model_meta(results: list[tuple[Path, ResultFile]]) -> Iterator[Proble
     fix = "keep the model_meta.json that `harness run` writes beside the task files"
     for folder, folder_results in sorted(folders.items()):
         meta_file = folder / MODEL_META
+        if meta_file.is_symlink():
+            message = "model_meta.json is a symbolic link (not followed, not read)"
+            yield Problem(meta_file, "model_meta", message, fix)
+            continue
         if not meta_file.is_file():
             yield Problem(meta_file, "model_meta", "model_meta.json is missing", fix)
             continue
@@ -256,26 +561,62 @@ def _check_meta_fields(
         yield Problem(meta_file, "model_meta", message, fix)
         return
     for result in results:
-        recorded = (result.harness.model.get("name"), result.harness.model.get("revision"))
+        model = result.harness.model
+        recorded = (model.get("name"), model.get("revision"))
         if recorded != (meta["name"], meta["revision"]):
             message = (
                 f"{result.task_name} was made by {recorded[0]!r} at {recorded[1]!r}, but "
                 f"model_meta.json names {meta['name']!r} at {meta['revision']!r}"
             )
             yield Problem(meta_file, "model_meta", message, "keep one model's results per folder")
+            return
+        if isinstance(model.get("fingerprint"), str) and model["fingerprint"] != fingerprint:
+            message = (
+                f"{result.task_name} was made with another model fingerprint than model_meta.json's"
+            )
+            yield Problem(meta_file, "model_meta", message, "keep one model's results per folder")
+            return
+
+
+def _model_key(result: ResultFile) -> tuple[str, str]:
+    model = result.harness.model
+    return str(model.get("name")), str(model.get("revision"))
 
 
 def _check_duplicates(results: list[tuple[Path, ResultFile]]) -> Iterator[Problem]:
-    """No task appears twice for the same model and revision."""
-    first: dict[tuple[str, str, str], Path] = {}
+    """No task appears twice for the same model and revision: a copy with the same scores is
+    flagged; copies with different scores are all flagged, for neither can be preferred."""
+    groups: dict[tuple[str, str, str], list[tuple[Path, ResultFile]]] = {}
     for file, result in results:
-        model = result.harness.model
-        key = (str(model.get("name")), str(model.get("revision")), result.task_name)
-        if key in first:
-            message = (
-                f"task {result.task_name} for {key[0]} at {key[1]} appears twice "
-                f"(also in {first[key]})"
-            )
-            yield Problem(file, "duplicate", message, "keep one result file per task and model")
-        else:
-            first[key] = file
+        groups.setdefault((*_model_key(result), result.task_name), []).append((file, result))
+    fix = "keep one result file per task and model revision"
+    for (name, revision, task), group in groups.items():
+        if len(group) < 2:
+            continue
+        (first, kept), rest = group[0], group[1:]
+        same = all(result.scores == kept.scores for _, result in rest)
+        flagged = rest if same else group
+        for file, _ in flagged:
+            other = first if file != first else rest[0][0]
+            how = "with the same scores" if same else "with other scores"
+            message = f"task {task} for {name} at {revision} appears twice ({how} in {other})"
+            yield Problem(file, "duplicate", message, fix)
+
+
+def _check_fingerprints(results: list[tuple[Path, ResultFile]]) -> Iterator[Problem]:
+    """One model revision, one fingerprint: results of the same name and revision made with
+    other settings (dtype, prompts, pooling) are not the same model and are all flagged."""
+    groups: dict[tuple[str, str], list[tuple[Path, ResultFile]]] = {}
+    for file, result in results:
+        groups.setdefault(_model_key(result), []).append((file, result))
+    for (name, revision), group in groups.items():
+        fingerprints = {str(result.harness.model.get("fingerprint")) for _, result in group}
+        if len(fingerprints) < 2:
+            continue
+        message = (
+            f"{name} at {revision} has results made with {len(fingerprints)} different "
+            "model fingerprints (other dtype, prompts or options)"
+        )
+        fix = "keep the results of one model configuration per name and revision"
+        for file, _ in group:
+            yield Problem(file, "fingerprint", message, fix)

@@ -16,6 +16,8 @@ from typing import Any
 
 # A model's per-task scores: ``{task: score}``; a missing task is absent or ``None``.
 Scores = Mapping[str, float | None]
+# A row of the table: a model name, or on the site a model's (name, revision).
+Row = str | tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Aggregate:
 class OverviewRow:
     """One model's line of the overview table."""
 
-    model: str
+    model: Row
     borda_rank: int
     type_means: dict[str, Aggregate]
     mean_of_type_means: Aggregate
@@ -107,7 +109,7 @@ def mean_of_type_means(means: Mapping[str, Aggregate]) -> Aggregate:
     return Aggregate(value, present, total)
 
 
-def borda_ranks(table: Mapping[str, Scores], tasks: Sequence[str]) -> dict[str, int]:
+def borda_ranks(table: Mapping[Row, Scores], tasks: Sequence[str]) -> dict[Row, int]:
     """mteb's Borda rank: per task, a model earns ``n - rank`` points (rank 1 = best, ties
     take the average rank, a missing task earns nothing, ``n`` = number of models); models
     are ranked by their total points, ties sharing the best rank (``method="min"``)."""
@@ -124,7 +126,7 @@ def borda_ranks(table: Mapping[str, Scores], tasks: Sequence[str]) -> dict[str, 
     }
 
 
-def overview(table: Mapping[str, Scores], task_types: Mapping[str, str]) -> list[OverviewRow]:
+def overview(table: Mapping[Row, Scores], task_types: Mapping[str, str]) -> list[OverviewRow]:
     """One row per model with a score, in Borda order (ties by name)."""
     table = {m: s for m, s in table.items() if any(v is not None for v in s.values())}
     tasks = sorted(task_types)

@@ -1,4 +1,5 @@
-"""The static site: overview, a page per task type, task and model, skipped files, raw JSON.
+"""The static site: overview, a page per task type, task and model revision, custom tasks,
+skipped files, raw JSON.
 
 Every string that comes from a result file goes through :func:`html.escape`; every file name
 derived from result data goes through :func:`page_name`, and :func:`_write` refuses any path
@@ -9,6 +10,7 @@ the site opens from ``file://`` or any static host.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, UnknownNameError
+from harness.results import SITE_MARKER
+from harness.validation import MODEL_META
 from leaderboard.aggregate import Aggregate, OverviewRow, overview, tasks_by_type, type_means
-from leaderboard.collect import MODEL_META_FILE, SITE_MARKER, Collection, Entry, collect
+from leaderboard.collect import Collection, Entry, ModelKey, collect
 
 STATIC_DIR = Path(__file__).parent / "static"
 MISSING = "—"
@@ -88,7 +92,8 @@ def _layout(title: str, body: str) -> str:
         f"<title>{escape(title)}</title>"
         '<link rel="stylesheet" href="static/leaderboard.css">'
         '<script src="static/leaderboard.js" defer></script></head><body>'
-        '<nav><a href="index.html">Overview</a><a href="skipped.html">Skipped files</a></nav>'
+        '<nav><a href="index.html">Overview</a><a href="custom.html">Custom tasks</a>'
+        '<a href="skipped.html">Skipped files</a></nav>'
         f"<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
     )
 
@@ -148,9 +153,15 @@ def _text_cell(text: Any, key: Any = None) -> str:
     return f'<td data-value="{escape("" if key is None else str(key))}">{escape(shown)}</td>'
 
 
-def _model_cell(model: str) -> str:
-    """A cell linking to the model's page."""
-    return f'<td data-value="{escape(model)}">{_link(page_name("model", model), model)}</td>'
+def model_page_name(key: ModelKey) -> str:
+    """The page of one model revision (its name and revision, unambiguously hashed)."""
+    return page_name("model", json.dumps(list(key)))
+
+
+def _model_cells(key: ModelKey, linked: bool = True) -> str:
+    """A cell of the model's name (linking to the revision's page), then one of its revision."""
+    name = _link(model_page_name(key), key[0]) if linked else escape(key[0])
+    return f'<td data-value="{escape(key[0])}">{name}</td>' + _text_cell(key[1])
 
 
 def _header(label: str, sort: str | None = "num", href: str | None = None) -> str:
@@ -171,8 +182,8 @@ def _table(headers: Iterable[str], rows: Iterable[str], table_id: str = "") -> s
 
 def _raw_path(entry: Entry) -> str:
     """Where the raw JSON of ``entry`` is copied: ``raw/<model>/<revision>/<Task>.json``."""
-    revision = entry.path.parent.name
-    return f"raw/{safe_part(entry.model)}/{safe_part(revision)}/{safe_part(entry.task)}.json"
+    model, revision, task = safe_part(entry.model), safe_part(entry.revision), safe_part(entry.task)
+    return f"raw/{model}/{revision}/{task}.json"
 
 
 def _count(meta: Mapping[str, Any], key: str) -> int | None:
@@ -202,16 +213,16 @@ class SiteBuilder:
         self.benchmark = benchmark
         self.task_types = benchmark.task_types if benchmark else collection.task_types()
         self.entries = [e for e in collection.entries if e.task in self.task_types]
-        self.table: dict[str, dict[str, float | None]] = {}
-        self.by_model: dict[str, dict[str, Entry]] = {}
+        self.table: dict[ModelKey, dict[str, float | None]] = {}
+        self.by_model: dict[ModelKey, dict[str, Entry]] = {}
         for entry in self.entries:
-            self.table.setdefault(entry.model, {})[entry.task] = entry.score
-            self.by_model.setdefault(entry.model, {})[entry.task] = entry
+            self.table.setdefault(entry.key, {})[entry.task] = entry.score
+            self.by_model.setdefault(entry.key, {})[entry.task] = entry
         self.rows = overview(self.table, self.task_types)
         self.types = tasks_by_type(self.task_types)
 
-    def meta(self, model: str) -> Mapping[str, Any]:
-        """The metadata the model's first result recorded."""
+    def meta(self, model: ModelKey) -> Mapping[str, Any]:
+        """The metadata the model revision's first result recorded."""
         return next(iter(self.by_model[model].values())).model_meta
 
     def build(self) -> None:
@@ -225,23 +236,26 @@ class SiteBuilder:
         for task in self.task_types:
             _write(self.out, page_name("task", task), self.task_page(task))
         for model in self.by_model:
-            _write(self.out, page_name("model", model), self.model_page(model))
+            _write(self.out, model_page_name(model), self.model_page(model))
+        _write(self.out, "custom.html", self.custom_page())
         _write(self.out, "skipped.html", self.skipped_page())
         _write(self.out, SITE_MARKER, "built by `harness leaderboard`; rebuilds replace it\n")
 
     def _copy_raw(self) -> None:
-        for entry in self.entries:
+        """Copy each shown result and its (validated) ``model_meta.json`` into ``raw/``."""
+        for entry in [*self.entries, *self.collection.custom]:
             target = _target(self.out, _raw_path(entry))
             shutil.copyfile(entry.path, target)
-            meta_file = entry.path.parent / MODEL_META_FILE
+            meta_file = entry.path.parent / MODEL_META
             if meta_file.is_file():
-                shutil.copyfile(meta_file, target.parent / MODEL_META_FILE)
+                shutil.copyfile(meta_file, target.parent / MODEL_META)
 
     def overview_page(self) -> str:
         """One row per model in Borda order, with filters by name, modality and size."""
         headers = [
             _header("Rank (Borda)", "rank"),
             _header("Model", "text"),
+            _header("Revision", "text"),
             _header("Parameters"),
             _header("Embedding dim"),
             _header("Modalities", "text"),
@@ -257,7 +271,7 @@ class SiteBuilder:
             + _table(headers, rows, "overview")
             + self._legend()
             + f'<p class="note">{len(self.task_types)} tasks, {len(self.rows)} models; '
-            f"{_link('skipped.html', f'{len(self.collection.skipped)} skipped files')}.</p>",
+            f"{_link('skipped.html', f'{self.collection.skipped_files} skipped files')}.</p>",
         )
 
     def _overview_row(self, row: OverviewRow) -> str:
@@ -267,7 +281,7 @@ class SiteBuilder:
         dim = _count(meta, "embed_dim")
         cells = [
             f'<td class="num" data-value="{row.borda_rank}">{row.borda_rank}</td>',
-            _model_cell(row.model),
+            _model_cells(row.model),
             _text_cell(_params_text(params), params),
             _text_cell(dim),
             _text_cell(", ".join(modalities) or None),
@@ -276,7 +290,8 @@ class SiteBuilder:
             *(_aggregate_cell(row.type_means[kind]) for kind in self.types),
         ]
         return (
-            f'<tr data-name="{escape(row.model)}" data-modalities="{escape(" ".join(modalities))}"'
+            f'<tr data-name="{escape(row.model[0])}" data-revision="{escape(row.model[1])}" '
+            f'data-modalities="{escape(" ".join(modalities))}"'
             f' data-params="{params or ""}">{"".join(cells)}</tr>'
         )
 
@@ -310,6 +325,7 @@ class SiteBuilder:
         """A table of one task type: models by tasks, with the type's mean."""
         headers = [
             _header("Model", "text"),
+            _header("Revision", "text"),
             _header(f"Mean ({kind})"),
             *(_header(task, href=page_name("task", task)) for task in tasks),
         ]
@@ -317,7 +333,7 @@ class SiteBuilder:
         for row in sorted(self.rows, key=lambda r: _sort_key(r.type_means[kind])):
             scores = self.table[row.model]
             cells = [
-                _model_cell(row.model),
+                _model_cells(row.model),
                 _aggregate_cell(row.type_means[kind]),
                 *(_score_cell(scores.get(task)) for task in tasks),
             ]
@@ -338,6 +354,7 @@ class SiteBuilder:
             )
             headers = [
                 _header("Model", "text"),
+                _header("Revision", "text"),
                 _header("Subset", "text"),
                 _header("main_score"),
                 _header("95% interval"),
@@ -346,7 +363,7 @@ class SiteBuilder:
             ]
             rows = [
                 "<tr>"
-                + _model_cell(e.model)
+                + _model_cells(e.key)
                 + _text_cell(s.get("hf_subset", "default"))
                 + _score_cell(_number(s.get("main_score")))
                 + _interval_cell(_interval_of(e, split, s.get("hf_subset", "default")))
@@ -357,12 +374,12 @@ class SiteBuilder:
             sections.append(f"<h2>Split: {escape(split)}</h2>" + _table(headers, rows))
         return _layout(f"Task: {task}", "".join(sections))
 
-    def model_page(self, model: str) -> str:
-        """One model: its metadata, a chart of its per-type scores, and its task scores."""
+    def model_page(self, model: ModelKey) -> str:
+        """One model revision: its metadata, a chart of its per-type scores, its task scores."""
         meta = self.meta(model)
         rank = next((row.borda_rank for row in self.rows if row.model == model), None)
         facts = {
-            "Revision": meta.get("revision"),
+            "Revision": model[1],
             "Parameters": _params_text(_count(meta, "n_parameters")),
             "Embedding dim": _count(meta, "embed_dim"),
             "Modalities": ", ".join(_modalities(meta)) or None,
@@ -395,12 +412,42 @@ class SiteBuilder:
             for task in sorted(self.task_types)
         ]
         return _layout(
-            f"Model: {model}",
+            f"Model: {model[0]}",
             f"<ul>{facts_html}</ul>"
             + type_chart(type_means(self.table[model], self.task_types))
             + _table(headers, rows)
             + self._legend(),
         )
+
+    def custom_page(self) -> str:
+        """Results of tasks that are not built in: shown apart, never ranked."""
+        note = (
+            '<p class="note">Tasks that are not built in (custom task files) are listed here '
+            "as their results recorded them; they are not in the ranked columns nor in the "
+            "Borda rank.</p>"
+        )
+        if not self.collection.custom:
+            return _layout("Custom tasks", note + "<p>No result of a custom task.</p>")
+        headers = [
+            _header("Task", "text"),
+            _header("Type", "text"),
+            _header("Model", "text"),
+            _header("Revision", "text"),
+            _header("Score"),
+            _header("95% interval"),
+            _header("Raw JSON", None),
+        ]
+        rows = [
+            "<tr>"
+            + _text_cell(e.task)
+            + _text_cell(e.task_type)
+            + _model_cells(e.key, linked=e.key in self.by_model)
+            + _score_cell(e.score)
+            + _interval_cell(_task_interval(e))
+            + f"<td>{_link(_raw_path(e), 'JSON')}</td></tr>"
+            for e in self.collection.custom
+        ]
+        return _layout("Custom tasks", note + _table(headers, rows))
 
     def skipped_page(self) -> str:
         """Every file left out of the site, and why."""

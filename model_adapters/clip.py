@@ -1,8 +1,10 @@
 """Dual encoders from transformers (CLIP, SigLIP, ...): one tower per modality.
 
 Texts and images of a batch are encoded in one forward pass each. An item with both an image
-and a text becomes the sum of the two L2-normalised embeddings (``fusion="normalized_sum"``);
-``fusion="sum"`` adds the raw embeddings instead, as mteb's CLIP and SigLIP wrappers do.
+and a text becomes the sum of the two raw embeddings (``fusion="sum"``, the default), as the
+CLIP, SigLIP, ALIGN, OpenCLIP, EVA-CLIP, MetaCLIP and Jina-CLIP wrappers of mteb 2.26 fuse it;
+``fusion="normalized_sum"`` adds the L2-normalised embeddings instead, so that neither tower
+outweighs the other. The fusion is in the fingerprint, so the two never share cache entries.
 
 ``autocast="bfloat16"`` (or ``"float16"``) runs both towers under ``torch.autocast`` on the
 model's device (meant for CUDA) while the weights stay in ``dtype``; embeddings come back in
@@ -32,7 +34,7 @@ from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dty
 
 # Model types whose text tower was trained on fixed-length, padded sequences.
 MAX_LENGTH_PADDING_TYPES = frozenset({"siglip", "siglip2"})
-FUSIONS = ("normalized_sum", "sum")
+FUSIONS = ("sum", "normalized_sum")
 OPTIONS = frozenset({"padding", "max_length", "fusion", "autocast"})
 AUTOCAST_DTYPES = ("bfloat16", "float16")
 # Tokenizers without a known limit report a huge sentinel as model_max_length.
@@ -44,7 +46,7 @@ class ClipAdapter:
 
     ``options``: ``padding`` (``"longest"`` or ``"max_length"``; SigLIP-family models default
     to ``"max_length"``, others to ``"longest"``), ``max_length`` (defaults to the tokenizer's
-    limit) and ``fusion`` (``"normalized_sum"`` or ``"sum"``).
+    limit) and ``fusion`` (``"sum"``, mteb's, or ``"normalized_sum"``).
     """
 
     def __init__(
@@ -101,7 +103,7 @@ class ClipAdapter:
         settings = {
             "padding": options.get("padding", default_padding),
             "max_length": int(options.get("max_length") or self._default_max_length()),
-            "fusion": options.get("fusion", "normalized_sum"),
+            "fusion": options.get("fusion", FUSIONS[0]),
             "image_processor": type(self.image_processor).__name__,
         }
         if settings["padding"] not in ("longest", "max_length"):

@@ -26,6 +26,16 @@ MLLM_MODEL_TYPES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen2_5
 LATE_INTERACTION = "late-interaction"
 # Config model types served by the late-interaction family (model_adapters/late_interaction.py).
 LATE_INTERACTION_MODEL_TYPES = frozenset({"colpali", "colqwen2"})
+# The inputs each family's adapters embed (their ``AdapterMeta.modalities``).
+FAMILY_MODALITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        SENTENCE_TRANSFORMERS: ("text",),
+        CLIP: ("image", "text"),
+        OCR: ("image", "text"),
+        MLLM: ("image", "text"),
+        LATE_INTERACTION: ("image", "text"),
+    }
+)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 # Files whose bytes make up a local model's fingerprint: weights, configs, vocabularies.
 FINGERPRINT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"})
@@ -213,6 +223,21 @@ def _adapter_class(family: str) -> Callable[..., Adapter]:
     )
 
 
+def model_modalities(model: str) -> tuple[str, ...]:
+    """The inputs ``model`` embeds, known from its family alone (no weights are read), so a
+    dry run can check them against the tasks."""
+    path = Path(model).expanduser()
+    if model in _REGISTRY:
+        family = _REGISTRY[model].family
+    elif path.is_dir():
+        family = _directory_family(path.resolve())
+    elif HUB_ID.fullmatch(model):
+        family, _ = _hub_family(model, None)
+    else:
+        raise UnknownNameError("model", model, _REGISTRY, hint=UNKNOWN_MODEL_HINT)
+    return FAMILY_MODALITIES[family]
+
+
 def _resolve(model: str, revision: str | None) -> _Resolved:
     """Registered name, then existing local directory, then hub id."""
     if model in _REGISTRY:
@@ -230,6 +255,7 @@ def _resolve_entry(entry: ModelEntry, revision: str | None) -> _Resolved:
     source = entry.resolved_source()
     revision = revision or entry.revision
     if Path(source).is_dir():
+        check_model_directory(Path(source))
         label = revision or directory_fingerprint(Path(source))
         return _Resolved(entry.name, entry.family, source, label, None, entry.options)
     if not HUB_ID.fullmatch(source):
@@ -244,6 +270,7 @@ def _resolve_entry(entry: ModelEntry, revision: str | None) -> _Resolved:
 def _resolve_directory(path: Path, revision: str | None) -> _Resolved:
     """A local model directory: family from its files, name from the directory."""
     path = path.resolve()
+    check_model_directory(path)
     family = _directory_family(path)
     label = revision or directory_fingerprint(path)
     return _Resolved(path.name, family, str(path), label, None, {})
@@ -265,6 +292,36 @@ def directory_fingerprint(path: Path) -> str:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:12]
+
+
+def check_model_directory(path: Path) -> None:
+    """Refuse a model directory with a broken file, before anything is loaded: a JSON file
+    (config, tokenizer, modules...) that does not parse, or a safetensors file whose header or
+    size is wrong (weights are loaded lazily, so this would otherwise fail mid-run)."""
+    from safetensors import safe_open
+
+    for file in sorted(path.rglob("*.json")):
+        try:
+            content = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise HarnessError(_broken_file(path, file, error)) from None
+        if file.name == "config.json" and not isinstance(content, dict):
+            error = ValueError(f"it holds a JSON {type(content).__name__}, not an object")
+            raise HarnessError(_broken_file(path, file, error))
+    for file in sorted(path.rglob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="numpy") as stored:
+                stored.keys()
+        except Exception as error:  # safetensors raises its own error type for a bad file
+            raise HarnessError(_broken_file(path, file, error)) from None
+
+
+def _broken_file(folder: Path, file: Path, error: Exception) -> str:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"model directory {folder} is broken: {file.relative_to(folder)} cannot be read "
+        f"({reason}). Download or save the model again (e.g. save_pretrained)."
+    )
 
 
 def _directory_family(path: Path) -> str:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.encoding import Encoder
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UnknownNameError
 from harness.scoring.bootstrap import UnitScores
 from tasks.definition import TaskDefinition
 
@@ -41,6 +41,8 @@ class TaskType(ABC):
 
     name: ClassVar[str]
     default_main_score: ClassVar[str]
+    # The metrics the type reports (``metric_names`` computes them where settings decide).
+    metrics: ClassVar[tuple[str, ...]] = ()
     protocol_model: ClassVar[type[Protocol]] = Protocol
     # Whether the type can score per-token (MaxSim) embeddings, not only single vectors.
     scores_multi_vector: ClassVar[bool] = False
@@ -63,6 +65,24 @@ class TaskType(ABC):
     def main_score(self, task: TaskDefinition) -> str:
         """The metric reported as ``main_score``."""
         return task.main_score or self.default_main_score
+
+    def metric_names(self, task: TaskDefinition) -> Collection[str]:
+        """The metrics this type reports for ``task`` (``main_score`` must be one of them)."""
+        return self.metrics
+
+    def check(self, task: TaskDefinition) -> None:
+        """Refuse, before any work, settings that could only fail after encoding: invalid
+        protocol constants and a main score the type does not report."""
+        self.protocol(task)
+        main, known = self.main_score(task), self.metric_names(task)
+        if main not in known:
+            raise UnknownNameError(
+                "main score",
+                main,
+                known,
+                hint=f"(task {task.name}, type {self.name}: the main_score must be one of "
+                f"{', '.join(sorted(known))}).",
+            )
 
     @abstractmethod
     def evaluate(

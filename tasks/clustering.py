@@ -29,6 +29,7 @@ from harness.scoring.bootstrap import UnitScores
 from harness.scoring.clustering import (
     KMEANS_BATCH_SIZE,
     KMEANS_SEED,
+    METRIC_KEYS,
     FitDtype,
     cluster_assignments,
     clustering_metrics,
@@ -53,6 +54,7 @@ class Clustering(TaskType):
 
     name = "clustering"
     default_main_score = "nmi"
+    metrics = METRIC_KEYS
     protocol_model = ClusteringProtocol
 
     def protocol(self, task: TaskDefinition) -> ClusteringProtocol:

@@ -45,7 +45,7 @@ from pydantic import Field, model_validator
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
-from harness.items import EncodedImage, RawItem
+from harness.items import RawItem
 from harness.scoring.compositionality import (
     cosine_similarities,
     pair_classification_flags,
@@ -128,6 +128,7 @@ class Compositionality(TaskType):
 
     name = "compositionality"
     default_main_score = "accuracy"
+    metrics = ("image_acc", "text_acc", "accuracy")
     protocol_model = CompositionalityProtocol
 
     def settings(self, task: TaskDefinition) -> CompositionalityProtocol:
@@ -198,18 +199,14 @@ def _column_samples(
         samples.append(
             Sample(
                 sample_id,
-                _row_items(task, row, sample_id, {n: c[row] for n, c in image_cells.items()}),
-                _row_items(
-                    task, row, sample_id, {n: c[row] for n, c in text_cells.items()}, text=True
-                ),
+                _row_items(sample_id, {n: c[row] for n, c in image_cells.items()}),
+                _row_items(sample_id, {n: c[row] for n, c in text_cells.items()}, text=True),
             )
         )
     return samples
 
 
-def _row_items(
-    task: TaskDefinition, row: int, sample_id: str, cells: dict[str, Any], *, text: bool = False
-) -> list[RawItem]:
+def _row_items(sample_id: str, cells: dict[str, Any], *, text: bool = False) -> list[RawItem]:
     """The raw items of one row's image (or caption) cells; a list cell is spread in place."""
     kind = "caption" if text else "image"
     items = []
@@ -217,24 +214,14 @@ def _row_items(
         values = cell if isinstance(cell, list) else [cell]
         for k, value in enumerate(values):
             item_id = f"{sample_id}/{name}" + (f"/{k}" if isinstance(cell, list) else "")
-            where = f"task {task.name}: row {row} (id {sample_id!r}), column {name!r}"
-            items.append(_raw_item(where, kind, item_id, value))
+            items.append(_raw_item(name, kind, item_id, value))
     return items
 
 
-def _raw_item(where: str, kind: str, item_id: str, value: Any) -> RawItem:
-    if value is None:
-        raise HarnessError(f"{where} has no {kind}. Fill the cell or drop the row.")
-    if kind == "caption":
-        if not isinstance(value, str):
-            raise HarnessError(f"{where} holds {type(value).__name__}, not a caption (text).")
-        return RawItem(item_id, text=value)
-    try:
-        return RawItem(item_id, image=EncodedImage.from_value(value))
-    except TypeError as error:
-        raise HarnessError(
-            f"{where} holds no image ({error}). Check protocol.image_columns."
-        ) from None
+def _raw_item(column_name: str, kind: str, item_id: str, value: Any) -> RawItem:
+    """One cell as an item; an unusable cell makes a faulty item (skippable as bad input)."""
+    part = "text" if kind == "caption" else "image"
+    return RawItem.read(item_id, **{part: value, f"{part}_column": column_name})
 
 
 def _undecoded(data: datasets.Dataset, columns: Sequence[str]) -> datasets.Dataset:
@@ -284,8 +271,10 @@ def _qrels_samples(
         missing = [doc for doc in chosen if doc not in images]
         if missing:
             raise HarnessError(f"{where}: its candidate {missing[0]!r} is not in the corpus.")
-        image_items = [_raw_item(where, "image", doc, images[doc]) for doc in chosen]
-        samples.append(Sample(query_id, image_items, [_raw_item(where, "caption", query_id, text)]))
+        image_column, text_column = column(task, "image"), column(task, "text")
+        image_items = [_raw_item(image_column, "image", doc, images[doc]) for doc in chosen]
+        caption = _raw_item(text_column, "caption", query_id, text)
+        samples.append(Sample(query_id, image_items, [caption]))
     return samples
 
 

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Category = Literal[
     "t2i", "i2t", "i2i", "t2t", "it2t", "t2it", "it2i", "i2it", "it2it", "i2c", "t2c"
 ]
+# The letters of a category and the input modalities they stand for.
+MODALITY_LETTERS = {"t": "text", "i": "image"}
 
 
 class DatasetSpec(BaseModel):
@@ -49,7 +51,7 @@ class TaskDefinition(BaseModel):
     description: str = ""
     reference: str | None = None
     dataset: DatasetSpec
-    eval_splits: list[str] = Field(default_factory=lambda: ["test"])
+    eval_splits: list[str] = Field(default_factory=lambda: ["test"], min_length=1)
     languages: list[str] = Field(default_factory=lambda: ["eng-Latn"])
     category: Category
     main_score: str | None = None
@@ -82,3 +84,10 @@ class TaskDefinition(BaseModel):
     def document_modality(self) -> str:
         """The document side of the category: ``t``, ``i`` or ``it``."""
         return self.category.split("2")[1]
+
+    @property
+    def input_modalities(self) -> frozenset[str]:
+        """What a model must embed for the task: ``text`` and/or ``image`` (a class label,
+        ``c``, is not embedded)."""
+        letters = self.query_modality + self.document_modality
+        return frozenset(name for letter, name in MODALITY_LETTERS.items() if letter in letters)

@@ -14,7 +14,7 @@ from typing import Any
 import datasets
 
 from harness.errors import HarnessError
-from harness.items import EncodedImage, RawItem
+from harness.items import RawItem
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, undecoded_images
 
@@ -52,14 +52,9 @@ def load_labelled(task: TaskDefinition, split: str) -> LabelledSplit:
     if task.query_modality == "i":
         data = undecoded_images(data, input_column)
     ids = data[column(task, "id")] if column(task, "id") in data.column_names else range(len(data))
+    part = "image" if task.query_modality == "i" else "text"
     items = [
-        _item(str(item_id), value, task.query_modality)
+        RawItem.read(item_id, **{part: value, f"{part}_column": input_column})
         for item_id, value in zip(ids, data[input_column], strict=True)
     ]
     return LabelledSplit(items, labels, names)
-
-
-def _item(item_id: str, value: Any, modality: str) -> RawItem:
-    if modality == "i":
-        return RawItem(item_id, image=EncodedImage.from_value(value))
-    return RawItem(item_id, text=str(value))

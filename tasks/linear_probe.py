@@ -46,6 +46,7 @@ from harness.encoding import Encoded, Encoder
 from harness.errors import HarnessError
 from harness.items import RawItem
 from harness.scoring.classification import (
+    CLASSIFICATION_METRICS,
     ClassificationError,
     ExperimentScores,
     FitDtype,
@@ -88,6 +89,7 @@ class LinearProbe(TaskType):
 
     name = "linear_probe"
     default_main_score = "accuracy"
+    metrics = CLASSIFICATION_METRICS
     protocol_model = LinearProbeProtocol
 
     def evaluate(

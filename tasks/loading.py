@@ -8,6 +8,7 @@ matter declares the configs, or one folder per config).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -18,18 +19,52 @@ from harness.errors import HarnessError
 from tasks.definition import TaskDefinition
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".arrow")
+# A data file named after a split: a shard as the hub names them (``<split>-00000-of-00001``),
+# or a name starting with a split keyword that ``datasets`` recognises (``validation.jsonl``).
+_SPLIT_KEYWORDS = [word for words in datasets.data_files.SPLIT_KEYWORDS.values() for word in words]
+_AFTER_SPLIT = "(?=[-_.0-9])"  # what follows a split's name in a file name
+_SPLIT_IN_NAME = re.compile(
+    r"(.+?)(?=-\d{{5}}-of-\d{{5}})|({}){}".format(
+        "|".join(sorted(_SPLIT_KEYWORDS, key=len, reverse=True)), _AFTER_SPLIT
+    )
+)
 
 
 def dataset_revision(task: TaskDefinition) -> str:
     """The declared revision, or for an undeclared local directory a hash of its files."""
+    check_local_path(task)
     if task.dataset.revision:
         return task.dataset.revision
     if not task.is_local:
         raise HarnessError(
-            f"task {task.name}: dataset {task.dataset.path} is a hub id without a revision. "
-            "Pin one with `revision:` in the task definition so results are reproducible."
+            f"task {task.name}: dataset.path {task.dataset.path}: no such directory "
+            f"({_local_candidate(task)}), and as a hub id it has no revision. Point "
+            f"dataset.path at the dataset's folder, pass --data-dir {task.name}=PATH, or pin "
+            "the hub revision with `revision:` so results are reproducible."
         )
     return local_content_hash(Path(task.dataset.path))
+
+
+def check_local_path(task: TaskDefinition) -> None:
+    """Refuse a dataset path that can only name a local directory (hub ids are ``org/name``)
+    when no such directory exists."""
+    path = task.dataset.path
+    local = path.startswith((".", "/", "~")) or "\\" in path or path.count("/") > 1
+    if local and not task.is_local:
+        raise HarnessError(
+            f"task {task.name}: dataset.path {path}: no such directory "
+            f"({_local_candidate(task)}). Point dataset.path at the dataset's folder (a "
+            f"relative path is read from the task file's folder), or pass --data-dir "
+            f"{task.name}=PATH."
+        )
+
+
+def _local_candidate(task: TaskDefinition) -> Path:
+    """Where the dataset path points as a local folder (relative to its task file)."""
+    where = Path(task.dataset.path).expanduser()
+    if task.source_file is not None and not where.is_absolute():
+        where = task.source_file.parent / where
+    return where.resolve()
 
 
 def local_content_hash(root: Path) -> str:
@@ -77,16 +112,18 @@ def resolve_config(task: TaskDefinition, part: str, candidates: Sequence[str]) -
 
 
 def load_part(task: TaskDefinition, part: str, config: str, split: str) -> datasets.Dataset:
-    """Load one config's split (the part's declared split wins; a single split is used as is)."""
+    """Load one config's split (the part's declared split wins); a split the config lacks is
+    an error naming the splits it has, never another split's rows under its name."""
     split = task.dataset.splits.get(part, split)
     path = task.dataset.path
     local_folder = Path(path) / config
     try:
         if task.is_local and not (Path(path) / "README.md").exists():
-            return _load_local_folder(local_folder, split, _cache_dir(task))
+            files = _split_files(task, part, config, local_folder, split)
+            return _load_local_files(files, _cache_dir(task))
         splits = datasets.get_dataset_split_names(path, config, revision=task.dataset.revision)
-        if split not in splits and len(splits) == 1:
-            split = splits[0]
+        if split not in splits:
+            raise _missing_split(task, part, config, split, splits)
         return datasets.load_dataset(
             path, config, split=split, revision=task.dataset.revision, cache_dir=_cache_dir(task)
         )
@@ -108,21 +145,44 @@ def _cache_dir(task: TaskDefinition) -> str | None:
     return str(Path(datasets.config.HF_DATASETS_CACHE) / "harness-local" / content)
 
 
-def _load_local_folder(folder: Path, split: str, cache_dir: str | None) -> datasets.Dataset:
-    """A config folder of data files without a dataset card: ``<split>*`` files, else all."""
+def _split_files(
+    task: TaskDefinition, part: str, config: str, folder: Path, split: str
+) -> list[Path]:
+    """A config folder's files for ``split`` when no dataset card declares them: the
+    ``<split>*`` files; all files when none is named after a split (one set for every split);
+    an error when the files are named after other splits only."""
     if not folder.is_dir() and folder.name == "default":
         folder = folder.parent  # a single-config dataset keeps its files at the top
     files = sorted(p for p in folder.rglob("*") if p.suffix in DATA_SUFFIXES)
     if not files and folder.with_suffix(".parquet").exists():
         files = [folder.with_suffix(".parquet")]
-    chosen = [p for p in files if p.name.startswith(split)] or files
-    if not chosen:
+    if not files:
         raise HarnessError(f"no data files (parquet, jsonl, csv) found for {folder}")
-    builder = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(
-        chosen[0].suffix, "json"
+    named_split = re.compile(f"{re.escape(split)}{_AFTER_SPLIT}")
+    chosen = [p for p in files if named_split.match(p.name)]
+    if chosen:
+        return chosen
+    named = sorted({m.group(1) or m.group(2) for p in files if (m := _SPLIT_IN_NAME.match(p.name))})
+    if named:
+        raise _missing_split(task, part, config, split, named)
+    return files
+
+
+def _load_local_files(files: list[Path], cache_dir: str | None) -> datasets.Dataset:
+    """One dataset of local data files of one format."""
+    builder = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(files[0].suffix, "json")
+    paths = [str(p) for p in files]
+    return datasets.load_dataset(builder, data_files=paths, split="train", cache_dir=cache_dir)
+
+
+def _missing_split(
+    task: TaskDefinition, part: str, config: str, split: str, available: Sequence[str]
+) -> HarnessError:
+    return HarnessError(
+        f"task {task.name}: dataset {task.dataset.path} has no split {split!r} in config "
+        f"{config!r} (it has {', '.join(available) or 'none'}). Set eval_splits to splits "
+        f"the dataset has, or name the split holding this part under dataset.splits.{part}."
     )
-    files = [str(p) for p in chosen]
-    return datasets.load_dataset(builder, data_files=files, split="train", cache_dir=cache_dir)
 
 
 def require_columns(

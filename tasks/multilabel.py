@@ -44,6 +44,7 @@ from pydantic import PositiveInt
 
 from harness.encoding import Encoder
 from harness.scoring.classification import (
+    MULTILABEL_METRICS,
     FitDtype,
     MultilabelClassifier,
     iterative_stratified_subsample,
@@ -80,6 +81,7 @@ class MultilabelClassification(TaskType):
 
     name = "multilabel_classification"
     default_main_score = "lrap"
+    metrics = MULTILABEL_METRICS
     protocol_model = MultilabelProtocol
 
     def evaluate(

@@ -38,7 +38,7 @@ from pydantic import Field
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
-from harness.items import EncodedImage, RawItem
+from harness.items import RawItem
 from harness.scoring.multiple_choice import candidate_run
 from tasks.definition import TaskDefinition
 from tasks.loading import (
@@ -193,12 +193,14 @@ class _ChoiceBuilder:
         for choice in choices:
             doc_id = self.doc_ids.setdefault(choice, f"corpus-{self.split}-{len(self.doc_ids)}")
             judged[doc_id] = int(choice == answer)
-        picture = row[image] if image else None
         self.queries.append(
-            RawItem(
+            RawItem.read(
                 query_id,
-                text=(row[text] or None) if text else None,
-                image=EncodedImage.from_value(picture) if picture is not None else None,
+                text=row[text] if text else None,
+                image=row[image] if image else None,
+                text_column=text,
+                image_column=image,
+                optional=bool(text and image),
             )
         )
 

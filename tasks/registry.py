@@ -13,10 +13,13 @@ from pydantic import ValidationError
 from harness.errors import HarnessError, UnknownNameError
 from tasks.base import TaskType
 from tasks.definition import TaskDefinition
+from tasks.loading import check_local_path
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 # libyaml's safe loader when PyYAML was built with it (about 10x faster), else the pure one.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A task file's nodes once its aliases are expanded; the catalog's largest file has ~3,000.
+MAX_YAML_NODES = 100_000
 # One "module:Class" per task type; a new type adds one line here.
 TYPE_CLASSES = (
     "tasks.retrieval:Retrieval",
@@ -54,10 +57,7 @@ def task_type(task: TaskDefinition) -> TaskType:
 
 def load_task_file(path: Path) -> list[TaskDefinition]:
     """Task definitions from a YAML file holding one mapping, a list, or ``tasks: [...]``."""
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
-    except (OSError, yaml.YAMLError) as error:
-        raise HarnessError(f"cannot read task file {path}: {error}") from error
+    document = read_yaml(path)
     entries = document.get("tasks", [document]) if isinstance(document, dict) else document
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise HarnessError(f"task file {path}: expected a mapping, a list, or `tasks: [...]`")
@@ -67,9 +67,56 @@ def load_task_file(path: Path) -> list[TaskDefinition]:
             definition = TaskDefinition.model_validate({**entry, "source_file": path.resolve()})
         except ValidationError as error:
             raise HarnessError(f"task file {path}: invalid task definition:\n{error}") from error
-        task_type(definition).protocol(definition)
+        task_type(definition).check(definition)
+        check_local_path(definition)
         definitions.append(definition)
     return definitions
+
+
+def read_yaml(path: Path) -> object:
+    """A YAML file's document; a clear error for a file that is not UTF-8 or not YAML, or
+    whose aliases would expand past ``MAX_YAML_NODES`` nodes (refused before building it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise HarnessError(
+            f"task file {path} is not UTF-8 text ({error.reason} at byte {error.start}). "
+            "Save it as UTF-8."
+        ) from None
+    except OSError as error:
+        raise HarnessError(f"cannot read task file {path}: {error.strerror}") from None
+    loader = YAML_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if "&" in text and _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise HarnessError(
+                f"task file {path}: its aliases expand to more than {MAX_YAML_NODES:,} nodes "
+                "(a YAML alias bomb?); refused. Write the entries out, or use fewer aliases."
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise HarnessError(f"cannot read task file {path}: {error}") from None
+    except RecursionError:
+        raise HarnessError(f"task file {path} is nested too deeply to be a task file") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for once every alias is expanded; an aliased node is
+    counted once per use but walked once (``sizes``), so a bomb is measured in linear time."""
+    key = id(node)
+    if key not in sizes:
+        sizes[key] = 1  # a node that contains itself counts once
+        if isinstance(node, yaml.SequenceNode):
+            sizes[key] += sum(_expanded_size(child, sizes) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            sizes[key] += sum(
+                _expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value
+            )
+    return sizes[key]
 
 
 @cache

@@ -7,6 +7,12 @@ Reads the layouts MIEB's retrieval datasets use on the hub: configs ``corpus``, 
 ``split_subsets`` scores each named split of the dataset as its own subset, as mteb's
 multilingual image-caption tasks (WIT, XM3600, XFlickr30k-CO) store their languages.
 
+A query or corpus id that appears on several rows, and a (query, document) pair judged more
+than once, are an error by default that names them. ``duplicates: last`` keeps the last row of
+each id and the last judgment of each pair: what mteb's qrels loader keeps
+(``dict(zip(corpus-id, score))``); mteb has no rule for a repeated query or corpus id (every
+row is encoded and searched, and its results dict keeps one score per id).
+
 Judgments that name a query or a document the dataset lacks are an error by default. mteb
 ignores them silently: a judged query that is not among the queries is never run, and a document
 judged relevant that is not in the corpus stays a relevant document that can never be retrieved
@@ -17,23 +23,24 @@ drops both kinds of judgment.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import datasets
 import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
-from harness.items import EncodedImage, RawItem
+from harness.items import RawItem
 from harness.scoring.bootstrap import UnitScores
 from harness.scoring.maxsim import maxsim_top_k
 from harness.scoring.retrieval import (
     DEFAULT_K_VALUES,
     drop_queries_without_positives,
+    metric_names,
     retrieval_scores,
 )
 from harness.scoring.search import run_from_top_k, top_k_search
@@ -127,7 +134,7 @@ class PairedRow:
 
     key: str
     captions: str | list[str] | None
-    image: EncodedImage | Image.Image | None = None
+    image: Any = None  # the stored cell, read by ``RawItem.read``
 
     def text_ids(self, prefix: str) -> list[tuple[str, str]]:
         """(id, caption) of each caption, named as mteb names them; none without a caption."""
@@ -145,9 +152,17 @@ class RetrievalProtocol(Protocol):
     skip_first_result: bool = False
     ignore_identical_ids: bool = False
     unknown_qrels: Literal["error", "mteb", "drop"] = "error"
+    duplicates: Literal["error", "last"] = "error"
     subsets: SubsetSpec | None = None
     paired: PairedSpec | None = None
     split_subsets: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("k_values")
+    @classmethod
+    def _positive_k(cls, k_values: tuple[int, ...]) -> tuple[int, ...]:
+        if not k_values or min(k_values) < 1 or len(set(k_values)) != len(k_values):
+            raise ValueError(f"k_values must be distinct positive integers, got {list(k_values)}")
+        return k_values
 
     @model_validator(mode="after")
     def _one_kind_of_subset(self) -> RetrievalProtocol:
@@ -163,6 +178,12 @@ class Retrieval(TaskType):
     default_main_score = "ndcg_at_10"
     protocol_model = RetrievalProtocol
     scores_multi_vector = True
+
+    def metric_names(self, task: TaskDefinition) -> tuple[str, ...]:
+        """Each metric at each of the protocol's k values."""
+        protocol = self.protocol(task)
+        assert isinstance(protocol, RetrievalProtocol)
+        return metric_names(protocol.k_values)
 
     def evaluate(
         self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
@@ -195,8 +216,11 @@ class Retrieval(TaskType):
         split: str,
         limit: int | None,
     ) -> SplitOutcome:
-        """Score one data split: its queries against its corpus."""
+        """Score one data split: its queries against its corpus (a subset column is read
+        before anything is encoded, so a missing one fails first)."""
         data = self._load_split(task, protocol, split, limit)
+        subsets = protocol.subsets
+        subset_of = self._subset_lookup(task, subsets, split) if subsets is not None else None
         encoded_queries = encoder.encode(
             data.queries, role="query", instruction=task.prompts.query, task=task.name
         )
@@ -205,6 +229,15 @@ class Retrieval(TaskType):
         )
         query_ids = _kept_ids(data.queries, encoded_queries.kept)
         corpus_ids = _kept_ids(data.corpus, encoded_corpus.kept)
+        for part, ids, items in (
+            ("queries", query_ids, data.queries),
+            ("corpus", corpus_ids, data.corpus),
+        ):
+            if not ids:
+                raise HarnessError(
+                    f"task {task.name}: all {len(items)} {part} item(s) of split {split!r} were "
+                    "skipped as bad input, so nothing is left to score. Fix the dataset."
+                )
         run = self._search(
             data,
             protocol,
@@ -213,7 +246,7 @@ class Retrieval(TaskType):
             Encodings(corpus_ids, encoded_corpus.vectors[encoded_corpus.kept]),
         )
         skipped = [*encoded_queries.skipped, *encoded_corpus.skipped]
-        entries, units = self._split_scores(task, protocol, split, data.qrels, run, query_ids)
+        entries, units = self._split_scores(task, protocol, subset_of, data.qrels, run, query_ids)
         return SplitOutcome(entries, skipped, units)
 
     def _load_split(
@@ -221,11 +254,11 @@ class Retrieval(TaskType):
     ) -> RetrievalSplit:
         """Queries with positives, the corpus, and their qrels (a subclass may add more)."""
         if protocol.paired is not None:
-            queries, corpus, qrels = self._paired(task, protocol.paired, split)
+            queries, corpus, qrels = self._paired(task, protocol.paired, split, protocol.duplicates)
         else:
-            qrels = self._qrels(task, split)
-            queries = self._items(task, "queries", split)
-            corpus = self._items(task, "corpus", split)
+            qrels = self._qrels(task, split, protocol.duplicates)
+            queries = self._items(task, "queries", split, protocol.duplicates)
+            corpus = self._items(task, "corpus", split, protocol.duplicates)
         qrels = _known_qrels(task, split, protocol.unknown_qrels, qrels, queries, corpus)
         qrels = drop_queries_without_positives(qrels)
         queries = [q for q in queries if q.id in qrels]
@@ -258,12 +291,13 @@ class Retrieval(TaskType):
         return run_from_top_k(queries.ids, corpus.ids, scores, indices)
 
     def _paired(
-        self, task: TaskDefinition, spec: PairedSpec, split: str
+        self, task: TaskDefinition, spec: PairedSpec, split: str, duplicates: str
     ) -> tuple[list[RawItem], list[RawItem], Qrels]:
         """Queries, corpus and qrels from a table of images with their captions (``PairedSpec``)."""
         if {task.query_modality, task.document_modality} != {"t", "i"}:
             raise HarnessError(f"task {task.name}: the paired layout needs category t2i or i2t")
         text_queries = task.query_modality == "t"
+        text_column, image_column = column(task, "text"), column(task, "image")
         if spec.corpus_splits:
             query_rows = self._paired_rows(task, spec, split, images=not text_queries)
             corpus_rows = [
@@ -278,20 +312,30 @@ class Retrieval(TaskType):
             corpus_rows = [row for row in corpus_rows if firsts[_hashable(row.captions)] is row]
         if text_queries:
             queries = [
-                RawItem(item_id, text=text)
+                RawItem.read(item_id, text=text, text_column=text_column)
                 for row in query_rows
                 for item_id, text in row.text_ids("query")
             ]
-            corpus = [RawItem(f"corpus-{row.key}", image=row.image) for row in corpus_rows]
+            corpus = [
+                RawItem.read(f"corpus-{row.key}", image=row.image, image_column=image_column)
+                for row in corpus_rows
+            ]
             qrels = {
                 query_id: {f"corpus-{row.key}": 1}
                 for row in query_rows
                 for query_id, _ in row.text_ids("query")
             }
         else:
-            queries = [RawItem(f"query-{row.key}", image=row.image) for row in query_rows]
+            queries = [
+                RawItem.read(f"query-{row.key}", image=row.image, image_column=image_column)
+                for row in query_rows
+            ]
             corpus = [  # mteb strips a document's text
-                RawItem(item_id, text=text.strip())
+                RawItem.read(
+                    item_id,
+                    text=text.strip() if isinstance(text, str) else text,
+                    text_column=text_column,
+                )
                 for row in corpus_rows
                 for item_id, text in row.text_ids("corpus")
             ]
@@ -299,6 +343,9 @@ class Retrieval(TaskType):
                 f"query-{row.key}": {doc_id: 1 for doc_id, _ in row.text_ids("corpus")}
                 for row in query_rows
             }
+        where = f"rows (column {column(task, 'id')!r})" if spec.ids == "column" else "rows"
+        queries = _unique(task, split, f"query {where}", queries, duplicates)
+        corpus = _unique(task, split, f"corpus {where}", corpus, duplicates)
         return queries, corpus, qrels
 
     def _paired_rows(
@@ -320,22 +367,37 @@ class Retrieval(TaskType):
             PairedRow(
                 key=str(row_ids[n]) if row_ids is not None else f"{split}-{number}",
                 captions=captions[n],
-                image=EncodedImage.from_value(pictures[n]) if pictures is not None else None,
+                image=pictures[n] if pictures is not None else None,
             )
             for number, n in enumerate(keep)
         ]
 
-    def _qrels(self, task: TaskDefinition, split: str) -> Qrels:
+    def _qrels(self, task: TaskDefinition, split: str, duplicates: str = "error") -> Qrels:
+        """The judgments; a pair judged twice is an error unless ``duplicates: last``."""
         config = resolve_config(task, "qrels", CONFIG_CANDIDATES["qrels"])
         data = load_part(task, "qrels", config, split)
         names = [column(task, name) for name in ("query-id", "corpus-id", "score")]
         require_columns(task, data, config, names)
         qrels: Qrels = {}
+        repeated: list[str] = []
         for query_id, doc_id, score in zip(*(data[name] for name in names), strict=True):
-            qrels.setdefault(str(query_id), {})[str(doc_id)] = int(score)
+            judged = qrels.setdefault(str(query_id), {})
+            if str(doc_id) in judged:
+                repeated.append(f"({query_id}, {doc_id})")
+            judged[str(doc_id)] = int(score)
+        if repeated and duplicates == "error":
+            raise _duplicates_error(
+                task,
+                split,
+                f"qrels (columns {names[0]!r}, {names[1]!r})",
+                "(query, document) pair",
+                repeated,
+            )
         return qrels
 
-    def _items(self, task: TaskDefinition, part: str, split: str) -> list[RawItem]:
+    def _items(
+        self, task: TaskDefinition, part: str, split: str, duplicates: str = "error"
+    ) -> list[RawItem]:
         config = resolve_config(task, part, CONFIG_CANDIDATES[part])
         data = load_part(task, part, config, split)
         id_column = _id_column(task, part, data)
@@ -346,22 +408,24 @@ class Retrieval(TaskType):
         if content[1]:
             data = undecoded_images(data, content[1])
         title = column(task, "title")
-        return list(_raw_items(data, id_column, *content, title, strip=part == "corpus"))
+        items = list(_raw_items(data, id_column, *content, title, strip=part == "corpus"))
+        return _unique(task, split, f"{part} (column {id_column!r})", items, duplicates)
 
     def _split_scores(
         self,
         task: TaskDefinition,
         protocol: RetrievalProtocol,
-        split: str,
+        subset_of: Callable[[str], str | None] | None,
         qrels: Qrels,
         run: Run,
         query_ids: list[str],
     ) -> tuple[list[Scores], dict[str, UnitScores]]:
-        """The overall ``default`` entry, then one entry per subset the protocol asks for; with
-        each subset's per-query main scores (the units of its bootstrap)."""
+        """The overall ``default`` entry, then one entry per subset the protocol asks for
+        (``subset_of`` maps an id to its subset); with each subset's per-query main scores
+        (the units of its bootstrap)."""
         groups = {"default": query_ids}
-        if protocol.subsets is not None:
-            groups |= self._subset_groups(task, protocol.subsets, split, qrels, query_ids)
+        if protocol.subsets is not None and subset_of is not None:
+            groups |= _subset_groups(protocol.subsets, subset_of, qrels, query_ids)
         entries, units = [], {}
         main = self.main_score(task)
         for subset, ids in groups.items():
@@ -381,22 +445,6 @@ class Retrieval(TaskType):
             units[subset] = UnitScores.build("mean", list(per_query), values=values)
         return entries, units
 
-    def _subset_groups(
-        self, task: TaskDefinition, spec: SubsetSpec, split: str, qrels: Qrels, ids: list[str]
-    ) -> dict[str, list[str]]:
-        """Subset name -> its queries, in name order; a query may sit in several subsets."""
-        subset_of = self._subset_lookup(task, spec, split)
-        if subset_of is None:
-            return {}
-        groups: dict[str, list[str]] = {}
-        for qid in ids:
-            members = (
-                [qid] if spec.part == "queries" else [d for d, s in qrels[qid].items() if s > 0]
-            )
-            for name in sorted({n for n in map(subset_of, members) if n is not None}):
-                groups.setdefault(name, []).append(qid)
-        return dict(sorted(groups.items()))
-
     def _subset_lookup(
         self, task: TaskDefinition, spec: SubsetSpec, split: str
     ) -> Callable[[str], str | None] | None:
@@ -415,12 +463,53 @@ class Retrieval(TaskType):
         return lambda item_id: None if values.get(item_id) is None else str(values[item_id])
 
 
+def _subset_groups(
+    spec: SubsetSpec, subset_of: Callable[[str], str | None], qrels: Qrels, ids: list[str]
+) -> dict[str, list[str]]:
+    """Subset name -> its queries, in name order; a query may sit in several subsets."""
+    groups: dict[str, list[str]] = {}
+    for qid in ids:
+        members = [qid] if spec.part == "queries" else [d for d, s in qrels[qid].items() if s > 0]
+        for name in sorted({n for n in map(subset_of, members) if n is not None}):
+            groups.setdefault(name, []).append(qid)
+    return dict(sorted(groups.items()))
+
+
 def _id_column(task: TaskDefinition, part: str, data: datasets.Dataset) -> str:
     """The declared id column, else the first of the part's usual id columns the data has."""
     declared = column(task, "id")
     if declared in data.column_names:
         return declared
     return next((c for c in ID_CANDIDATES[part] if c in data.column_names), declared)
+
+
+def _unique(
+    task: TaskDefinition, split: str, where: str, items: list[RawItem], duplicates: str
+) -> list[RawItem]:
+    """``items`` with unique ids: a repeated id is an error, or (``duplicates: last``) its
+    last row is kept, in the place of its first."""
+    counts = Counter(item.id for item in items)
+    repeated = [item_id for item_id, count in counts.items() if count > 1]
+    if not repeated:
+        return items
+    if duplicates == "error":
+        raise _duplicates_error(task, split, where, "id", repeated)
+    last = {item.id: item for item in items}
+    return list(last.values())
+
+
+def _duplicates_error(
+    task: TaskDefinition, split: str, where: str, what: str, repeated: list[str]
+) -> HarnessError:
+    """The error for ids or judgments that appear more than once, naming them."""
+    shown = ", ".join(map(repr, repeated[:SHOWN_IDS])) + (
+        ", ..." if len(repeated) > SHOWN_IDS else ""
+    )
+    return HarnessError(
+        f"task {task.name}: the {where} of split {split!r} repeat {len(repeated)} {what}(s): "
+        f"{shown}. Fix the dataset so each appears once, or set `duplicates: last` under "
+        "protocol to keep the last row of each (what mteb keeps of a repeated judgment)."
+    )
 
 
 def _known_qrels(
@@ -474,24 +563,39 @@ def _raw_items(
     *,
     strip: bool = False,
 ) -> Iterable[RawItem]:
-    """Rows as raw items; a ``modality`` column, where present, says which fields an item has.
+    """Rows as raw items; a ``modality`` column, where present, says which fields an item has
+    (without one, an item of a mixed side has whichever of text and image it holds).
 
     A document's text is its title and text joined, stripped (``strip``), as mteb reads a corpus.
+    A cell that cannot be used makes the item faulty (see ``RawItem.read``).
     """
     has_modality = "modality" in data.column_names
     has_title = text_column is not None and title_column in data.column_names
+    mixed = text_column is not None and image_column is not None
     for row in data:
-        modality = row["modality"] if has_modality else "image,text"
-        text = row[text_column] if text_column and "text" in modality else None
-        if text is not None and has_title and row[title_column]:
-            text = f"{row[title_column]} {text}".strip()
-        elif text is not None and strip:
+        modality = str(row["modality"] or "") if has_modality else "image,text"
+        text_part = text_column if "text" in modality else None
+        text = row[text_column] if text_part else None
+        title = row[title_column] if has_title else None
+        if isinstance(text, str) and isinstance(title, str) and title:
+            text = f"{title} {text}".strip()
+        elif isinstance(text, str) and strip:
             text = text.strip()
-        image = row[image_column] if image_column and "image" in modality else None
-        yield RawItem(
-            id=str(row[id_column]),
-            text=text if text else None,
-            image=EncodedImage.from_value(image) if image is not None else None,
+        image_part = image_column if "image" in modality else None
+        if text_part is None and image_part is None:
+            parts = " or ".join(
+                f"'{p}'" for p, c in (("text", text_column), ("image", image_column)) if c
+            )
+            fault = f"column 'modality' holds {modality!r}, which names no {parts} part"
+            yield RawItem(str(row[id_column]), fault=f"{fault}; fix the row or drop it")
+            continue
+        yield RawItem.read(
+            row[id_column],
+            text=text,
+            image=row[image_column] if image_part else None,
+            text_column=text_part,
+            image_column=image_part,
+            optional=mixed and not has_modality,
         )
 
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 from scipy import stats
 
 from harness.encoding import Encoder
 from harness.errors import HarnessError
-from harness.items import EncodedImage, RawItem
+from harness.items import RawItem
 from harness.scoring.bootstrap import UnitScores
 from harness.scoring.sts import PAIR_SIMILARITIES, SIMILARITIES, pair_similarities, sts_scores
 from tasks.base import Protocol, Scores, SplitOutcome, TaskType
@@ -40,12 +40,21 @@ class VisualSTSProtocol(Protocol):
     max_score: float = 5.0
     subsets: dict[str, list[str]] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _score_range(self) -> VisualSTSProtocol:
+        if not self.min_score < self.max_score:
+            raise ValueError(
+                f"min_score ({self.min_score}) must be below max_score ({self.max_score})"
+            )
+        return self
+
 
 class VisualSTS(TaskType):
     """Pairs scored by similarity; Pearson and Spearman with the gold scores."""
 
     name = "visual_sts"
     default_main_score = "cosine_spearman"
+    metrics = tuple(f"{s}_{c}" for s in PAIR_SIMILARITIES for c in ("pearson", "spearman"))
     protocol_model = VisualSTSProtocol
 
     def evaluate(
@@ -98,7 +107,11 @@ class VisualSTS(TaskType):
         items: list[RawItem] = []
         for name, side in zip(pair, (task.query_modality, task.document_modality), strict=True):
             values = undecoded_images(data, name)[name] if side == "i" else data[name]
-            items += [_item(f"{subset}/{row}/{name}", v, side) for row, v in enumerate(values)]
+            part = "image" if side == "i" else "text"
+            items += [
+                RawItem.read(f"{subset}/{row}/{name}", **{part: v, f"{part}_column": name})
+                for row, v in enumerate(values)
+            ]
         encoded = encoder.encode(items, role=None, instruction=task.prompts.query, task=task.name)
         n = len(gold)
         kept = encoded.kept[:n] & encoded.kept[n:]
@@ -145,9 +158,3 @@ def _gold(task: TaskDefinition, scores: list[Any], config: str, split: str) -> l
             "correlations need at least two."
         )
     return [float(s) for s in scores]
-
-
-def _item(item_id: str, value: Any, side: str) -> RawItem:
-    if side == "i":
-        return RawItem(item_id, image=EncodedImage.from_value(value))
-    return RawItem(item_id, text=str(value))

@@ -16,9 +16,13 @@ labels index the label names; string labels must equal a prompt (as in mteb) or 
 Reproduced defects of mteb:
 
 - mteb scores with ``softmax(100 * cosine)`` for tasks whose metadata lists the modalities as
-  ``["image", "text"]`` and with the model's similarity for ``["text", "image"]``, a choice
-  that changes the binary ``ap`` (and can change argmax on near-ties). Entries pick the path
-  with ``label_scoring: softmax`` or ``label_scoring: similarity`` (the default).
+  ``["image", "text"]`` and with the model's similarity otherwise (``["text", "image"]``, or
+  a text task's ``["text"]``), a choice that changes the binary ``ap`` (and can change argmax
+  on near-ties). Entries pick the path with ``label_scoring: softmax`` or
+  ``label_scoring: similarity``. An entry that names neither gets the path mteb takes for a
+  task of its category declared the usual way: ``softmax`` for images (``i2t``, modalities
+  ``["image", "text"]``), ``similarity`` for texts (``t2t``). The resolved path is recorded
+  in the result's protocol.
 - Some mteb tasks read label names with ``readlines()``, so their prompts keep a newline
   (``"a photo showing the country of Andorra\\n."``); an entry reproduces this by listing the
   names with the newline, or by writing it into its template.
@@ -44,6 +48,7 @@ from pydantic import field_validator
 from harness.encoding import Encoder
 from harness.errors import HarnessError
 from harness.items import RawItem
+from harness.scoring.classification import CLASSIFICATION_METRICS
 from harness.scoring.zero_shot import (
     LabelScoring,
     ensemble_label_vectors,
@@ -57,6 +62,9 @@ from tasks.labelled import LabelledSplit, load_labelled
 from tasks.loading import column
 
 PLACEHOLDER = "{label}"
+# mteb's scoring path for a task that does not name one, by the query (input) modality: image
+# tasks declare the modalities ["image", "text"] (softmax), text tasks ["text"] (similarity).
+DEFAULT_LABEL_SCORING: dict[str, LabelScoring] = {"i": "softmax", "t": "similarity"}
 # (pattern, replacement) regular-expression substitutions, applied in order.
 Rewrites = tuple[tuple[str, str], ...]
 
@@ -68,14 +76,15 @@ class ZeroShotProtocol(Protocol):
     ``label_names``: the names in label-id order, or ``feature`` for the ``ClassLabel`` names.
     ``ensemble_templates``: several templates for a CLIP-style prompt ensemble (then
     ``template`` is unused); empty (off) by default. ``label_scoring``: ``similarity`` or
-    ``softmax``, mteb's two scoring paths (see ``harness.scoring.zero_shot``).
+    ``softmax``, mteb's two scoring paths (see ``harness.scoring.zero_shot``); unset, it
+    resolves to ``DEFAULT_LABEL_SCORING`` of the task's input modality.
     ``label_name_rewrites``: ``(pattern, replacement)`` substitutions applied to each name.
     """
 
     template: str = "a photo of a {label}."
     label_names: list[str] | Literal["feature"] = "feature"
     ensemble_templates: tuple[str, ...] = ()
-    label_scoring: LabelScoring = "similarity"
+    label_scoring: LabelScoring | None = None
     label_name_rewrites: Rewrites = ()
 
     @field_validator("template")
@@ -123,17 +132,22 @@ class ZeroShotClassification(TaskType):
 
     name = "zero_shot_classification"
     default_main_score = "accuracy"
+    metrics = CLASSIFICATION_METRICS
     protocol_model = ZeroShotProtocol
 
     def protocol(self, task: TaskDefinition) -> ZeroShotProtocol:
-        """The validated protocol; the category must classify into text labels (``i2t``)."""
+        """The validated protocol, ``label_scoring`` resolved; the category must classify
+        into text labels (``i2t`` or ``t2t``)."""
         protocol = super().protocol(task)
         assert isinstance(protocol, ZeroShotProtocol)
-        if task.document_modality != "t" or task.query_modality not in ("i", "t"):
+        if task.document_modality != "t" or task.query_modality not in DEFAULT_LABEL_SCORING:
             raise HarnessError(
                 f"task {task.name}: zero-shot classification matches images or texts to text "
                 f"label prompts, so its category must be i2t or t2t, not {task.category}"
             )
+        if protocol.label_scoring is None:
+            scoring = DEFAULT_LABEL_SCORING[task.query_modality]
+            return protocol.model_copy(update={"label_scoring": scoring})
         return protocol
 
     def evaluate(
@@ -152,6 +166,7 @@ class ZeroShotClassification(TaskType):
         encoded = encoder.encode(items, role=None, instruction=task.prompts.query, task=task.name)
         if not encoded.kept.any():
             raise HarnessError(f"task {task.name}: no input of split {split!r} could be encoded")
+        assert protocol.label_scoring is not None  # resolved by ``protocol``
         scores = label_scores(
             encoded.vectors[encoded.kept],
             label_vectors,

@@ -90,24 +90,26 @@ def test_batch_size_does_not_change_embeddings(tiny: Adapter) -> None:
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_fused_item_is_the_sum_of_normalised_embeddings(tiny: Adapter) -> None:
+def test_fused_item_is_the_raw_sum_by_default(tiny: Adapter) -> None:
+    """mteb's CLIP and SigLIP wrappers add the raw text and image vectors."""
+    assert tiny.meta.options["fusion"] == "sum"
     image = _images()[0]
     text_vector, image_vector, fused = tiny.encode(
+        [{"text": TEXTS[1]}, {"image": image}, {"text": TEXTS[1], "image": image}]
+    )
+    np.testing.assert_allclose(fused, text_vector + image_vector, atol=1e-5)
+
+
+def test_normalized_sum_fusion_option(tiny_dir: Path) -> None:
+    adapter = load_adapter(str(tiny_dir), options={"fusion": "normalized_sum"})
+    image = _images()[0]
+    text_vector, image_vector, fused = adapter.encode(
         [{"text": TEXTS[1]}, {"image": image}, {"text": TEXTS[1], "image": image}]
     )
     expected = text_vector / np.linalg.norm(text_vector) + image_vector / np.linalg.norm(
         image_vector
     )
     np.testing.assert_allclose(fused, expected, atol=1e-5)
-
-
-def test_raw_sum_fusion_option(tiny_dir: Path) -> None:
-    adapter = load_adapter(str(tiny_dir), options={"fusion": "sum"})
-    image = _images()[0]
-    text_vector, image_vector, fused = adapter.encode(
-        [{"text": TEXTS[1]}, {"image": image}, {"text": TEXTS[1], "image": image}]
-    )
-    np.testing.assert_allclose(fused, text_vector + image_vector, atol=1e-5)
 
 
 def test_embeddings_equal_a_direct_transformers_forward(tiny: Adapter, tiny_dir: Path) -> None:
@@ -143,7 +145,7 @@ def test_bfloat16_runs_on_cpu(tiny: Adapter, tiny_dir: Path) -> None:
     [
         {"revision": "other-revision"},
         {"dtype": "bfloat16"},
-        {"options": {"fusion": "sum"}},
+        {"options": {"fusion": "normalized_sum"}},
         {"options": {"max_length": 8}},
     ],
     ids=["revision", "dtype", "fusion", "max_length"],

@@ -69,11 +69,17 @@ REAL_TASKS = yaml.safe_load(
   category: i2t
   protocol: {image_columns: [image], text_columns: [true_caption, false_caption]}
 - name: SugarCrepe
-  dataset: {path: mteb/SUGARCREPE_fmt, revision: e9e0e3ce40c94023c819d3413edb5d090ec9f0d8}
+  dataset:
+    path: mteb/SUGARCREPE_fmt
+    revision: e9e0e3ce40c94023c819d3413edb5d090ec9f0d8
+    splits: {default: train}
   category: i2t
   protocol: {image_columns: [images], text_columns: [caption, negative_caption]}
 - name: ImageCoDe
-  dataset: {path: mteb/imagecode-multi, revision: 0a27b28e13841897d490a40fb88a003f04d7e314}
+  dataset:
+    path: mteb/imagecode-multi
+    revision: 0a27b28e13841897d490a40fb88a003f04d7e314
+    splits: {corpus: corpus}
   category: it2i
   protocol: {source: qrels}
 """
@@ -86,7 +92,9 @@ TEXT = datasets.Value("string")
 def definition(name: str, root: Path | None = None, **protocol: Any) -> TaskDefinition:
     """The real task entry ``name``, pointed at a local copy and with protocol overrides."""
     entry = next(e for e in REAL_TASKS if e["name"] == name)
-    dataset = {"path": str(root), "revision": None} if root else entry["dataset"]
+    dataset = (
+        {**entry["dataset"], "path": str(root), "revision": None} if root else entry["dataset"]
+    )
     return TaskDefinition.model_validate(
         {
             **entry,
@@ -429,8 +437,8 @@ def _aro_with(change: dict[str, Any], row: int) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("rows", "fragments"),
     [
-        (_aro_with({"hard_text_2": None}, 3), ["row 3", "'hard_text_2'", "no caption"]),
-        (_aro_with({"images": None}, 1), ["row 1", "'images'", "no image"]),
+        (_aro_with({"hard_text_2": None}, 3), ["'3/hard_text_2'", "'hard_text_2'", "empty"]),
+        (_aro_with({"images": None}, 1), ["'1/images'", "'images'", "empty"]),
     ],
     ids=["none-caption", "missing-image"],
 )

@@ -53,13 +53,13 @@ def test_hand_computed_table() -> None:
     assert [rows[m].borda_rank for m in BORDA_ORDER] == [1, 2, 3]
     alpha, hostile, small = (rows[m] for m in BORDA_ORDER)
     assert alpha.type_means["retrieval"] == Aggregate(pytest.approx(0.7), 2, 2)
-    assert alpha.type_means["clustering"] == Aggregate(0.3, 1, 1)
+    assert alpha.type_means["zero_shot_classification"] == Aggregate(0.3, 1, 1)
     assert alpha.mean_of_type_means == Aggregate(pytest.approx(0.5), 3, 3)
     assert alpha.mean_over_tasks == Aggregate(pytest.approx(1.7 / 3), 3, 3)
     assert alpha.mean_of_type_means.complete
-    # The hostile model lacks S1: its clustering mean is missing, the overall ones partial.
+    # The hostile model lacks S1: its zero-shot mean is missing, the overall ones partial.
     assert hostile.type_means["retrieval"] == Aggregate(pytest.approx(0.8), 2, 2)
-    assert hostile.type_means["clustering"] == Aggregate(None, 0, 1)
+    assert hostile.type_means["zero_shot_classification"] == Aggregate(None, 0, 1)
     assert hostile.mean_of_type_means == Aggregate(pytest.approx(0.8), 2, 3)
     assert not hostile.mean_of_type_means.complete
     assert hostile.mean_over_tasks == Aggregate(pytest.approx(0.8), 2, 3)

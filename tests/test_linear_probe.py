@@ -273,7 +273,7 @@ def test_undecodable_train_image_is_skipped_on_request(tiny_clip: Any, tmp_path:
     splits = {"train": broken, "test": rows}
     data = write_labelled_dataset(tmp_path / "data", splits, datasets.Value("int64"))
     task = load_entry(tmp_path, linear_entry("Broken", data))
-    with pytest.raises(HarnessError, match="item '3' cannot be decoded"):
+    with pytest.raises(HarnessError, match="item '3': the image in column 'img' cannot be decoded"):
         evaluate(task, tiny_clip)
     encoder = Encoder(tiny_clip, skip_bad_inputs=True, show_progress=False)
     outcome = LinearProbe().evaluate(task, encoder, split="test")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.results import read_result
 from harness.submission import InvalidSubmission, submit
+from harness.validation import task_record
 from tasks.loading import dataset_revision
 from tasks.registry import builtin_tasks
 from tests.dataset_fixtures import run_cli
@@ -23,7 +26,7 @@ TASK = "DemoShapesT2IRetrieval"
 def clean_results(tmp_path_factory: pytest.TempPathFactory, tiny_clip_dir: Path) -> Path:
     """The results folder of a real `harness run` of the tiny CLIP on a built-in demo task."""
     workdir = tmp_path_factory.mktemp("run")
-    assert run_cli(tiny_clip_dir, TASK, workdir, "--limit", "5") == 0
+    assert run_cli(tiny_clip_dir, TASK, workdir) == 0
     return workdir / "out"
 
 
@@ -32,14 +35,23 @@ def task_file(folder: Path) -> Path:
     return path
 
 
-def changed_copy(clean: Path, tmp_path: Path, main_score: object) -> Path:
-    """A copy of the clean results with another main score."""
+def changed_copy(clean: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], Any]) -> Path:
+    """A copy of the clean results whose task file was changed by ``edit``."""
     folder = tmp_path / "changed"
     shutil.copytree(clean, folder)
     payload = json.loads(task_file(folder).read_text())
-    payload["scores"]["test"][0]["main_score"] = main_score
+    edit(payload)
     task_file(folder).write_text(json.dumps(payload))
     return folder
+
+
+def slower(payload: dict[str, Any]) -> None:
+    """Another timing: a valid result with other content and the same scores."""
+    payload["evaluation_time"] = 123.0
+
+
+def out_of_range(payload: dict[str, Any]) -> None:
+    payload["scores"]["test"][0]["main_score"] = 7.0
 
 
 def test_files_under_the_canonical_layout(clean_results: Path, tmp_path: Path) -> None:
@@ -71,19 +83,19 @@ def test_different_results_are_not_replaced_without_overwrite(
     tree = tmp_path / "tree"
     submit(clean_results, tree)
     before = task_file(tree).read_bytes()
-    changed = changed_copy(clean_results, tmp_path, 0.5)
+    changed = changed_copy(clean_results, tmp_path, slower)
     with pytest.raises(HarnessError, match="already exists with different content"):
         submit(changed, tree)
     assert task_file(tree).read_bytes() == before
     statuses = {e.path.name: e.status for e in submit(changed, tree, overwrite=True)}
     assert statuses == {f"{TASK}.json": "replaced", "model_meta.json": "unchanged"}
-    assert read_result(task_file(tree)).main_scores() == {"test": 0.5}
+    assert read_result(task_file(tree)).evaluation_time == 123.0
 
 
 def test_invalid_submission_is_refused_with_its_problems(
     clean_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    changed = changed_copy(clean_results, tmp_path, 7.0)
+    changed = changed_copy(clean_results, tmp_path, out_of_range)
     with pytest.raises(InvalidSubmission, match="outside"):
         submit(changed, tmp_path / "tree")
     assert main(["submit", str(changed), "--to", str(tmp_path / "tree")]) == 1
@@ -94,7 +106,7 @@ def test_invalid_submission_is_refused_with_its_problems(
 
 
 def test_two_different_copies_of_one_task_are_refused(clean_results: Path, tmp_path: Path) -> None:
-    changed = changed_copy(clean_results, tmp_path, 0.5)
+    changed = changed_copy(clean_results, tmp_path, slower)
     both = tmp_path / "both"
     shutil.copytree(clean_results, both / "a")
     shutil.copytree(changed, both / "b")
@@ -108,7 +120,9 @@ def test_differing_model_meta_for_one_model_is_refused(clean_results: Path, tmp_
     shutil.copytree(clean_results, folder / "a")
     shutil.copytree(clean_results, folder / "b")
     payload = json.loads(task_file(folder / "b").read_text())
-    payload.update(task_name=other, dataset_revision=dataset_revision(builtin_tasks()[other]))
+    definition = builtin_tasks()[other]
+    payload.update(task_name=other, dataset_revision=dataset_revision(definition))
+    payload["harness"]["task"] = task_record(definition)
     task_file(folder / "b").write_text(json.dumps(payload))
     task_file(folder / "b").rename(task_file(folder / "b").with_name(f"{other}.json"))
     [meta] = (folder / "b").rglob("model_meta.json")

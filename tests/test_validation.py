@@ -24,7 +24,7 @@ Payload = dict[str, Any]
 def clean_results(tmp_path_factory: pytest.TempPathFactory, tiny_clip_dir: Path) -> Path:
     """The results folder of a real `harness run` of the tiny CLIP on a built-in demo task."""
     workdir = tmp_path_factory.mktemp("run")
-    assert run_cli(tiny_clip_dir, TASK, workdir, "--limit", "5") == 0
+    assert run_cli(tiny_clip_dir, TASK, workdir) == 0
     return workdir / "out"
 
 

@@ -9,12 +9,35 @@ recomputed on any resample of the units:
 - ``spearman``: the predicted similarity and the gold score of each pair;
 - ``v_measure``, ``nmi``, ``ari``, ``cluster_accuracy``: each item's label and cluster id.
 
-Intervals are percentile intervals over seeded resamples of the units, drawn with replacement.
+Intervals come from 1,000 seeded resamples of the units; each estimates the spread of the score
+over test sets of the same size drawn like this one, and always contains the score. The method
+depends on the statistic:
+
+- ``mean`` and ``spearman``: the **percentile bootstrap** (resamples of n units drawn with
+  replacement, the central 95% of their scores). A mean's resamples are centred on the score,
+  and Spearman's resampling bias is small against its spread (simulated at 30 to 200 pairs:
+  95% intervals covered the expected score 94-95% of the time and always held their score).
+- the clustering statistics (``nmi``, ``v_measure``, ``ari``, ``cluster_accuracy``):
+  **half-sampling**, the delete-d jackknife with d = n - m: resamples of m = ceil(n / 2) distinct
+  units drawn without replacement, their scores recentred on the score and scaled by
+  sqrt(m / (n - m)), so that their spread is that of a score on n units. These statistics are
+  plug-in estimates biased at finite n (NMI upwards, by roughly (labels - 1)(clusters - 1) / 2n
+  nats of mutual information); a resample drawn with replacement adds that bias a second time,
+  so the percentile interval sat above the score (a clustering with NMI 0.114 had an interval
+  of [0.116, 0.157]). Simulated, the half-sampling 95% interval covered the expected NMI in
+  89-98% of datasets and always held its score; the percentile bootstrap in as few as 5%.
+
+What an interval estimates is the score's expected value on a fresh test set of this size drawn
+like this one. For a mean that is the population value; for NMI it sits above the NMI of the
+whole population by the plug-in bias, which shrinks as 1/n and is nearly the same for two runs
+on the same data. Should the resampled scores put more than 97.5% of their mass on one side of
+the score (possible only with a handful of units), the bound is set at the score.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +129,17 @@ STATISTICS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
 
 
 _VECTORISED = ("mean", "spearman", "nmi")
+PERCENTILE_BOOTSTRAP = "percentile bootstrap over units"
+HALF_SAMPLING = "half-sampling without replacement over units, recentred on the score"
+# The statistics whose resamples are half-samples (see the module docstring), with the range of
+# their values, which the recentred draws are kept in (ARI's least value is -1/2: Chacon and
+# Rastrojo, "Minimum adjusted Rand index for two clusterings of a given size", 2023).
+_HALF_SAMPLED = {
+    "nmi": (0.0, 1.0),
+    "v_measure": (0.0, 1.0),
+    "cluster_accuracy": (0.0, 1.0),
+    "ari": (-0.5, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -141,6 +175,36 @@ class UnitScores:
         index = np.arange(len(self)) if index is None else index
         return float(STATISTICS[self.statistic][1](self.columns, index))
 
+    @property
+    def method(self) -> str:
+        """How this statistic's intervals resample the units."""
+        return HALF_SAMPLING if self.statistic in _HALF_SAMPLED else PERCENTILE_BOOTSTRAP
+
+    def resample_indices(
+        self, resamples: int = RESAMPLES, seed: int = SEED
+    ) -> Iterator[np.ndarray]:
+        """The seeded resamples of the units that ``method`` draws, in blocks."""
+        sampler = half_sample_blocks if self.method == HALF_SAMPLING else resample_blocks
+        return sampler(len(self), resamples, seed)
+
+    def on_score_scale(
+        self, point: float, values: np.ndarray, *, difference: bool = False
+    ) -> np.ndarray:
+        """Resampled values of this statistic (or, with ``difference``, of the difference of
+        two runs' statistics), whose observed value is ``point``, as draws around ``point``:
+        bootstrap values as they are; half-sample values recentred on ``point``, scaled by
+        sqrt(m / (n - m)) to the spread of n units and kept in the range of the values."""
+        finite = values[np.isfinite(values)]
+        if self.method == PERCENTILE_BOOTSTRAP or len(finite) == 0:
+            return values
+        n = len(self)
+        half = _half(n)
+        spread = math.sqrt(half / (n - half)) if n > half else 0.0
+        low, high = _HALF_SAMPLED[self.statistic]
+        if difference:
+            low, high = low - high, high - low
+        return np.clip(point + (values - finite.mean()) * spread, low, high)
+
     def resampled_scores(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
         """The statistic on each row of each (rows, units) block of resample indices."""
         statistic = STATISTICS[self.statistic][1]
@@ -167,15 +231,32 @@ def resample_blocks(
         yield rng.integers(0, n_units, size=(min(_BLOCK_ROWS, resamples - start), n_units))
 
 
+def half_sample_blocks(
+    n_units: int, resamples: int = RESAMPLES, seed: int = SEED
+) -> Iterator[np.ndarray]:
+    """Seeded subsets of ``ceil(n_units / 2)`` distinct units, drawn without replacement:
+    ``resamples`` rows in blocks of fixed size."""
+    rng = np.random.default_rng(seed)
+    units = np.arange(n_units)
+    for start in range(0, resamples, _BLOCK_ROWS):
+        rows = min(_BLOCK_ROWS, resamples - start)
+        yield rng.permuted(np.tile(units, (rows, 1)), axis=1)[:, : _half(n_units)]
+
+
+def _half(n_units: int) -> int:
+    return (n_units + 1) // 2
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A percentile bootstrap interval."""
+    """A resampling interval of a score; ``method`` names how the units were resampled."""
 
     low: float
     high: float
     level: float
     resamples: int
     seed: int
+    method: str
 
 
 def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -193,9 +274,12 @@ def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]
 def bootstrap_interval(
     units: UnitScores, level: float = LEVEL, resamples: int = RESAMPLES, seed: int = SEED
 ) -> Interval:
-    """The percentile interval of the statistic over seeded resamples of the units."""
-    scores = units.resampled_scores(resample_blocks(len(units), resamples, seed))
-    return Interval(*percentile_interval(scores, level), level, resamples, seed)
+    """The central ``level`` interval of the score over seeded resamples of the units, by the
+    statistic's method (see the module docstring); it always contains the score."""
+    point = units.score()
+    scores = units.resampled_scores(units.resample_indices(resamples, seed))
+    low, high = percentile_interval(units.on_score_scale(point, scores), level)
+    return Interval(min(low, point), max(high, point), level, resamples, seed, units.method)
 
 
 @dataclass(frozen=True)
@@ -218,7 +302,8 @@ def paired_bootstrap(
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> PairedTest:
-    """Resample the shared units jointly and score both runs on each resample.
+    """Resample the shared units jointly (by the statistic's method) and score both runs on
+    each resample; half-sampled differences are recentred on the observed one.
 
     The p-value is two-sided: twice the smaller share of resampled differences on either side
     of zero (capped at 1), so identical runs give 1 and a difference that never changes sign
@@ -226,15 +311,15 @@ def paired_bootstrap(
     """
     if baseline.statistic != new.statistic or baseline.ids_digest != new.ids_digest:
         raise ValueError("the two runs do not score the same units with the same statistic")
+    delta = new.score() - baseline.score()
     deltas = np.concatenate(
         [
             new.resampled_scores([block]) - baseline.resampled_scores([block])
-            for block in resample_blocks(len(baseline), resamples, seed)
+            for block in baseline.resample_indices(resamples, seed)
         ]
     )
+    deltas = baseline.on_score_scale(delta, deltas, difference=True)
     deltas = deltas[np.isfinite(deltas)]
     low, high = percentile_interval(deltas, level)
     p_value = min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0))) if len(deltas) else 1.0
-    return PairedTest(
-        new.score() - baseline.score(), low, high, float(p_value), level, resamples, seed
-    )
+    return PairedTest(delta, low, high, float(p_value), level, resamples, seed)

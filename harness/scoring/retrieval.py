@@ -139,6 +139,12 @@ def _per_query(
     return values
 
 
+def metric_names(k_values: Sequence[int]) -> tuple[str, ...]:
+    """The names of the metrics ``retrieval_scores`` reports for ``k_values``."""
+    names = [f"{name}_at_{k}" for name in (*_PYTREC_MEASURES, "mrr") for k in k_values]
+    return (*names, *(("accuracy",) if 1 in k_values else ()))
+
+
 def _aggregate(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """mteb's aggregate: a plain sum in query order over the number of queries.
 
