@@ -38,7 +38,7 @@ from model_adapters.registry import load_adapter
 from tasks.base import TaskType
 from tasks.definition import TaskDefinition
 from tasks.loading import dataset_revision
-from tasks.registry import resolve_tasks, task_type
+from tasks.registry import resolve_tasks, task_record, task_type
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def _run_task(
     kind = task_type(task)
     kind.check_adapter(task, meta.similarity)
     revision = dataset_revision(task)
-    record = _task_record(task, kind)
+    record = task_record(task)
     identity = run_identity(
         task=record,
         dataset_revision=revision,
@@ -249,14 +249,6 @@ def _stored_result(path: Path, identity: dict[str, Any]) -> tuple[ResultFile | N
         return stored, ""
     more = f"; +{len(changed) - 2} more" if len(changed) > 2 else ""
     return None, "; ".join(changed[:2]) + more
-
-
-def _task_record(task: TaskDefinition, kind: TaskType) -> dict[str, Any]:
-    """The task as a result records it: its definition, resolved protocol and main score."""
-    record = task.model_dump(mode="json")
-    record["protocol"] = kind.protocol(task).model_dump(mode="json")
-    record["main_score"] = kind.main_score(task)
-    return record
 
 
 def with_data_dirs(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> list[TaskDefinition]:

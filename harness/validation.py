@@ -221,17 +221,6 @@ def _rerun(result: ResultFile) -> str:
     return f"re-run the task, `harness run --model {model} --tasks {result.task_name} --overwrite`"
 
 
-def task_record(task: TaskDefinition) -> dict[str, Any]:
-    """The task as a run records it: its definition with the resolved protocol and main score."""
-    from tasks.registry import task_type
-
-    kind = task_type(task)
-    record = task.model_dump(mode="json")
-    record["protocol"] = kind.protocol(task).model_dump(mode="json")
-    record["main_score"] = kind.main_score(task)
-    return record
-
-
 def protocol_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """A task record less its descriptive fields and its dataset's location: what fixes its
     numbers. A dataset's location may move (a local copy, another checkout); its revision pins
@@ -270,6 +259,8 @@ def _check_result(
         yield from _check_splits(file, result, splits)
         yield from _check_scores(file, result, [s for s in splits if s in result.scores], metric)
         return
+    from tasks.registry import task_record
+
     expected = task_record(task)
     yield from _check_revision(file, result, task)
     yield from _check_protocol(file, result, task.name, expected)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import cache
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -53,6 +54,16 @@ def task_type(task: TaskDefinition) -> TaskType:
         raise UnknownNameError(
             "task type", task.type, TASK_TYPES, hint=f"(task {task.name})"
         ) from None
+
+
+def task_record(task: TaskDefinition) -> dict[str, Any]:
+    """The task as a result records it: its definition with the resolved protocol and main
+    score."""
+    kind = task_type(task)
+    record = task.model_dump(mode="json")
+    record["protocol"] = kind.protocol(task).model_dump(mode="json")
+    record["main_score"] = kind.main_score(task)
+    return record
 
 
 def load_task_file(path: Path) -> list[TaskDefinition]:

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.validation import MODEL_META, task_record
+from harness.validation import MODEL_META
 from tasks.loading import dataset_revision
-from tasks.registry import builtin_tasks
+from tasks.registry import builtin_tasks, task_record
 
 HOSTILE = "<script>alert(1)</script>"
 UNITS = 1000

@@ -14,9 +14,8 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.results import read_result
 from harness.submission import InvalidSubmission, submit
-from harness.validation import task_record
 from tasks.loading import dataset_revision
-from tasks.registry import builtin_tasks
+from tasks.registry import builtin_tasks, task_record
 from tests.dataset_fixtures import run_cli
 
 TASK = "DemoShapesT2IRetrieval"
