@@ -69,12 +69,17 @@ def test_unreadable_entry_is_a_miss(tmp_path: Path) -> None:
     assert cache.get_many([key]) == {}
 
 
+def _own_key(worker: int, i: int) -> str:
+    """A key only ``worker`` writes; its "ff" prefix keeps it apart from the shared keys."""
+    return f"ff{worker:02x}{i:060x}"
+
+
 def _writer(root: str, worker: int) -> None:
     cache = EmbeddingCache(root)
     for i in range(60):
         key = f"{i:064x}"  # every worker writes the same keys: maximal contention
         cache.put_many({key: np.full(8, i, np.float32)})
-        cache.put_many({f"{worker:02x}{i:062x}": np.full(8, worker, np.float32)})
+        cache.put_many({_own_key(worker, i): np.full(8, worker, np.float32)})
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
@@ -89,5 +94,5 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     shared = cache.get_many(f"{i:064x}" for i in range(60))
     assert len(shared) == 60
     assert all(np.all(vector == i) for i, vector in enumerate(shared.values()))
-    own = cache.get_many(f"{w:02x}{i:062x}" for w in range(4) for i in range(60))
+    own = cache.get_many(_own_key(w, i) for w in range(4) for i in range(60))
     assert len(own) == 240
