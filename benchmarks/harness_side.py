@@ -25,7 +25,7 @@ def main(
 ) -> None:
     """Run the suite through the harness CLI; write scores, counts, time and memory."""
     _probe.install()
-    from harness.cli import main as harness_main
+    from harness.app.cli import main as harness_main
 
     tasks = SUITE_TASKS["b" if suite == "c" else suite]
     start = time.perf_counter()

@@ -1,12 +1,11 @@
 """Results folders in, validated entries out; every file that cannot be used is listed, with why.
 
-Every file gets the checks of ``harness validate`` (:func:`harness.validation.validate`): links
-are never followed, and a file with any problem (a forged or inconsistent score, a ``--limit``
+Every file gets the checks of ``harness validate`` (:func:`harness.engine.validation.validate`):
+links are never followed, and a file with any problem (a forged or inconsistent score, a ``--limit``
 run, another revision of the dataset, a task setting or split not the built-in definition's, a
-duplicate, another fingerprint under the same model revision) is a :class:`Skipped` entry with
-the reason, never a score. A built-in task's type and eval splits come from its definition;
-tasks that are not built in are collected apart and never ranked. Each revision of a model is
-its own row.
+duplicate, another fingerprint under the same model revision) is a :class:`Skipped` entry with the
+reason, never a score. A built-in task's type and eval splits come from its definition; tasks that
+are not built in are collected apart and never ranked. Each revision of a model is its own row.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from harness.results import ResultFile
-from harness.validation import MODEL_META, Validation, validate
-from leaderboard.aggregate import task_score
+from harness.engine.main_score import task_score
+from harness.engine.results import ResultFile
+from harness.engine.validation import MODEL_META, Validation, validate
 
 # A row of the leaderboard: a model's name and revision.
 ModelKey = tuple[str, str]

@@ -19,9 +19,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, UnknownNameError
-from harness.results import SITE_MARKER
-from harness.validation import MODEL_META
+from harness.core.errors import HarnessError, UnknownNameError
+from harness.engine.results import SITE_MARKER
+from harness.engine.validation import MODEL_META
 from leaderboard.aggregate import Aggregate, OverviewRow, overview, tasks_by_type, type_means
 from leaderboard.collect import Collection, Entry, ModelKey, collect
 

@@ -28,8 +28,8 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
-from harness.errors import BadInputError, HarnessError
-from model_adapters.base import AdapterMeta, Item, Role, check_options
+from harness.core.adapter import AdapterMeta, Item, Role, check_options
+from harness.core.errors import BadInputError, HarnessError
 from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
 
 # Model types whose text tower was trained on fixed-length, padded sequences.

@@ -22,8 +22,8 @@ import transformers
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer
 
-from harness.errors import BadInputError, HarnessError
-from model_adapters.base import AdapterMeta, Item, Role
+from harness.core.adapter import AdapterMeta, Item, Role
+from harness.core.errors import BadInputError, HarnessError
 from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
 
 FAMILY = "late-interaction"

@@ -26,8 +26,8 @@ from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 from transformers.utils import cached_file
 
-from harness.errors import BadInputError, HarnessError
-from model_adapters.base import AdapterMeta, Item, Role, check_options
+from harness.core.adapter import AdapterMeta, Item, Role, check_options
+from harness.core.errors import BadInputError, HarnessError
 from model_adapters.torch_utils import DTYPES, n_parameters, resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from harness.errors import BadInputError, HarnessError
-from model_adapters.base import AdapterMeta, Item, Role
+from harness.core.adapter import AdapterMeta, Item, Role
+from harness.core.errors import BadInputError, HarnessError
 from model_adapters.sentence_transformers import SentenceTransformerAdapter
 
 BINARY = "tesseract"

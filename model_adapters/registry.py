@@ -14,8 +14,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from harness.errors import HarnessError, UnknownNameError
-from model_adapters.base import Adapter
+from harness.core.adapter import Adapter
+from harness.core.errors import HarnessError, UnknownNameError
 
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 CLIP = "clip"

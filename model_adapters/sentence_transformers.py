@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from harness.errors import BadInputError, HarnessError
-from model_adapters.base import AdapterMeta, Item, Role, Similarity, check_options
+from harness.core.adapter import AdapterMeta, Item, Role, Similarity, check_options
+from harness.core.errors import BadInputError, HarnessError
 from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
 
 OPTIONS = frozenset({"prompts", "uses_instructions", "instruction_template"})

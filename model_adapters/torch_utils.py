@@ -6,7 +6,7 @@ import re
 
 import torch
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError, UnknownNameError
+from harness.core.encoder import Encoder
+from harness.core.errors import HarnessError, UnknownNameError
 from harness.scoring.bootstrap import UnitScores
 from tasks.definition import TaskDefinition
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from harness.errors import HarnessError, UnknownNameError
+from harness.core.errors import HarnessError, UnknownNameError
 from tasks.registry import YAML_LOADER, builtin_tasks
 
 BENCHMARKS_FILE = Path(__file__).parent / "benchmarks.yaml"

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from pydantic import PositiveInt
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
+from harness.core.encoder import Encoder
+from harness.core.errors import HarnessError
 from harness.scoring.bootstrap import UnitScores
 from harness.scoring.clustering import (
     KMEANS_BATCH_SIZE,

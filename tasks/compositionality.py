@@ -43,9 +43,9 @@ import datasets
 import numpy as np
 from pydantic import Field, model_validator
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
-from harness.items import RawItem
+from harness.core.encoder import Encoder
+from harness.core.errors import HarnessError
+from harness.core.items import RawItem
 from harness.scoring.compositionality import (
     cosine_similarities,
     pair_classification_flags,

@@ -13,8 +13,8 @@ from typing import Any
 
 import datasets
 
-from harness.errors import HarnessError
-from harness.items import RawItem
+from harness.core.errors import HarnessError
+from harness.core.items import RawItem
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, undecoded_images
 

@@ -42,9 +42,9 @@ import datasets
 import numpy as np
 from pydantic import PositiveInt
 
-from harness.encoding import Encoded, Encoder
-from harness.errors import HarnessError
-from harness.items import RawItem
+from harness.core.encoder import Encoded, Encoder
+from harness.core.errors import HarnessError
+from harness.core.items import RawItem
 from harness.scoring.classification import (
     CLASSIFICATION_METRICS,
     ClassificationError,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import datasets
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from tasks.definition import TaskDefinition
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".arrow")

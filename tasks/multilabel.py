@@ -42,7 +42,7 @@ from collections.abc import Hashable, Sequence
 
 from pydantic import PositiveInt
 
-from harness.encoding import Encoder
+from harness.core.encoder import Encoder
 from harness.scoring.classification import (
     MULTILABEL_METRICS,
     FitDtype,

@@ -36,9 +36,9 @@ from typing import Any, Literal
 import datasets
 from pydantic import Field
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
-from harness.items import RawItem
+from harness.core.encoder import Encoder
+from harness.core.errors import HarnessError
+from harness.core.items import RawItem
 from harness.scoring.multiple_choice import candidate_run
 from tasks.definition import TaskDefinition
 from tasks.loading import (

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from harness.errors import HarnessError, UnknownNameError
+from harness.core.errors import HarnessError, UnknownNameError
 from tasks.base import TaskType
 from tasks.definition import TaskDefinition
 from tasks.loading import check_local_path

@@ -32,9 +32,9 @@ import datasets
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
-from harness.items import RawItem
+from harness.core.encoder import Encoder
+from harness.core.errors import HarnessError
+from harness.core.items import RawItem
 from harness.scoring.bootstrap import UnitScores
 from harness.scoring.maxsim import maxsim_top_k
 from harness.scoring.retrieval import (

@@ -21,9 +21,9 @@ import numpy as np
 from pydantic import Field, model_validator
 from scipy import stats
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
-from harness.items import RawItem
+from harness.core.encoder import Encoder
+from harness.core.errors import HarnessError
+from harness.core.items import RawItem
 from harness.scoring.bootstrap import UnitScores
 from harness.scoring.sts import PAIR_SIMILARITIES, SIMILARITIES, pair_similarities, sts_scores
 from tasks.base import Protocol, Scores, SplitOutcome, TaskType

@@ -45,9 +45,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import field_validator
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
-from harness.items import RawItem
+from harness.core.encoder import Encoder
+from harness.core.errors import HarnessError
+from harness.core.items import RawItem
 from harness.scoring.classification import CLASSIFICATION_METRICS
 from harness.scoring.zero_shot import (
     LabelScoring,

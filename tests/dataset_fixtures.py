@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import yaml
 from PIL import Image
 
-from harness.cli import main
-from model_adapters.base import AdapterMeta
+from harness.app.cli import main
+from harness.core.adapter import AdapterMeta
 from tasks.demo.build import ITEM_FEATURES, QREL_FEATURES  # the MIEB retrieval layout
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.validation import MODEL_META
+from harness.engine.validation import MODEL_META
 from tasks.loading import dataset_revision
 from tasks.registry import builtin_tasks, task_record
 

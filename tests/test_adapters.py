@@ -17,9 +17,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-from harness.errors import BadInputError, HarnessError, UnknownNameError
+from harness.core.adapter import Adapter
+from harness.core.errors import BadInputError, HarnessError, UnknownNameError
 from model_adapters import load_adapter, registered_models
-from model_adapters.base import Adapter
 from model_adapters.registry import directory_fingerprint
 
 TEXTS = ["a cat sits on a mat", "two dogs running in the park", "a red car", "sky", "the sea"]

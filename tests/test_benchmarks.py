@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.plan import plan
+from harness.app.cli import main
+from harness.app.plan import plan
 from tasks.benchmarks import Benchmark, benchmark_task_names, builtin_benchmarks
 from tasks.registry import builtin_tasks, demo_tasks, resolve_tasks
 

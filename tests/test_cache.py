@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cache import EmbeddingCache, cache_key
-from harness.items import EncodedImage, RawItem
+from harness.core.items import EncodedImage, RawItem
+from harness.engine.cache import EmbeddingCache, cache_key
 
 
 def test_round_trip(tmp_path: Path) -> None:

@@ -21,8 +21,9 @@ import pytest
 from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 
-from harness.encoding import Encoded, Encoder
-from harness.items import RawItem
+from harness.core.encoder import Encoded
+from harness.core.items import RawItem
+from harness.engine.encoding import BatchEncoder
 from tasks.definition import TaskDefinition
 from tasks.loading import column
 from tasks.registry import task_type
@@ -196,7 +197,7 @@ class ConstantAdapter:
 
 
 @dataclass
-class PromptRecorder(Encoder):
+class PromptRecorder(BatchEncoder):
     """An encoder that records, in order, the texts a task hands it."""
 
     texts: list[str] = field(default_factory=list)

@@ -12,7 +12,7 @@ from typing import Any
 import datasets
 import pytest
 
-from harness.encoding import Encoder
+from harness.engine.encoding import BatchEncoder
 from tasks.compositionality import CompositionalityProtocol
 from tasks.definition import TaskDefinition
 from tasks.loading import column
@@ -318,7 +318,7 @@ def test_visual_sts_subsets_score_as_mteb(task: TaskDefinition, tmp_path: Path) 
     assert set(task.languages) == {code for codes in sts_subsets(task).values() for code in codes}
     local = task.model_copy(deep=True)
     local.dataset.path, local.dataset.revision = str(write_visual_sts_fixture(task, tmp_path)), None
-    encoder = Encoder(ContentAdapter(), show_progress=False)
+    encoder = BatchEncoder(ContentAdapter(), show_progress=False)
     ours = [e["main_score"] for e in VisualSTS().evaluate(local, encoder, split="test").subsets]
     reference = mteb.get_task(task.name)
     # MIEB's multilingual visual STS tasks are aggregates of the two tasks they wrap.
@@ -344,7 +344,7 @@ def test_vidore_subsets_score_as_mteb(task: TaskDefinition, tmp_path: Path) -> N
     assert spec is not None and spec.languages == mteb_subsets(task.name)
     local = task.model_copy(deep=True)
     local.dataset.path, local.dataset.revision = str(write_vidore_fixture(task, tmp_path)), None
-    encoder = Encoder(ContentAdapter(), show_progress=False)
+    encoder = BatchEncoder(ContentAdapter(), show_progress=False)
     ours = {e["hf_subset"]: e for e in Retrieval().evaluate(local, encoder, split="test").subsets}
     reference = mteb.get_task(task.name)
     reference.corpus, reference.queries, reference.relevant_docs = mteb_vidore2_load(

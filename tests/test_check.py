@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.check import REGRESSION, CheckSettings, check
-from harness.cli import main
-from harness.runner import RunSettings, run
-from model_adapters.base import Role
+from harness.app.check import REGRESSION, CheckSettings, check
+from harness.app.cli import main
+from harness.app.runner import RunSettings, run
+from harness.core.adapter import Role
 from model_adapters.registry import load_adapter
 
 # Text-to-image retrieval ranks images for text queries; the other two never encode text.

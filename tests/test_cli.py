@@ -9,7 +9,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from harness.cli import main
+from harness.app.cli import main
 from tests.dataset_fixtures import (
     ITEM_FEATURES,
     QREL_FEATURES,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.engine.encoding import BatchEncoder
 from harness.scoring.clustering import METRIC_KEYS
 from tasks.clustering import Clustering
 from tasks.registry import load_task_file
@@ -54,7 +54,7 @@ def entry(name: str, data: Path, **overrides: Any) -> dict[str, Any]:
 
 def evaluate(path: Path, adapter: Any | None = None, **kwargs: Any) -> dict[str, Any]:
     [task] = load_task_file(path)
-    encoder = Encoder(adapter or ContentAdapter(), batch_size=64, show_progress=False)
+    encoder = BatchEncoder(adapter or ContentAdapter(), batch_size=64, show_progress=False)
     return Clustering().evaluate(task, encoder, split="test", **kwargs).subsets[0]
 
 

@@ -20,9 +20,9 @@ from mteb.results import TaskResult
 from mteb.timing import TimingStack
 from PIL import Image
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
-from model_adapters.base import AdapterMeta, Role
+from harness.core.adapter import AdapterMeta, Role
+from harness.core.errors import HarnessError
+from harness.engine.encoding import BatchEncoder
 from tasks.base import SplitOutcome
 from tasks.compositionality import Compositionality
 from tasks.definition import TaskDefinition
@@ -313,8 +313,8 @@ def mteb_reference(name: str, root: Path) -> dict[str, float]:
 
 def evaluate(
     task: TaskDefinition, adapter: Any = None, limit: int | None = None, **settings: Any
-) -> tuple[SplitOutcome, Encoder]:
-    encoder = Encoder(adapter or ContentAdapter(), show_progress=False, **settings)
+) -> tuple[SplitOutcome, BatchEncoder]:
+    encoder = BatchEncoder(adapter or ContentAdapter(), show_progress=False, **settings)
     return Compositionality().evaluate(task, encoder, split="test", limit=limit), encoder
 
 

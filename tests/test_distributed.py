@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main, torchrun_command
-from harness.distributed import Shards, item_cost
-from harness.items import EncodedImage, RawItem
+from harness.app.cli import main, torchrun_command
+from harness.core.items import EncodedImage, RawItem
+from harness.engine.distributed import Shards, item_cost
 from tests.dataset_fixtures import png_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,10 +46,10 @@ def test_item_cost_counts_pixels_and_characters() -> None:
 # A launcher that kills rank 1 after its second model call, the way a crashed GPU worker dies.
 DYING_RANK = """
 import os, sys
-from harness.cli import main
-from harness.encoding import Encoder
+from harness.app.cli import main
+from harness.engine.encoding import BatchEncoder
 
-call_model = Encoder._call_model
+call_model = BatchEncoder._call_model
 calls = []
 
 def dying(self, *args, **kwargs):
@@ -58,7 +58,7 @@ def dying(self, *args, **kwargs):
         os._exit(1)
     return call_model(self, *args, **kwargs)
 
-Encoder._call_model = dying
+BatchEncoder._call_model = dying
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cache import EmbeddingCache
-from harness.encoding import Encoder
-from harness.errors import BadInputError
-from harness.items import EncodedImage, RawItem
+from harness.core.errors import BadInputError
+from harness.core.items import EncodedImage, RawItem
+from harness.engine.cache import EmbeddingCache
+from harness.engine.encoding import BatchEncoder
 from model_adapters.registry import load_adapter
 from tests.dataset_fixtures import COLOURS, RGB, png_bytes
 
@@ -32,9 +32,9 @@ def mixed_items() -> list[RawItem]:
 
 def test_workers_and_batch_size_do_not_change_vectors(adapter, tmp_path: Path) -> None:
     items = mixed_items()
-    reference = Encoder(adapter, batch_size=len(items), show_progress=False).encode(items)
+    reference = BatchEncoder(adapter, batch_size=len(items), show_progress=False).encode(items)
     for workers, batch in ((2, 3), (0, 1)):
-        encoder = Encoder(adapter, num_workers=workers, batch_size=batch, show_progress=False)
+        encoder = BatchEncoder(adapter, num_workers=workers, batch_size=batch, show_progress=False)
         np.testing.assert_allclose(encoder.encode(items).vectors, reference.vectors, atol=1e-5)
     assert reference.vectors.shape == (len(items), adapter.meta.embed_dim)
     assert reference.vectors.dtype == np.float32
@@ -42,9 +42,9 @@ def test_workers_and_batch_size_do_not_change_vectors(adapter, tmp_path: Path) -
 
 def test_cache_hit_never_calls_the_model(adapter, tmp_path: Path) -> None:
     items = mixed_items()
-    first = Encoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=4, show_progress=False)
+    first = BatchEncoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=4, show_progress=False)
     vectors = first.encode(items, role="query").vectors
-    again = Encoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=4, show_progress=False)
+    again = BatchEncoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=4, show_progress=False)
     # CLIP treats queries and documents alike, so the document role hits the same entries.
     np.testing.assert_array_equal(again.encode(items, role="document").vectors, vectors)
     assert again.stats.model_calls == 0 and again.stats.cache_hits == len(items)
@@ -53,7 +53,7 @@ def test_cache_hit_never_calls_the_model(adapter, tmp_path: Path) -> None:
 
 def test_duplicate_items_are_encoded_once(adapter) -> None:
     item = RawItem("x", text="a red circle")
-    encoder = Encoder(adapter, show_progress=False)
+    encoder = BatchEncoder(adapter, show_progress=False)
     encoded = encoder.encode([item, RawItem("y", text="a red circle"), item])
     assert encoder.stats.items_encoded == 1
     np.testing.assert_array_equal(encoded.vectors[0], encoded.vectors[2])
@@ -62,8 +62,8 @@ def test_duplicate_items_are_encoded_once(adapter) -> None:
 def test_bad_image_raises_or_is_skipped(adapter) -> None:
     items = [RawItem("ok", text="blue"), RawItem("bad-one", image=EncodedImage(b"garbage"))]
     with pytest.raises(BadInputError, match=r"bad-one.*MyTask|MyTask.*bad-one"):
-        Encoder(adapter, show_progress=False).encode(items, task="MyTask")
-    encoded = Encoder(adapter, skip_bad_inputs=True, show_progress=False).encode(
+        BatchEncoder(adapter, show_progress=False).encode(items, task="MyTask")
+    encoded = BatchEncoder(adapter, skip_bad_inputs=True, show_progress=False).encode(
         items, task="MyTask"
     )
     assert encoded.kept.tolist() == [True, False] and encoded.skipped == ("bad-one",)

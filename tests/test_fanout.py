@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.fanout import Job, plan_jobs, run_job, run_on_ray, task_groups
-from harness.runner import RunSettings, TaskOutcome, run
+from harness.app.cli import main
+from harness.app.fanout import Job, plan_jobs, run_job, run_on_ray, task_groups
+from harness.app.runner import RunSettings, TaskOutcome, run
 from tasks.registry import resolve_tasks
 
 ray = pytest.importorskip("ray")

@@ -7,13 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from harness.engine.main_score import split_score, task_score
 from leaderboard.aggregate import (
     Aggregate,
     borda_ranks,
     mean_of_type_means,
     overview,
-    split_score,
-    task_score,
     type_means,
 )
 from tests.leaderboard_fixtures import BORDA_ORDER, TABLE, TYPES

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.errors import HarnessError
+from harness.app.cli import main
+from harness.core.errors import HarnessError
 from leaderboard.site import _write, build_site, model_page_name, page_name
 from tests.leaderboard_fixtures import (
     HOSTILE,

@@ -17,14 +17,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
+from harness.core.adapter import Role
+from harness.core.errors import HarnessError
+from harness.engine.encoding import BatchEncoder
 from harness.scoring.classification import (
     CLASSIFICATION_METRICS,
     MULTILABEL_METRICS,
     kshot_samples,
 )
-from model_adapters.base import Role
 from model_adapters.registry import load_adapter
 from tasks.definition import TaskDefinition
 from tasks.demo.classification import (
@@ -147,7 +147,7 @@ def tiny_clip(tiny_clip_dir: Path) -> Any:
 
 def evaluate(task: TaskDefinition, adapter: Any, **kwargs: Any) -> dict[str, Any]:
     kind = LinearProbe() if task.type == "linear_probe" else MultilabelClassification()
-    encoder = Encoder(adapter, batch_size=256, show_progress=False)
+    encoder = BatchEncoder(adapter, batch_size=256, show_progress=False)
     return kind.evaluate(task, encoder, split="test", **kwargs).subsets[0]
 
 
@@ -275,7 +275,7 @@ def test_undecodable_train_image_is_skipped_on_request(tiny_clip: Any, tmp_path:
     task = load_entry(tmp_path, linear_entry("Broken", data))
     with pytest.raises(HarnessError, match="item '3': the image in column 'img' cannot be decoded"):
         evaluate(task, tiny_clip)
-    encoder = Encoder(tiny_clip, skip_bad_inputs=True, show_progress=False)
+    encoder = BatchEncoder(tiny_clip, skip_bad_inputs=True, show_progress=False)
     outcome = LinearProbe().evaluate(task, encoder, split="test")
     assert outcome.skipped_inputs == ["3"]
     assert len(outcome.subsets[0]["scores_per_experiment"]) == 5

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from transformers import AutoTokenizer
 
-from harness.errors import BadInputError, HarnessError
+from harness.core.errors import BadInputError, HarnessError
 from model_adapters import load_adapter, registered_models
 from model_adapters.mllm import MODEL_CLASSES, MllmAdapter, _effective_dtype
 from tests import tiny_models

@@ -25,11 +25,11 @@ from mteb.models.search_wrappers import rerank_top_ranked_documents
 from mteb.similarity_functions import cos_sim, dot_score, pairwise_cos_sim
 from mteb.tasks.multichoice.eng.cv_bench import _load_data as mteb_cv_bench_data
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
+from harness.core.adapter import AdapterMeta
+from harness.core.errors import HarnessError
+from harness.engine.encoding import BatchEncoder
 from harness.scoring.multiple_choice import candidate_run
 from harness.scoring.retrieval import retrieval_scores
-from model_adapters.base import AdapterMeta
 from tasks.definition import TaskDefinition
 from tasks.demo.multiple_choice import COLOUR_TASK, RELATION_TASK, build_multiple_choice
 from tasks.multiple_choice import MultipleChoice
@@ -117,7 +117,7 @@ SUBSET_KEYS = ("hf_subset", "languages")  # added by mteb's TaskResult, not by e
 
 
 def ours(task: TaskDefinition, similarity: str = "cosine", **kwargs: Any) -> dict[str, Any]:
-    encoder = Encoder(ContentAdapter(similarity), show_progress=False)
+    encoder = BatchEncoder(ContentAdapter(similarity), show_progress=False)
     return MultipleChoice().evaluate(task, encoder, split="test", **kwargs).subsets[0]
 
 
@@ -378,7 +378,7 @@ def test_limit_encodes_only_the_first_queries_and_their_candidates(tmp_path: Pat
     adapter = ContentAdapter()
     task = definition(data, candidates="qrels")
     outcome = MultipleChoice().evaluate(
-        task, Encoder(adapter, show_progress=False), split="test", limit=2
+        task, BatchEncoder(adapter, show_progress=False), split="test", limit=2
     )
     candidates = {
         row["corpus-id"] for row in parquet_rows(data / "qrels") if row["query-id"] in ("q0", "q1")

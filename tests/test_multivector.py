@@ -12,12 +12,12 @@ from mteb.similarity_functions import max_sim
 from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
 
-from harness.cache import EmbeddingCache
-from harness.encoding import Encoder
-from harness.errors import BadInputError, HarnessError
-from harness.items import EncodedImage, RawItem
+from harness.core.adapter import AdapterMeta
+from harness.core.errors import BadInputError, HarnessError
+from harness.core.items import EncodedImage, RawItem
+from harness.engine.cache import EmbeddingCache
+from harness.engine.encoding import BatchEncoder
 from model_adapters import late_interaction
-from model_adapters.base import AdapterMeta
 from model_adapters.registry import load_adapter
 from tests.dataset_fixtures import (
     COLOURS,
@@ -124,11 +124,11 @@ def test_encoder_caches_ragged_token_arrays(adapter, tmp_path: Path) -> None:
         RawItem("i", image=EncodedImage(png_bytes(RGB["green"], size=60))),
         RawItem("bad", image=EncodedImage(b"not an image")),
     ]
-    first = Encoder(adapter, cache=EmbeddingCache(tmp_path), skip_bad_inputs=True)
+    first = BatchEncoder(adapter, cache=EmbeddingCache(tmp_path), skip_bad_inputs=True)
     encoded = first.encode(items, role="document")
     assert encoded.vectors.dtype == object and encoded.kept.tolist() == [True, True, False]
     assert encoded.vectors[2].shape == (0, 16) and encoded.skipped == ("bad",)
-    again = Encoder(adapter, cache=EmbeddingCache(tmp_path), skip_bad_inputs=True)
+    again = BatchEncoder(adapter, cache=EmbeddingCache(tmp_path), skip_bad_inputs=True)
     cached = again.encode(items[:2], role="document")
     assert again.stats.model_calls == 0 and again.stats.cache_hits == 2
     for got, expected in zip(cached.vectors, encoded.vectors[:2], strict=True):
@@ -146,7 +146,7 @@ class FlatTokens:
 
 def test_encoder_rejects_multi_vector_output_without_tokens() -> None:
     with pytest.raises(HarnessError, match=r"'flat' must return one \(tokens, d\) array"):
-        Encoder(FlatTokens(), show_progress=False).encode([RawItem("a", text="red")])
+        BatchEncoder(FlatTokens(), show_progress=False).encode([RawItem("a", text="red")])
 
 
 def test_harness_run_scores_t2i_retrieval_by_maxsim(adapter, model_dir, tmp_path) -> None:
@@ -170,7 +170,7 @@ def test_harness_run_scores_t2i_retrieval_by_maxsim(adapter, model_dir, tmp_path
 
 
 def test_single_vector_task_types_refuse_a_multi_vector_model(tmp_path: Path) -> None:
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
     from tasks.registry import TASK_TYPES, load_task_file
     from tests.dataset_fixtures import colour_retrieval, retrieval_task_yaml
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from harness.errors import BadInputError, HarnessError
+from harness.core.errors import BadInputError, HarnessError
 from model_adapters import load_adapter, ocr
 from model_adapters.ocr import DEFAULT_LANGUAGES, OcrTextAdapter, Tesseract, missing_packages
 from tests.dataset_fixtures import read_result_json, run_cli

@@ -9,7 +9,8 @@ from pathlib import Path
 from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
 
-from harness.results import (
+from harness.core.adapter import AdapterMeta
+from harness.engine.results import (
     HarnessBlock,
     ResultFile,
     model_meta_payload,
@@ -18,7 +19,6 @@ from harness.results import (
     write_json_atomic,
     write_result,
 )
-from model_adapters.base import AdapterMeta
 
 META = AdapterMeta(
     name="org/model",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from mteb.results import TaskResult
 
-from harness.runner import RunSettings, run
-from model_adapters.base import AdapterMeta, Role
+from harness.app.runner import RunSettings, run
+from harness.core.adapter import AdapterMeta, Role
 from model_adapters.registry import load_adapter
 from tests.dataset_fixtures import colour_retrieval, retrieval_task_yaml
 

@@ -13,8 +13,8 @@ import datasets
 import pytest
 import yaml
 
-from harness.errors import HarnessError
-from harness.runner import with_data_dirs
+from harness.app.runner import with_data_dirs
+from harness.core.errors import HarnessError
 from tasks.registry import builtin_tasks, load_task_file
 from tasks.retrieval import Retrieval, _subset_groups
 from tests.dataset_fixtures import read_result_json, run_cli, write_hub_dataset

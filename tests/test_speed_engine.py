@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
-from harness.items import EncodedImage, RawItem
-from harness.runner import RunSettings, run
-from model_adapters.base import Role
+from harness.app.runner import RunSettings, run
+from harness.core.adapter import Role
+from harness.core.errors import HarnessError
+from harness.core.items import EncodedImage, RawItem
+from harness.engine.encoding import BatchEncoder
 from model_adapters.registry import load_adapter
 from tests.dataset_fixtures import COLOURS, RGB, fake_meta, png_bytes
 
@@ -53,7 +53,7 @@ def texts(n: int) -> list[RawItem]:
 def test_out_of_memory_halves_the_batch_and_keeps_every_vector() -> None:
     items = texts(40)
     adapter = SmallMemoryAdapter(capacity=5)
-    encoder = Encoder(adapter, batch_size=16, show_progress=False)
+    encoder = BatchEncoder(adapter, batch_size=16, show_progress=False)
     before = encoder.stats.since(type(encoder.stats)())
     assert before["batch_size"] == 16 and before["oom_halvings"] == 0
 
@@ -70,7 +70,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_vector() -> None:
 
 
 def test_out_of_memory_on_a_single_item_is_a_clear_error() -> None:
-    encoder = Encoder(SmallMemoryAdapter(capacity=0), batch_size=4, show_progress=False)
+    encoder = BatchEncoder(SmallMemoryAdapter(capacity=0), batch_size=4, show_progress=False)
     with pytest.raises(HarnessError, match="ran out of memory encoding a single item"):
         encoder.encode(texts(3))
 
@@ -80,7 +80,7 @@ def test_other_errors_are_not_taken_for_out_of_memory() -> None:
         def encode(self, items: Sequence[dict[str, Any]], **kwargs: Any) -> np.ndarray:
             raise RuntimeError("shape mismatch")
 
-    encoder = Encoder(Broken(capacity=100), batch_size=8, show_progress=False)
+    encoder = BatchEncoder(Broken(capacity=100), batch_size=8, show_progress=False)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         encoder.encode(texts(3))
     assert encoder.stats.oom_halvings == 0
@@ -110,8 +110,10 @@ def test_workers_prefetch_and_decoding_counts(tiny_clip_dir: Path) -> None:
         RawItem(f"i{n}", image=EncodedImage(png_bytes(RGB[c], seed=n)))
         for n, c in enumerate(COLOURS)
     ]
-    plain = Encoder(adapter, batch_size=3, show_progress=False).encode(items).vectors
-    encoder = Encoder(adapter, batch_size=3, num_workers=2, prefetch_factor=4, show_progress=False)
+    plain = BatchEncoder(adapter, batch_size=3, show_progress=False).encode(items).vectors
+    encoder = BatchEncoder(
+        adapter, batch_size=3, num_workers=2, prefetch_factor=4, show_progress=False
+    )
     np.testing.assert_allclose(
         encoder.encode(items + items).vectors[: len(items)], plain, atol=1e-6
     )
@@ -142,18 +144,18 @@ def test_clip_autocast_rejects_unknown_dtypes(tiny_clip_dir: Path) -> None:
 def test_clip_weights_load_on_first_use_and_a_warm_cache_never_loads_them(
     tiny_clip_dir: Path, tmp_path: Path
 ) -> None:
-    from harness.cache import EmbeddingCache
+    from harness.engine.cache import EmbeddingCache
     from model_adapters.torch_utils import n_parameters
 
     items = texts(5)
     cold = load_adapter(str(tiny_clip_dir))
     assert cold._model is None  # metadata alone needs no weights
-    Encoder(cold, cache=EmbeddingCache(tmp_path), show_progress=False).encode(items)
+    BatchEncoder(cold, cache=EmbeddingCache(tmp_path), show_progress=False).encode(items)
     assert cold._model is not None
     assert cold.meta.n_parameters == n_parameters(cold.model)  # from the safetensors headers
 
     warm = load_adapter(str(tiny_clip_dir))
-    encoder = Encoder(warm, cache=EmbeddingCache(tmp_path), show_progress=False)
+    encoder = BatchEncoder(warm, cache=EmbeddingCache(tmp_path), show_progress=False)
     encoder.encode(items)
     assert encoder.stats.cache_hits == len(items)
     assert warm._model is None

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.results import read_result
-from harness.submission import InvalidSubmission, submit
+from harness.app.cli import main
+from harness.app.submission import InvalidSubmission, submit
+from harness.core.errors import HarnessError
+from harness.engine.results import read_result
 from tasks.loading import dataset_revision
 from tasks.registry import builtin_tasks, task_record
 from tests.dataset_fixtures import run_cli

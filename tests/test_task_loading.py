@@ -7,7 +7,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from tasks.registry import builtin_tasks, load_task_file, resolve_tasks
 from tasks.retrieval import Retrieval
 from tests.dataset_fixtures import (

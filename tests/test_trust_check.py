@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
+from harness.app.cli import main
 from tests.leaderboard_fixtures import T1, result_payload, write_payload
 
 Payload = dict[str, Any]

@@ -24,17 +24,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.atomic
-import harness.cache
-import harness.results
-import harness.runner
-from harness.cache import EmbeddingCache
-from harness.cli import main
-from harness.encoding import Encoder
-from harness.errors import HarnessError
-from harness.items import RawItem
-from harness.results import write_json_atomic
-from model_adapters.base import Role
+import harness.app.runner
+import harness.engine.atomic
+import harness.engine.cache
+import harness.engine.results
+from harness.app.cli import main
+from harness.core.adapter import Role
+from harness.core.errors import HarnessError
+from harness.core.items import RawItem
+from harness.engine.cache import EmbeddingCache
+from harness.engine.encoding import BatchEncoder
+from harness.engine.results import write_json_atomic
 from tasks.demo.build import ITEM_FEATURES, QREL_FEATURES
 from tests.dataset_fixtures import (
     fake_meta,
@@ -140,7 +140,7 @@ def neighbour_model() -> Iterator[NeighbourAdapter]:
     """``harness run --model neighbours`` loads the neighbour model, in this process."""
     adapter = NeighbourAdapter()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(harness.runner, "load_adapter", lambda *args, **kwargs: adapter)
+        patch.setattr(harness.app.runner, "load_adapter", lambda *args, **kwargs: adapter)
         yield adapter
 
 
@@ -171,8 +171,8 @@ def reference(two_tasks: str, tmp_path_factory: pytest.TempPathFactory) -> dict[
 # chosen function (before it runs, or once it returned).
 KILLED_RUN = """
 import importlib, os, signal, sys
-import harness.runner
-from harness.cli import main
+import harness.app.runner
+from harness.app.cli import main
 from tests.test_trust_engine import NeighbourAdapter
 
 module, name, at, when = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -190,7 +190,7 @@ def dying(*args, **kwargs):
     return result
 
 setattr(owner, name, dying)
-harness.runner.load_adapter = lambda *args, **kwargs: NeighbourAdapter()
+harness.app.runner.load_adapter = lambda *args, **kwargs: NeighbourAdapter()
 sys.exit(main(sys.argv[5:]))
 """
 
@@ -198,10 +198,16 @@ sys.exit(main(sys.argv[5:]))
 # whether the resumed run has batches left to encode. The first task has 40 entries (20 queries,
 # 20 documents) in batches of 4; the second one 50, 10 of them the first task's documents.
 KILL_POINTS = {
-    "mid-encoding, between a batch's writes": ("harness.cache", "write_atomic", 7, "before", True),
-    "mid-encoding of the second task": ("harness.cache", "write_atomic", 47, "before", True),
-    "between tasks": ("harness.runner", "write_result", 1, "after", True),
-    "mid-scoring": ("harness.runner", "bootstrap_interval", 2, "before", False),
+    "mid-encoding, between a batch's writes": (
+        "harness.engine.cache",
+        "write_atomic",
+        7,
+        "before",
+        True,
+    ),
+    "mid-encoding of the second task": ("harness.engine.cache", "write_atomic", 47, "before", True),
+    "between tasks": ("harness.app.runner", "write_result", 1, "after", True),
+    "mid-scoring": ("harness.app.runner", "bootstrap_interval", 2, "before", False),
 }
 
 
@@ -224,7 +230,7 @@ def test_a_batch_is_planned_from_all_items_and_encoded_whole(tmp_path: Path) -> 
     keep their vectors, and wholly cached batches never reach the model."""
     items = texts(10)
     adapter = NeighbourAdapter()
-    first = Encoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=4, show_progress=False)
+    first = BatchEncoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=4, show_progress=False)
     vectors = first.encode(items).vectors
     planned = adapter.batches
     keys = first._keys(items, None, None)
@@ -232,7 +238,7 @@ def test_a_batch_is_planned_from_all_items_and_encoded_whole(tmp_path: Path) -> 
     (tmp_path / "embeddings" / lost[:2] / f"{lost}.npy").unlink()
 
     again_adapter = NeighbourAdapter()
-    again = Encoder(
+    again = BatchEncoder(
         again_adapter, cache=EmbeddingCache(tmp_path), batch_size=4, show_progress=False
     )
     np.testing.assert_array_equal(again.encode(items).vectors, vectors)
@@ -310,7 +316,7 @@ def test_a_bad_cache_entry_is_a_miss_encoded_again_and_overwritten(
     kind: str, tmp_path: Path
 ) -> None:
     items = texts(6)
-    first = Encoder(
+    first = BatchEncoder(
         NeighbourAdapter(), cache=EmbeddingCache(tmp_path), batch_size=3, show_progress=False
     )
     vectors = first.encode(items).vectors
@@ -319,7 +325,7 @@ def test_a_bad_cache_entry_is_a_miss_encoded_again_and_overwritten(
     _corrupt(path, kind, vectors[4])
 
     adapter = NeighbourAdapter()
-    again = Encoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=3, show_progress=False)
+    again = BatchEncoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=3, show_progress=False)
     np.testing.assert_array_equal(again.encode(items).vectors, vectors)
     assert len(adapter.batches) == 1 and again.stats.cache_hits == 5
     np.testing.assert_array_equal(np.load(path), vectors[4])
@@ -338,15 +344,15 @@ def test_a_cache_that_cannot_be_written_warns_once_and_the_run_goes_on(
         raise OSError(code, os.strerror(code))
 
     if where == "write":
-        monkeypatch.setattr(harness.cache, "write_atomic", refuse)
+        monkeypatch.setattr(harness.engine.cache, "write_atomic", refuse)
         cache = EmbeddingCache(tmp_path)
     else:
         monkeypatch.setattr(Path, "mkdir", refuse)
         cache = EmbeddingCache(tmp_path)
         monkeypatch.undo()
     adapter = NeighbourAdapter()
-    encoded = Encoder(adapter, cache=cache, batch_size=2, show_progress=False).encode(texts(7))
-    reference = Encoder(NeighbourAdapter(), batch_size=2, show_progress=False).encode(texts(7))
+    encoded = BatchEncoder(adapter, cache=cache, batch_size=2, show_progress=False).encode(texts(7))
+    reference = BatchEncoder(NeighbourAdapter(), batch_size=2, show_progress=False).encode(texts(7))
     np.testing.assert_array_equal(encoded.vectors, reference.vectors)
     err = capsys.readouterr().err
     assert err.count("harness: warning: cannot write the embedding cache") == 1
@@ -360,10 +366,12 @@ def test_each_write_is_flushed_to_disk_before_its_rename(
     events: list[str] = []
     fsync, replace = os.fsync, os.replace
     monkeypatch.setattr(
-        harness.atomic.os, "fsync", lambda fd: (events.append("fsync"), fsync(fd))[1]
+        harness.engine.atomic.os, "fsync", lambda fd: (events.append("fsync"), fsync(fd))[1]
     )
     monkeypatch.setattr(
-        harness.atomic.os, "replace", lambda a, b: (events.append(Path(b).suffix), replace(a, b))[1]
+        harness.engine.atomic.os,
+        "replace",
+        lambda a, b: (events.append(Path(b).suffix), replace(a, b))[1],
     )
     EmbeddingCache(tmp_path).put_many(
         {"a" * 64: np.ones(3, np.float32), "b" * 64: np.ones(3, np.float32)}
@@ -382,7 +390,7 @@ def test_a_full_disk_raises_naming_the_path_and_keeps_the_old_file(
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(harness.atomic.os, "fsync", full)
+    monkeypatch.setattr(harness.engine.atomic.os, "fsync", full)
     with pytest.raises(HarnessError, match=rf"{path}.*No space left on device"):
         write_json_atomic(path, {"score": 2})
     assert path.read_bytes() == before
@@ -395,14 +403,14 @@ def test_a_full_results_disk_exits_2_and_keeps_the_finished_files(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    real = harness.results.write_atomic
+    real = harness.engine.results.write_atomic
 
     def full_for_second(path: Path, data: bytes) -> None:
         if path.name == "EngineSecond.json":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(path, data)
 
-    monkeypatch.setattr(harness.results, "write_atomic", full_for_second)
+    monkeypatch.setattr(harness.engine.results, "write_atomic", full_for_second)
     with neighbour_model():
         code = main(run_args(tmp_path, two_tasks))
     err = capsys.readouterr().err
@@ -431,8 +439,8 @@ def test_written_files_follow_the_umask(umask: int, mode: int, tmp_path: Path) -
 # Runs `harness run` with a model that never returns from images: the DataLoader workers stay.
 STUCK_RUN = """
 import sys, time
-import harness.runner
-from harness.cli import main
+import harness.app.runner
+from harness.app.cli import main
 from tests.test_trust_engine import NeighbourAdapter
 
 class Stuck(NeighbourAdapter):
@@ -441,7 +449,7 @@ class Stuck(NeighbourAdapter):
             time.sleep(600)
         return super().encode(items, **kwargs)
 
-harness.runner.load_adapter = lambda *args, **kwargs: Stuck()
+harness.app.runner.load_adapter = lambda *args, **kwargs: Stuck()
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -524,7 +532,7 @@ class TokenAdapter:
 
 def test_multi_vector_items_are_checked_token_by_token() -> None:
     items = [RawItem(f"t{i}", text=text) for i, text in enumerate(["zero", "flat", "fine", "ok"])]
-    encoder = Encoder(TokenAdapter(), show_progress=False)
+    encoder = BatchEncoder(TokenAdapter(), show_progress=False)
     encoder.encode(items)
     assert (encoder.stats.zero_vectors, encoder.stats.constant_vectors) == (1, 1)
     with pytest.raises(HarnessError, match=r"'tokens' returned NaN or infinite values for 1 of"):

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness.fanout import FanoutReport, Job
-from harness.runner import FAILED, RunSettings, TaskOutcome, run
-from model_adapters.base import AdapterMeta, Role
+from harness.app.cli import main
+from harness.app.fanout import FanoutReport, Job
+from harness.app.runner import FAILED, RunSettings, TaskOutcome, run
+from harness.core.adapter import AdapterMeta, Role
 from model_adapters.registry import load_adapter, model_modalities
 from tests.dataset_fixtures import colour_retrieval, result_files, retrieval_task_yaml, run_cli
 

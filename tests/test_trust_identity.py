@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from mteb.results import TaskResult
 
-from harness.identity import identity_differences, identity_digest, run_identity
-from harness.runner import RunSettings, run
-from leaderboard.aggregate import task_score
+from harness.app.runner import RunSettings, run
+from harness.engine.identity import identity_differences, identity_digest, run_identity
+from harness.engine.main_score import task_score
 from tests.dataset_fixtures import (
     colour_retrieval,
     read_result_json,
@@ -102,7 +102,7 @@ def test_a_result_of_the_same_identity_is_skipped_untouched(
     data: dict[str, Path], tiny_clip_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Device, batch size, workers and folders are not part of the identity (see
-    ``harness.identity``): changing the batch size reuses the result."""
+    ``harness.engine.identity``): changing the batch size reuses the result."""
     task = retrieval_task_yaml(tmp_path / "task.yaml", TASK, data["eight"])
     assert run_cli(tiny_clip_dir, task, tmp_path, "--limit", "5") == 0
     [path] = task_files(tmp_path).values()

@@ -19,8 +19,8 @@ import datasets
 import pytest
 import yaml
 
-from harness import targets
-from harness.cli import main
+from harness.app.cli import main
+from harness.engine import targets
 from tasks.registry import TASK_TYPES, builtin_tasks
 from tests.dataset_fixtures import (
     COLOURS,

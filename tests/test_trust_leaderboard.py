@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.results import read_json
-from harness.submission import InvalidSubmission, submit
-from harness.validation import MAX_METRICS, MAX_SPLITS, validate
+from harness.app.cli import main
+from harness.app.submission import InvalidSubmission, submit
+from harness.core.errors import HarnessError
+from harness.engine.results import read_json
+from harness.engine.validation import MAX_METRICS, MAX_SPLITS, validate
 from leaderboard.site import model_page_name
 from tests.leaderboard_fixtures import T1, T2, result_payload, write_payload, write_table
 

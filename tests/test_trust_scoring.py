@@ -24,8 +24,8 @@ from mteb.models.model_implementations.clip_models import CLIPModel
 from mteb.models.model_implementations.siglip_models import SiglipModelWrapper
 from mteb.timing import TimingStack
 
-from harness.encoding import Encoder
-from harness.results import interval_payload
+from harness.engine.encoding import BatchEncoder
+from harness.engine.results import interval_payload
 from harness.scoring.bootstrap import (
     HALF_SAMPLING,
     PERCENTILE_BOOTSTRAP,
@@ -72,7 +72,7 @@ def mteb_multiple_choice(data: Path, model: Any) -> dict[str, Any]:
 
 
 def our_multiple_choice(data: Path, model_dir: Path, **options: Any) -> dict[str, Any]:
-    encoder = Encoder(load_adapter(str(model_dir), options=options), show_progress=False)
+    encoder = BatchEncoder(load_adapter(str(model_dir), options=options), show_progress=False)
     task = definition(data, "it2t", candidates="qrels")
     scores = MultipleChoice().evaluate(task, encoder, split="test").subsets[0]
     return {k: v for k, v in scores.items() if k not in ("hf_subset", "languages")}
@@ -169,7 +169,7 @@ def test_custom_image_zero_shot_defaults_to_mteb_softmax_path(binary: bool, tmp_
     def ours(**protocol: Any) -> dict[str, Any]:
         entry_ = entry("Mine", data, protocol={"template": template, **protocol})
         [task] = load_task_file(task_file(tmp_path / "task.yaml", [entry_]))
-        encoder = Encoder(ContentAdapter(), batch_size=4, show_progress=False)
+        encoder = BatchEncoder(ContentAdapter(), batch_size=4, show_progress=False)
         kind = ZeroShotClassification()
         assert kind.protocol(task).label_scoring == (protocol.get("label_scoring") or "softmax")
         return kind.evaluate(task, encoder, split="test").subsets[0]

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.results import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_result
-from harness.validation import metric_range, validate
+from harness.app.cli import main
+from harness.core.errors import HarnessError
+from harness.engine.results import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_result
+from harness.engine.validation import metric_range, validate
 from tests.dataset_fixtures import run_cli
 
 TASK = "DemoShapesT2IRetrieval"

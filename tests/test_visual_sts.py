@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.engine.encoding import BatchEncoder
 from tasks.definition import TaskDefinition
 from tasks.demo.shapes import Scene
 from tasks.demo.visual_sts import TASK_NAME, build_visual_sts, caption_pairs, shared_attributes
@@ -88,7 +88,7 @@ def definition(data: Path, category: str = "i2i", **protocol: Any) -> TaskDefini
 
 
 def evaluate(task: TaskDefinition, adapter: Any = None, **kwargs: Any) -> Any:
-    encoder = Encoder(adapter or ContentAdapter(), show_progress=False, **kwargs)
+    encoder = BatchEncoder(adapter or ContentAdapter(), show_progress=False, **kwargs)
     return VisualSTS().evaluate(task, encoder, split="test")
 
 
@@ -114,7 +114,7 @@ def test_matches_mteb_on_every_language_pair(tmp_path: Path) -> None:
 def test_both_columns_in_one_call_each_distinct_image_once(tmp_path: Path) -> None:
     data = rendered_sts(tmp_path / "dedup")
     adapter = ContentAdapter()
-    encoder = Encoder(adapter, show_progress=False)
+    encoder = BatchEncoder(adapter, show_progress=False)
     VisualSTS().evaluate(definition(data), encoder, split="test")
     distinct = sum(
         len({row[c]["bytes"] for row in sts_rows(i) for c in ("sentence1", "sentence2")})
@@ -129,7 +129,7 @@ def test_limit_and_a_single_default_config(tmp_path: Path) -> None:
         name="OneConfig", type="visual_sts", category="i2i", dataset={"path": str(data)}
     )
     adapter = ContentAdapter()
-    encoder = Encoder(adapter, show_progress=False)
+    encoder = BatchEncoder(adapter, show_progress=False)
     outcome = VisualSTS().evaluate(task, encoder, split="test", limit=5)
     [entry] = outcome.subsets
     assert entry["hf_subset"] == "default" and entry["languages"] == ["eng-Latn"]

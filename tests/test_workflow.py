@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.cli import build_parser
+from harness.app.cli import build_parser
 from tasks.registry import builtin_tasks
 
 WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "regression.yml"

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.encoding import Encoder
-from harness.errors import HarnessError
+from harness.core.adapter import Role
+from harness.core.errors import HarnessError
+from harness.engine.encoding import BatchEncoder
 from harness.scoring.classification import CLASSIFICATION_METRICS as METRIC_KEYS
 from harness.scoring.zero_shot import ensemble_label_vectors, label_scores
-from model_adapters.base import Role
 from tasks.registry import load_task_file
 from tasks.zero_shot import ZeroShotClassification
 from tests.dataset_fixtures import (
@@ -129,7 +129,7 @@ class MtebContentModel:
 
 def evaluate(task_path: Path, adapter: Any | None = None, **kwargs: Any) -> dict[str, Any]:
     [task] = load_task_file(task_path)
-    encoder = Encoder(adapter or ContentAdapter(), batch_size=64, show_progress=False)
+    encoder = BatchEncoder(adapter or ContentAdapter(), batch_size=64, show_progress=False)
     outcome = ZeroShotClassification().evaluate(task, encoder, split="test", **kwargs)
     return outcome.subsets[0]
 
@@ -208,7 +208,7 @@ def test_same_scores_as_mteb_on_the_same_dataset(
         "protocol": {"template": template, "label_scoring": scoring},
     }
     [task] = load_task_file(task_file(tmp_path / "t.yaml", [entry("Mine", data, **overrides)]))
-    encoder = Encoder(ContentAdapter(), batch_size=4, show_progress=False)
+    encoder = BatchEncoder(ContentAdapter(), batch_size=4, show_progress=False)
     mine = ZeroShotClassification().evaluate(task, encoder, split=split).subsets[0]
     assert 0.0 < mine["accuracy"] < 1.0
     assert mine["accuracy"] == reference["accuracy"]

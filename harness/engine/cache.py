@@ -1,9 +1,9 @@
 """A content-addressed embedding cache shared by all tasks.
 
 Each embedding is one ``.npy`` file named by its key, written atomically and durably
-(``harness.atomic``: flushed to disk, then renamed into place). A crash mid-write leaves at most
-a stray temporary file, never a half-written entry, and several processes can write to one
-cache at once.
+(``harness.engine.atomic``: flushed to disk, then renamed into place). A crash mid-write
+leaves at most a stray temporary file, never a half-written entry, and several processes can
+write to one cache at once.
 
 The cache never serves garbage: an entry that does not load (empty, truncated, not ``.npy``), is
 not float32, has the wrong number of dimensions, is empty or holds a NaN or an infinity is a miss,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.atomic import write_atomic
+from harness.engine.atomic import write_atomic
 
 
 def default_cache_dir() -> Path:

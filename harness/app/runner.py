@@ -9,13 +9,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cache import EmbeddingCache, default_cache_dir
-from harness.distributed import Shards
-from harness.encoding import Encoder, degenerate_warnings
-from harness.errors import HarnessError
-from harness.identity import identity_differences, run_identity
-from harness.plan import check_result_names, modality_problem
-from harness.results import (
+from harness.app.plan import check_result_names, modality_problem
+from harness.app.table import format_table
+from harness.core.adapter import Adapter
+from harness.core.errors import HarnessError
+from harness.engine.cache import EmbeddingCache, default_cache_dir
+from harness.engine.distributed import Shards
+from harness.engine.encoding import BatchEncoder, degenerate_warnings
+from harness.engine.identity import identity_differences, run_identity
+from harness.engine.results import (
     HarnessBlock,
     ResultFile,
     ensure_writable,
@@ -32,8 +34,6 @@ from harness.results import (
     write_result,
 )
 from harness.scoring.bootstrap import bootstrap_interval
-from harness.table import format_table
-from model_adapters.base import Adapter
 from model_adapters.registry import load_adapter
 from tasks.base import TaskType
 from tasks.definition import TaskDefinition
@@ -97,7 +97,7 @@ class RunReport:
 
     model_folder: Path
     outcomes: list[TaskOutcome]
-    encoder: Encoder | None
+    encoder: BatchEncoder | None
 
     @property
     def failed(self) -> list[TaskOutcome]:
@@ -157,7 +157,7 @@ def run(
     folder = model_folder(settings.output, adapter.meta)
     if writes:
         write_json_atomic(folder / "model_meta.json", model_meta_payload(adapter.meta))
-    encoder = Encoder(
+    encoder = BatchEncoder(
         adapter,
         cache=EmbeddingCache(settings.cache_dir) if settings.cache_dir else None,
         device=settings.device,
@@ -196,7 +196,7 @@ def data_dir_problems(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -
 
 
 def _run_task(
-    task: TaskDefinition, encoder: Encoder, settings: RunSettings, path: Path, *, writes: bool
+    task: TaskDefinition, encoder: BatchEncoder, settings: RunSettings, path: Path, *, writes: bool
 ) -> list[TaskOutcome]:
     """One task: its stored result when that has this run's identity, else a fresh one."""
     meta = encoder.adapter.meta
@@ -287,7 +287,7 @@ def _existing(result: ResultFile, path: Path) -> list[TaskOutcome]:
 
 def _evaluate(
     prepared: _Prepared,
-    encoder: Encoder,
+    encoder: BatchEncoder,
     settings: RunSettings,
     path: Path,
     *,

@@ -12,7 +12,7 @@ Two results are comparable only when they read the same data (dataset revision, 
 splits, columns, ``--limit``) under the same protocol (type, main score, prompts, constants),
 and each is consistent in itself: its main score equals the metric it names, matches the score
 recomputed from its own per-unit scores and lies inside its own interval (the checks of
-:func:`harness.validation.score_problems`). The model may differ: that is what is being
+:func:`harness.engine.validation.score_problems`). The model may differ: that is what is being
 checked. Anything not comparable, or that cannot be judged, makes the check fail with exit
 status 2; it never passes silently.
 """
@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.results import ResultFile, read_result
+from harness.app.table import format_table
+from harness.core.errors import HarnessError
+from harness.engine.results import ResultFile, read_result
+from harness.engine.validation import NOT_METRICS, protocol_record, result_paths, score_problems
 from harness.scoring.bootstrap import LEVEL, UnitScores, bootstrap_interval, paired_bootstrap
-from harness.table import format_table
-from harness.validation import NOT_METRICS, protocol_record, result_paths, score_problems
 
 PASS, REGRESSION, IMPROVED, NOT_COMPARABLE = "pass", "REGRESSION", "improved", "not comparable"
 

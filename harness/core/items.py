@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from harness.errors import BadInputError
+from harness.core.errors import BadInputError
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Tasks that read the same dataset at the same revision form one group, so the inputs they share
 are encoded once, by one worker. Each job asks Ray for the CPUs and GPUs its model needs and
-runs :func:`harness.runner.run` on its group; result files are written by the workers into the
+runs :func:`harness.app.runner.run` on its group; result files are written by the workers into the
 one results folder (on storage every worker sees) as each task finishes, and the embedding cache
 may live there too (its writes are atomic renames, safe with many writers). Ray retries the job
 of a worker that dies; the retry skips every task whose result file was already written, so a
@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.errors import HarnessError
-from harness.runner import FAILED, RunSettings, TaskOutcome, failures_note, run
-from harness.table import format_table
+from harness.app.runner import FAILED, RunSettings, TaskOutcome, failures_note, run
+from harness.app.table import format_table
+from harness.core.errors import HarnessError
 from tasks.definition import TaskDefinition
 from tasks.registry import resolve_tasks
 
@@ -54,7 +54,7 @@ def plan_jobs(models: Sequence[str], task_specs: Sequence[str]) -> list[Job]:
 
 def jobs_table(jobs: Sequence[Job]) -> str:
     """Each job's tasks and inputs to encode (shared datasets counted once), with its share."""
-    from harness.plan import plan
+    from harness.app.plan import plan
 
     inputs = [plan(resolve_tasks(job.tasks)).unique_rows() for job in jobs]
     total = sum(inputs) or 1

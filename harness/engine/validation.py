@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from harness.errors import HarnessError, UnknownNameError
-from harness.results import SITE_MARKER, ResultFile, read_json, read_result, schema_summary
+from harness.core.errors import HarnessError, UnknownNameError
+from harness.engine.results import SITE_MARKER, ResultFile, read_json, read_result, schema_summary
 from tasks.definition import TaskDefinition
 
 MODEL_META = "model_meta.json"

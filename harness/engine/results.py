@@ -20,12 +20,12 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 import harness
-from harness.atomic import write_atomic
-from harness.errors import HarnessError
+from harness.core.adapter import AdapterMeta
+from harness.core.errors import HarnessError
+from harness.engine.atomic import write_atomic
+from harness.engine.main_score import split_score
+from harness.engine.targets import folder_target
 from harness.scoring.bootstrap import Interval, UnitScores
-from harness.targets import folder_target
-from leaderboard.aggregate import split_score
-from model_adapters.base import AdapterMeta
 
 SplitScores = dict[str, Any]
 
@@ -62,7 +62,7 @@ class HarnessBlock(BaseModel):
     intervals: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     # {split: {subset: units}}: what the main score is recomputed from (see `units_payload`).
     units: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
-    # What makes this result this result (`harness.identity.run_identity`); None in files of
+    # What makes this result this result (`harness.engine.identity.run_identity`); None in files of
     # older harness versions, which are therefore never reused.
     identity: dict[str, Any] | None = None
 
@@ -199,7 +199,7 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON atomically and durably (``harness.atomic``), with the umask's permissions.
+    """Write JSON atomically and durably (``harness.engine.atomic``), with the umask's permissions.
 
     A disk that is full or read-only is a ``HarnessError`` naming the path; the file already
     there, if any, is left as it was.
@@ -355,5 +355,5 @@ def model_meta_payload(meta: AdapterMeta) -> dict[str, Any]:
 
 def ensure_writable(folder: Path) -> None:
     """Fail early, before any encoding, when results could not be written (see
-    ``harness.targets``: a link, a file or an unwritable folder is refused)."""
+    ``harness.engine.targets``: a link, a file or an unwritable folder is refused)."""
     folder_target(folder, "--output")

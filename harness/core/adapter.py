@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 Role = Literal["query", "document"] | None
 Similarity = Literal["cosine", "dot", "maxsim"]

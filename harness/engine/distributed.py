@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from harness.items import EncodedImage, RawItem
+from harness.core.items import EncodedImage, RawItem
 
 
 @dataclass(frozen=True)

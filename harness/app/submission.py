@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.results import canonical_folder, read_json, write_json_atomic
-from harness.validation import MODEL_META, Validation, validate
+from harness.core.errors import HarnessError
+from harness.engine.results import canonical_folder, read_json, write_json_atomic
+from harness.engine.validation import MODEL_META, Validation, validate
 
 
 class InvalidSubmission(HarnessError):

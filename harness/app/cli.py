@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import __version__
-from harness.cache import default_cache_dir
-from harness.errors import HarnessError
+from harness.app.table import format_table
+from harness.core.errors import HarnessError
+from harness.engine.cache import default_cache_dir
+from harness.engine.targets import file_target, folder_target
 from harness.scoring.bootstrap import LEVEL
-from harness.table import format_table
-from harness.targets import file_target, folder_target
 
 if TYPE_CHECKING:
-    from harness.runner import RunSettings, TaskOutcome
+    from harness.app.runner import RunSettings, TaskOutcome
 
 # The embedded demo: demo-clip on every demo task, and the OCR + MiniLM baseline on the
 # document task (when Tesseract is installed; `make demo` installs it).
@@ -199,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary table."""
-    from harness.distributed import rank_device, shards_from_environment
-    from harness.runner import RunSettings, run
+    from harness.app.runner import RunSettings, run
+    from harness.engine.distributed import rank_device, shards_from_environment
     from tasks.benchmarks import benchmark_task_names
     from tasks.registry import demo_tasks
 
@@ -305,8 +305,8 @@ def _launch_ranks(argv: list[str], devices: list[int]) -> int:
 def _dry_run(jobs: list[tuple[str, list[str]]], executor: str, data_dirs: dict[str, Path]) -> int:
     """Print the plan of each model's run (and the Ray jobs), then every problem the runs
     would meet before scoring; exit 2 when there are any."""
-    from harness.plan import plan, preflight
-    from harness.runner import data_dir_problems, with_data_dirs
+    from harness.app.plan import plan, preflight
+    from harness.app.runner import data_dir_problems, with_data_dirs
     from model_adapters.registry import model_modalities
     from tasks.registry import resolve_tasks
 
@@ -330,7 +330,7 @@ def _dry_run(jobs: list[tuple[str, list[str]]], executor: str, data_dirs: dict[s
         print(f"{model}:")
         print(plan(tasks).report())
     if executor == "ray" and not problems:
-        from harness.fanout import jobs_table, plan_jobs
+        from harness.app.fanout import jobs_table, plan_jobs
 
         print("\nRay jobs (tasks that share a dataset run together):")
         print(jobs_table([job for model, specs in jobs for job in plan_jobs([model], specs)]))
@@ -346,7 +346,7 @@ def _run_on_ray(
     args: argparse.Namespace, jobs: list[tuple[str, list[str]]], settings: RunSettings
 ) -> int:
     """Fan the runs out over Ray and print one summary of every job."""
-    from harness.fanout import plan_jobs, run_on_ray
+    from harness.app.fanout import plan_jobs, run_on_ray
 
     fanned = [job for model, specs in jobs for job in plan_jobs([model], specs)]
     gpus = args.gpus_per_job
@@ -371,7 +371,7 @@ def _demo_jobs(tasks: list[str]) -> list[tuple[str, list[str]]]:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     """Print the table of known tasks, or of one benchmark's tasks."""
-    from harness.errors import UnknownNameError
+    from harness.core.errors import UnknownNameError
     from tasks.benchmarks import get_benchmark
     from tasks.registry import TASK_TYPES, builtin_tasks, task_type
 
@@ -428,7 +428,7 @@ def cmd_models(_: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Print each problem with its file and fix; 1 when there are problems."""
-    from harness.validation import validate
+    from harness.engine.validation import validate
 
     validation = validate(args.path)
     for problem in validation.problems:
@@ -443,7 +443,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Validate, then file the results under the canonical layout."""
-    from harness.submission import submit
+    from harness.app.submission import submit
 
     folder_target(args.to, "--to")
     for entry in submit(args.path, args.to, overwrite=args.overwrite):
@@ -453,8 +453,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Print the verdicts; exit 0 (pass), 1 (a regression) or 2 (not comparable)."""
-    from harness.check import CheckSettings, check
-    from harness.results import write_json_atomic
+    from harness.app.check import CheckSettings, check
+    from harness.engine.results import write_json_atomic
 
     settings = CheckSettings(
         tolerance=args.tolerance,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from harness.errors import HarnessError
-from harness.results import result_file_name
-from harness.table import format_table
+from harness.app.table import format_table
+from harness.core.errors import HarnessError
+from harness.engine.results import result_file_name
 from tasks.definition import TaskDefinition
 from tasks.loading import dataset_revision
 

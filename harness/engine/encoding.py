@@ -1,6 +1,6 @@
 """The single road from raw items to vectors: cache look-up, batching, decoding in workers.
 
-Every task hands its items to :class:`Encoder`. The batches of a call are planned from all of
+Every task hands its items to :class:`BatchEncoder`. The batches of a call are planned from all of
 its distinct items (images first, then texts from longest to shortest, cut at the batch size),
 never from what the cache holds, so an item is always encoded in the same batch, beside the same
 neighbours, and a resumed run computes bit for bit the vectors an uninterrupted one does. A
@@ -34,11 +34,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from harness.cache import EmbeddingCache, cache_key
-from harness.distributed import Shards, item_cost
-from harness.errors import BadInputError, HarnessError
-from harness.items import RawItem
-from model_adapters.base import Adapter, Role
+from harness.core.adapter import Adapter, Role
+from harness.core.encoder import Encoded
+from harness.core.errors import BadInputError, HarnessError
+from harness.core.items import RawItem
+from harness.engine.cache import EmbeddingCache, cache_key
+from harness.engine.distributed import Shards, item_cost
 
 # torch >= 2.5 names it torch.OutOfMemoryError; torch.cuda.OutOfMemoryError is the same class.
 OUT_OF_MEMORY: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
@@ -67,22 +68,10 @@ class EncodeStats:
         }
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """Vectors for a list of items; ``kept[i]`` is false for an item skipped as bad input.
-
-    ``vectors`` is a float32 ``(n, d)`` matrix, or for a multi-vector adapter (similarity
-    ``maxsim``) an object array of n float32 ``(tokens, d)`` arrays (empty for skipped items).
-    """
-
-    vectors: np.ndarray
-    kept: np.ndarray
-    skipped: tuple[str, ...] = ()
-
-
 @dataclass
-class Encoder:
-    """Encodes raw items through an adapter, with a shared content-addressed cache."""
+class BatchEncoder:
+    """Encodes raw items through an adapter, with a shared content-addressed cache (the
+    :class:`harness.core.encoder.Encoder` that task types are handed)."""
 
     adapter: Adapter
     cache: EmbeddingCache | None = None

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 # Bytes written by the probe: enough to fail on a full disk, where an empty file would not.
 _PROBE_BYTES = 4096

@@ -1,0 +1,1 @@
+"""The application: the command line, the runner, fan-out, plan, check, submission."""

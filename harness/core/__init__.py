@@ -1,0 +1,1 @@
+"""The lowest layer: errors, items, modalities, the adapter and encoder contracts, similarity."""

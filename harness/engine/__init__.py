@@ -1,0 +1,1 @@
+"""The engine: encoding, the embedding cache, sharding, result files."""
