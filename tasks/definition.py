@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Category = Literal[
-    "t2i", "i2t", "i2i", "t2t", "it2t", "t2it", "it2i", "i2it", "it2it", "i2c", "t2c"
-]
-# The letters of a category and the input modalities they stand for.
-MODALITY_LETTERS = {"t": "text", "i": "image"}
+from harness.core.modalities import CategorySides, parse_category
 
 
 class DatasetSpec(BaseModel):
@@ -53,13 +49,26 @@ class TaskDefinition(BaseModel):
     dataset: DatasetSpec
     eval_splits: list[str] = Field(default_factory=lambda: ["test"], min_length=1)
     languages: list[str] = Field(default_factory=lambda: ["eng-Latn"])
-    category: Category
+    # Query letters, "2", document letters: one letter per modality of the registry
+    # (t text, i image, ...), or "c" for class labels on the document side.
+    category: str
     main_score: str | None = None
     prompts: Prompts = Field(default_factory=Prompts)
     protocol: dict[str, Any] = Field(default_factory=dict)
     # Rows per eval split as mteb's metadata counts them (for plans and listings; not enforced).
     n_samples: dict[str, int] = Field(default_factory=dict)
     source_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("category")
+    @classmethod
+    def _parse_category(cls, category: str) -> str:
+        parse_category(category)  # a ValueError names the bad letter and the known ones
+        return category
+
+    @property
+    def sides(self) -> CategorySides:
+        """The category's modalities, query side and document side."""
+        return parse_category(self.category)
 
     @model_validator(mode="after")
     def _resolve_local_path(self) -> TaskDefinition:
@@ -87,7 +96,5 @@ class TaskDefinition(BaseModel):
 
     @property
     def input_modalities(self) -> frozenset[str]:
-        """What a model must embed for the task: ``text`` and/or ``image`` (a class label,
-        ``c``, is not embedded)."""
-        letters = self.query_modality + self.document_modality
-        return frozenset(name for letter, name in MODALITY_LETTERS.items() if letter in letters)
+        """What a model must embed for the task (a class label, ``c``, is not embedded)."""
+        return frozenset(self.sides.inputs)
