@@ -74,8 +74,12 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.retrieval_scaling
 	$(BIN)/python -m benchmarks.rank_scaling
 
+# Style, types and layers: ruff, mypy (config in pyproject.toml) and the import contract of
+# setup.cfg (lint-imports: no package imports a layer above its own).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(VENV)/.installed
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
