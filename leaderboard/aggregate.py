@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 # A model's per-task scores: ``{task: score}``; a missing task is absent or ``None``.
 Scores = Mapping[str, float | None]
 # A row of the table: a model name, or on the site a model's (name, revision).
-Row = str | tuple[str, str]
+Row = TypeVar("Row", str, tuple[str, str])
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
-class OverviewRow:
+class OverviewRow(Generic[Row]):
     """One model's line of the overview table."""
 
     model: Row
@@ -81,7 +82,7 @@ def borda_ranks(table: Mapping[Row, Scores], tasks: Sequence[str]) -> dict[Row, 
     count = len(table)
     points = dict.fromkeys(table, 0.0)
     for task in tasks:
-        values = {m: s[task] for m, s in table.items() if s.get(task) is not None}
+        values = {m: score for m, s in table.items() if (score := s.get(task)) is not None}
         for model, value in values.items():
             better = sum(other > value for other in values.values())
             equal = sum(other == value for other in values.values())
@@ -91,7 +92,7 @@ def borda_ranks(table: Mapping[Row, Scores], tasks: Sequence[str]) -> dict[Row, 
     }
 
 
-def overview(table: Mapping[Row, Scores], task_types: Mapping[str, str]) -> list[OverviewRow]:
+def overview(table: Mapping[Row, Scores], task_types: Mapping[str, str]) -> list[OverviewRow[Row]]:
     """One row per model with a score, in Borda order (ties by name)."""
     table = {m: s for m, s in table.items() if any(v is not None for v in s.values())}
     tasks = sorted(task_types)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
 
 from harness.engine.main_score import task_score
+from harness.engine.records import ModelRecord
 from harness.engine.results import ResultFile
 from harness.engine.validation import MODEL_META, Validation, validate
 
@@ -42,7 +42,7 @@ class Entry:
         return (self.model, self.revision)
 
     @property
-    def model_meta(self) -> dict[str, Any]:
+    def model_meta(self) -> ModelRecord:
         """The model's metadata as the run recorded it."""
         return self.result.harness.model
 
@@ -107,12 +107,12 @@ def collect(roots: Sequence[Path], exclude: Path | None = None) -> Collection:
     for path, result in validation.usable():
         task = known.get(result.task_name)
         record = result.harness.task
-        splits = task.eval_splits if task else record["eval_splits"]
+        splits = task.eval_splits if task else record.eval_splits or []
         entry = Entry(
-            model=result.harness.model["name"],
-            revision=result.harness.model["revision"],
+            model=str(result.harness.model.name),
+            revision=str(result.harness.model.revision),
             task=result.task_name,
-            task_type=task.type if task else str(record.get("type") or "unknown"),
+            task_type=task.type if task else record.type or "unknown",
             score=task_score(result.scores, splits),
             result=result,
             path=path,

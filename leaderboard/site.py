@@ -17,9 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from harness.core.errors import HarnessError, UnknownNameError
+from harness.engine.records import ModelRecord
 from harness.engine.results import SITE_MARKER
 from harness.engine.validation import MODEL_META
 from leaderboard.aggregate import Aggregate, OverviewRow, overview, tasks_by_type, type_means
@@ -186,22 +187,15 @@ def _raw_path(entry: Entry) -> str:
     return f"raw/{model}/{revision}/{task}.json"
 
 
-def _count(meta: Mapping[str, Any], key: str) -> int | None:
+def _count(value: int | None) -> int | None:
     """A positive whole number from the metadata, else ``None``."""
-    value = meta.get(key)
-    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-    return value if ok else None
+    return value if value is not None and value > 0 else None
 
 
 def _params_text(count: int | None) -> str | None:
     if count is None:
         return None
     return f"{count / 1e6:.1f}M" if count < 10**9 else f"{count / 1e9:.2f}B"
-
-
-def _modalities(meta: Mapping[str, Any]) -> list[str]:
-    modalities = meta.get("modalities")
-    return [str(m) for m in modalities] if isinstance(modalities, list) else []
 
 
 class SiteBuilder:
@@ -221,7 +215,7 @@ class SiteBuilder:
         self.rows = overview(self.table, self.task_types)
         self.types = tasks_by_type(self.task_types)
 
-    def meta(self, model: ModelKey) -> Mapping[str, Any]:
+    def meta(self, model: ModelKey) -> ModelRecord:
         """The metadata the model revision's first result recorded."""
         return next(iter(self.by_model[model].values())).model_meta
 
@@ -276,9 +270,9 @@ class SiteBuilder:
 
     def _overview_row(self, row: OverviewRow) -> str:
         meta = self.meta(row.model)
-        modalities = _modalities(meta)
-        params = _count(meta, "n_parameters")
-        dim = _count(meta, "embed_dim")
+        modalities = meta.modalities
+        params = _count(meta.n_parameters)
+        dim = _count(meta.embed_dim)
         cells = [
             f'<td class="num" data-value="{row.borda_rank}">{row.borda_rank}</td>',
             _model_cells(row.model),
@@ -296,7 +290,7 @@ class SiteBuilder:
         )
 
     def _filters(self) -> str:
-        modalities = sorted({m for row in self.rows for m in _modalities(self.meta(row.model))})
+        modalities = sorted({m for row in self.rows for m in self.meta(row.model).modalities})
         modality_options = "".join(
             f'<option value="{escape(m)}">{escape(m)}</option>' for m in modalities
         )
@@ -380,10 +374,10 @@ class SiteBuilder:
         rank = next((row.borda_rank for row in self.rows if row.model == model), None)
         facts = {
             "Revision": model[1],
-            "Parameters": _params_text(_count(meta, "n_parameters")),
-            "Embedding dim": _count(meta, "embed_dim"),
-            "Modalities": ", ".join(_modalities(meta)) or None,
-            "Similarity": meta.get("similarity"),
+            "Parameters": _params_text(_count(meta.n_parameters)),
+            "Embedding dim": _count(meta.embed_dim),
+            "Modalities": ", ".join(meta.modalities) or None,
+            "Similarity": meta.similarity,
             "Rank (Borda)": rank,
         }
         facts_html = "".join(
@@ -467,7 +461,7 @@ def _sort_key(aggregate: Aggregate) -> tuple[int, int, float]:
     return (0 if aggregate.complete else 1, 0, -aggregate.value)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

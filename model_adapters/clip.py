@@ -30,7 +30,14 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 
 from harness.core.adapter import AdapterMeta, Item, Role, check_options
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
+from model_adapters.family import LoadRequest
+from model_adapters.torch_utils import (
+    concatenated,
+    n_parameters,
+    resolve_device,
+    resolve_dtype,
+    to_numpy,
+)
 
 # Model types whose text tower was trained on fixed-length, padded sequences.
 MAX_LENGTH_PADDING_TYPES = frozenset({"siglip", "siglip2"})
@@ -49,40 +56,33 @@ class ClipAdapter:
     limit) and ``fusion`` (``"sum"``, mteb's, or ``"normalized_sum"``).
     """
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        name: str,
-        revision: str,
-        hub_revision: str | None = None,
-        device: str = "cpu",
-        dtype: str = "float32",
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        options = dict(options or {})
-        check_options("clip", options, OPTIONS)
-        self._device = resolve_device(device)
-        self._dtype = resolve_dtype(dtype)
-        self._source, self._hub_revision = source, hub_revision
+    def __init__(self, request: LoadRequest) -> None:
+        check_options("clip", request.options, OPTIONS)
+        self._device = resolve_device(request.device)
+        self._dtype = resolve_dtype(request.dtype)
+        self._source, self._hub_revision = request.source, request.hub_revision
         self._model: torch.nn.Module | None = None
-        self.config = AutoConfig.from_pretrained(source, revision=hub_revision)
-        self.tokenizer = AutoTokenizer.from_pretrained(source, revision=hub_revision)
-        self.image_processor = AutoImageProcessor.from_pretrained(source, revision=hub_revision)
-        settings = self._settings(options)
+        self.config = AutoConfig.from_pretrained(request.source, revision=request.hub_revision)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            request.source, revision=request.hub_revision
+        )
+        self.image_processor = AutoImageProcessor.from_pretrained(
+            request.source, revision=request.hub_revision
+        )
+        settings = self._settings(request.options)
         self._padding = settings["padding"]
         self._max_length = settings["max_length"]
         self._fusion = settings["fusion"]
         self._autocast = settings.get("autocast")
         self.meta = AdapterMeta(
-            name=name,
-            revision=revision,
+            name=request.name,
+            revision=request.revision,
             family="clip",
             similarity="cosine",
             modalities=("image", "text"),
-            dtype=dtype,
+            dtype=request.dtype,
             embed_dim=_embed_dim(self.config),
-            n_parameters=_stored_parameters(source) or n_parameters(self.model),
+            n_parameters=_stored_parameters(request.source) or n_parameters(self.model),
             options=settings,
         )
 
@@ -130,12 +130,24 @@ class ClipAdapter:
             return int(limit)
         return int(_text_config(self.config).max_position_embeddings)
 
+    def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
+        """Run the image processor on the item's image (in a DataLoader worker): ``image``
+        becomes its arrays, ``{"pixel_values": (1, 3, h, w), ...}``. An item without a PIL
+        image (text only, or already preprocessed) is returned as it is."""
+        image = item.get("image")
+        if not isinstance(image, Image.Image):
+            return item
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return {**item, "image": to_numpy(self.image_processor(images=[rgb], return_tensors="pt"))}
+
     def encode(
         self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
     ) -> np.ndarray:
-        """Encode one batch of items; ``role`` and ``instruction`` are ignored."""
+        """Encode one batch of items, decoded or preprocessed; ``role`` and ``instruction`` are
+        ignored."""
         if not items:
             return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
+        items = [self.preprocess(item) for item in items]
         texts = [i for i, item in enumerate(items) if item.get("text") is not None]
         images = [i for i, item in enumerate(items) if item.get("image") is not None]
         empty = sorted(set(range(len(items))) - set(texts) - set(images))
@@ -177,19 +189,20 @@ class ClipAdapter:
             max_length=self._max_length,
             return_tensors="pt",
         )
-        return self._features(self.model.get_text_features, batch)
+        return self._features("get_text_features", batch)
 
     @torch.inference_mode()
-    def _encode_images(self, images: list[Image.Image]) -> torch.Tensor:
-        """One forward pass of the image tower; float32 on the CPU."""
+    def _encode_images(self, images: list[Mapping[str, np.ndarray]]) -> torch.Tensor:
+        """One forward pass of the image tower on preprocessed images; float32 on the CPU."""
         if not images:
             return torch.empty(0)
-        rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
-        batch = self.image_processor(images=rgb, return_tensors="pt")
-        return self._features(self.model.get_image_features, batch)
+        batch = concatenated(images)
+        return self._features("get_image_features", batch)
 
-    def _features(self, tower: Callable[..., Any], batch: Mapping[str, Any]) -> torch.Tensor:
-        """Run a ``get_*_features`` method on the inputs it names; return its pooled output."""
+    def _features(self, method: str, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Run the model's ``get_*_features`` method on the inputs it names; return its pooled
+        output."""
+        tower = getattr(self.model, method)
         accepted = _named_parameters(tower)
         inputs = {key: self._to_device(value) for key, value in batch.items() if key in accepted}
         with torch.autocast(

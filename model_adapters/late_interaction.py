@@ -24,7 +24,8 @@ from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoToke
 
 from harness.core.adapter import AdapterMeta, Item, Role
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
+from model_adapters.family import LoadRequest
+from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype, to_numpy
 
 FAMILY = "late-interaction"
 # config.json model type -> (retrieval model class, processor class) in transformers.
@@ -37,40 +38,34 @@ CLASSES = {
 class LateInteractionAdapter:
     """Encode texts and page images into per-token embeddings with a ``*ForRetrieval`` model."""
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        name: str,
-        revision: str,
-        hub_revision: str | None = None,
-        device: str = "cpu",
-        dtype: str = "float32",
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        if options:
-            raise HarnessError(f"the {FAMILY} family takes no options, got {sorted(options)}")
-        self._device = resolve_device(device)
-        self._dtype = resolve_dtype(dtype)
-        config = AutoConfig.from_pretrained(source, revision=hub_revision)
+    def __init__(self, request: LoadRequest) -> None:
+        if request.options:
+            raise HarnessError(
+                f"the {FAMILY} family takes no options, got {sorted(request.options)}"
+            )
+        self._device = resolve_device(request.device)
+        self._dtype = resolve_dtype(request.dtype)
+        config = AutoConfig.from_pretrained(request.source, revision=request.hub_revision)
         if config.model_type not in CLASSES:
             raise HarnessError(
-                f"{source} is a {config.model_type!r} model; the {FAMILY} family loads "
+                f"{request.source} is a {config.model_type!r} model; the {FAMILY} family loads "
                 f"{', '.join(CLASSES)}"
             )
         model_class, processor_class = (
             getattr(transformers, n) for n in CLASSES[config.model_type]
         )
-        self.model = model_class.from_pretrained(source, revision=hub_revision, dtype=self._dtype)
+        self.model = model_class.from_pretrained(
+            request.source, revision=request.hub_revision, dtype=self._dtype
+        )
         self.model.to(self._device).eval()
-        self.processor = _processor(source, hub_revision, processor_class)
+        self.processor = _processor(request.source, request.hub_revision, processor_class)
         self.meta = AdapterMeta(
-            name=name,
-            revision=revision,
+            name=request.name,
+            revision=request.revision,
             family=FAMILY,
             similarity="maxsim",
             modalities=("image", "text"),
-            dtype=dtype,
+            dtype=request.dtype,
             embed_dim=int(config.embedding_dim),
             n_parameters=n_parameters(self.model),
             options={
@@ -84,7 +79,9 @@ class LateInteractionAdapter:
     def encode(
         self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
     ) -> list[np.ndarray]:
-        """One ``(tokens, d)`` array per item; ``role`` and ``instruction`` are ignored."""
+        """One ``(tokens, d)`` array per item, decoded or preprocessed; ``role`` and
+        ``instruction`` are ignored."""
+        items = [self.preprocess(item) for item in items]
         texts = [i for i, item in enumerate(items) if item.get("text") is not None]
         images = [i for i, item in enumerate(items) if item.get("image") is not None]
         empty = sorted(set(range(len(items))) - set(texts) - set(images))
@@ -96,11 +93,44 @@ class LateInteractionAdapter:
             for i, tokens in zip(texts, self._embed(batch), strict=True):
                 parts[i].append(tokens)
         if images:
-            rgb = [_rgb(items[i]["image"]) for i in images]
-            batch = self.processor(images=rgb, return_tensors="pt")
+            batch = self.collate([items[i]["image"] for i in images])
             for i, tokens in zip(images, self._embed(batch), strict=True):
                 parts[i].append(tokens)
         return [np.concatenate(item_parts) for item_parts in parts]
+
+    def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
+        """Run the processor's page path on the item's image (in a DataLoader worker):
+        ``image`` becomes its model inputs (token ids with the visual prompt, pixel values).
+        An item without a PIL image (text only, or already preprocessed) is returned as it is."""
+        image = item.get("image")
+        if not isinstance(image, Image.Image):
+            return item
+        return {
+            **item,
+            "image": to_numpy(self.processor(images=[_rgb(image)], return_tensors="pt")),
+        }
+
+    def collate(self, pages: list[Mapping[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+        """Preprocessed pages as one batch, padded as the processor pads a batch of pages:
+        token rows with the tokenizer's padding on its side, pixel patches (ColQwen2: one
+        row per patch) with zeros at the end."""
+        tokenizer = self.processor.tokenizer
+        pads = {"input_ids": tokenizer.pad_token_id, "labels": -100}
+        batch = {}
+        for key in pages[0]:
+            values = [torch.from_numpy(page[key]) for page in pages]
+            longest = max(value.shape[1] for value in values)
+            padded = []
+            for value in values:
+                missing = longest - value.shape[1]
+                if key == "pixel_values":
+                    value = torch.nn.functional.pad(value, (0, 0, 0, missing))
+                else:
+                    side = (missing, 0) if tokenizer.padding_side == "left" else (0, missing)
+                    value = torch.nn.functional.pad(value, side, value=pads.get(key, 0))
+                padded.append(value)
+            batch[key] = torch.cat(padded)
+        return batch
 
     @torch.inference_mode()
     def _embed(self, batch: Mapping[str, torch.Tensor]) -> list[np.ndarray]:

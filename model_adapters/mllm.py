@@ -28,7 +28,15 @@ from transformers.utils import cached_file
 
 from harness.core.adapter import AdapterMeta, Item, Role, check_options
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters.torch_utils import DTYPES, n_parameters, resolve_device, resolve_dtype
+from model_adapters.family import LoadRequest
+from model_adapters.torch_utils import (
+    DTYPES,
+    concatenated,
+    n_parameters,
+    resolve_device,
+    resolve_dtype,
+    to_numpy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,34 +89,30 @@ class MllmAdapter:
     the fingerprint and the result file, record the dtype actually used.
     """
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        name: str,
-        revision: str,
-        hub_revision: str | None = None,
-        device: str = "cpu",
-        dtype: str = "float32",
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        settings = _settings(options or {})
-        self._device = resolve_device(device)
-        dtype = _effective_dtype(dtype, self._device, settings.pop("cuda_dtype"))
+    def __init__(self, request: LoadRequest) -> None:
+        settings = _settings(request.options)
+        self._device = resolve_device(request.device)
+        dtype = _effective_dtype(request.dtype, self._device, settings.pop("cuda_dtype"))
         self._dtype = resolve_dtype(dtype)
-        config = AutoConfig.from_pretrained(source, revision=hub_revision)
+        config = AutoConfig.from_pretrained(request.source, revision=request.hub_revision)
         config = getattr(config, "thinker_config", config)
-        self.model = _model_class(config.model_type, name).from_pretrained(
-            source, revision=hub_revision, dtype=self._dtype
+        self.model = _model_class(config.model_type, request.name).from_pretrained(
+            request.source, revision=request.hub_revision, dtype=self._dtype
         )
         self.model.to(self._device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(source, revision=hub_revision)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            request.source, revision=request.hub_revision
+        )
         self.tokenizer.padding_side = "left"
-        self.tokenizer.chat_template = _chat_template(self.tokenizer, source, hub_revision, name)
-        self.image_processor = AutoImageProcessor.from_pretrained(source, revision=hub_revision)
+        self.tokenizer.chat_template = _chat_template(
+            self.tokenizer, request.source, request.hub_revision, request.name
+        )
+        self.image_processor = AutoImageProcessor.from_pretrained(
+            request.source, revision=request.hub_revision
+        )
         if settings["max_pixels"] is None:
             settings["max_pixels"] = int(self.image_processor.size["longest_edge"])
-        self.image_token = self.tokenizer.convert_ids_to_tokens(config.image_token_id)
+        self.image_token = str(self.tokenizer.convert_ids_to_tokens(config.image_token_id))
         self._prompts = PRESETS[settings["preset"]]
         self._instruction_mode = settings["instruction"]
         self._max_text_tokens = settings["max_text_tokens"]
@@ -118,8 +122,8 @@ class MllmAdapter:
         )
         self._last_position_only()
         self.meta = AdapterMeta(
-            name=name,
-            revision=revision,
+            name=request.name,
+            revision=request.revision,
             family="mllm",
             similarity="cosine",
             modalities=("image", "text"),
@@ -144,15 +148,32 @@ class MllmAdapter:
     def encode(
         self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
     ) -> np.ndarray:
-        """Encode one batch; ``role`` is ignored, ``instruction`` placed as the option says."""
+        """Encode one batch of items, decoded or preprocessed; ``role`` is ignored,
+        ``instruction`` placed as the option says."""
         if not items:
             return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
         for index, item in enumerate(items):
             if item.get("text") is None and item.get("image") is None:
                 raise BadInputError(f"item {index} has neither a text nor an image")
+        items = [self.preprocess(item) for item in items]
         prompts = [self.prompt(item, instruction) for item in items]
-        images = [_rgb(item["image"]) for item in items if item.get("image") is not None]
+        images = [item["image"] for item in items if item.get("image") is not None]
         return self._embed(prompts, images)
+
+    def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
+        """Run the image processor on the item's image (in a DataLoader worker): ``image``
+        becomes its patches, ``{"pixel_values": (patches, d), "image_grid_thw": (1, 3)}``,
+        at most ``max_pixels`` pixels. An item without a PIL image (text only, or already
+        preprocessed) is returned as it is."""
+        image = item.get("image")
+        if not isinstance(image, Image.Image):
+            return item
+        size = {
+            "shortest_edge": self.image_processor.size["shortest_edge"],
+            "longest_edge": self.meta.options["max_pixels"],
+        }
+        pixels = self.image_processor(images=[_rgb(image)], size=size, return_tensors="pt")
+        return {**item, "image": to_numpy(pixels)}
 
     def prompt(self, item: Item, instruction: str | None = None) -> str:
         """The chat-templated prompt of one item, with one image placeholder per image."""
@@ -166,29 +187,29 @@ class MllmAdapter:
                 text = f"{instruction}\n{text}"
         content: list[dict[str, str]] = [{"type": "image"}] if has_image else []
         content.append({"type": "text", "text": self._prompts[modality].format(text=text)})
-        messages = [{"role": "user", "content": content}]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
         if instruction and self._instruction_mode == "system":
             messages.insert(0, {"role": "system", "content": instruction})
-        return self.tokenizer.apply_chat_template(
+        rendered = self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
+        return str(rendered)
 
     def _truncate(self, text: str) -> str:
         """The text cut to ``max_text_tokens`` tokens (unchanged when it is shorter)."""
         ids = self.tokenizer(text, add_special_tokens=False).input_ids
         if len(ids) <= self._max_text_tokens:
             return text
-        return self.tokenizer.decode(ids[: self._max_text_tokens])
+        return str(self.tokenizer.decode(ids[: self._max_text_tokens]))
 
-    def model_inputs(self, prompts: list[str], images: list[Image.Image]) -> dict[str, Any]:
-        """Token ids (left-padded) and pixel inputs, image placeholders expanded."""
+    def model_inputs(
+        self, prompts: list[str], images: list[Mapping[str, np.ndarray]]
+    ) -> dict[str, Any]:
+        """Token ids (left-padded) and the preprocessed images' pixel inputs, concatenated,
+        image placeholders expanded."""
         inputs: dict[str, Any] = {}
         if images:
-            size = {
-                "shortest_edge": self.image_processor.size["shortest_edge"],
-                "longest_edge": self.meta.options["max_pixels"],
-            }
-            inputs.update(self.image_processor(images=images, size=size, return_tensors="pt"))
+            inputs.update(concatenated(images))
             prompts = self._expand_image_tokens(prompts, inputs["image_grid_thw"])
         inputs.update(self.tokenizer(prompts, padding=True, return_tensors="pt"))
         if images and self._wants_token_types:
@@ -216,7 +237,7 @@ class MllmAdapter:
         return expanded
 
     @torch.inference_mode()
-    def _embed(self, prompts: list[str], images: list[Image.Image]) -> np.ndarray:
+    def _embed(self, prompts: list[str], images: list[Mapping[str, np.ndarray]]) -> np.ndarray:
         """One forward pass; the last position's final hidden state, L2-normalised."""
         inputs = self.model_inputs(prompts, images)
         inputs = {key: self._to_device(value) for key, value in inputs.items()}

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from PIL import Image
 
 from harness.core.adapter import AdapterMeta, Item, Role
 from harness.core.errors import BadInputError, HarnessError
+from model_adapters.family import LoadRequest
 from model_adapters.sentence_transformers import SentenceTransformerAdapter
 
 BINARY = "tesseract"
@@ -136,40 +137,22 @@ class OcrTextAdapter:
     version and a hash of each language's data land in the fingerprint.
     """
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        name: str,
-        revision: str,
-        hub_revision: str | None = None,
-        device: str = "cpu",
-        dtype: str = "float32",
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        options = dict(options or {})
-        self._workers = _workers(options.get("workers", min(4, os.cpu_count() or 1)))
+    def __init__(self, request: LoadRequest) -> None:
+        self._workers = _workers(request.options.get("workers", min(4, os.cpu_count() or 1)))
         self.tesseract = Tesseract.find(
-            _languages(options.get("languages", DEFAULT_LANGUAGES)),
-            _page_segmentation(options.get("page_segmentation", DEFAULT_PAGE_SEGMENTATION)),
+            _languages(request.options.get("languages", DEFAULT_LANGUAGES)),
+            _page_segmentation(request.options.get("page_segmentation", DEFAULT_PAGE_SEGMENTATION)),
         )
-        self.text_encoder = SentenceTransformerAdapter(
-            source,
-            name=name,
-            revision=revision,
-            hub_revision=hub_revision,
-            device=device,
-            dtype=dtype,
-            options={key: value for key, value in options.items() if key not in OCR_OPTIONS},
-        )
+        text_options = {k: v for k, v in request.options.items() if k not in OCR_OPTIONS}
+        self.text_encoder = SentenceTransformerAdapter(replace(request, options=text_options))
         text_meta = self.text_encoder.meta
         self.meta = AdapterMeta(
-            name=name,
-            revision=revision,
+            name=request.name,
+            revision=request.revision,
             family="ocr",
             similarity=text_meta.similarity,
             modalities=("image", "text"),
-            dtype=dtype,
+            dtype=request.dtype,
             embed_dim=text_meta.embed_dim,
             n_parameters=text_meta.n_parameters,
             uses_instructions=text_meta.uses_instructions,

@@ -16,26 +16,9 @@ from typing import Any
 
 from harness.core.adapter import Adapter
 from harness.core.errors import HarnessError, UnknownNameError
+from model_adapters.families import CLIP, FAMILIES, MLLM, OCR, SENTENCE_TRANSFORMERS
+from model_adapters.family import Family, LoadRequest, config_model_type
 
-SENTENCE_TRANSFORMERS = "sentence-transformers"
-CLIP = "clip"
-OCR = "ocr"
-MLLM = "mllm"
-# Config model types served by the mllm family (model_adapters/mllm.py).
-MLLM_MODEL_TYPES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen2_5_omni_thinker"})
-LATE_INTERACTION = "late-interaction"
-# Config model types served by the late-interaction family (model_adapters/late_interaction.py).
-LATE_INTERACTION_MODEL_TYPES = frozenset({"colpali", "colqwen2"})
-# The inputs each family's adapters embed (their ``AdapterMeta.modalities``).
-FAMILY_MODALITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        SENTENCE_TRANSFORMERS: ("text",),
-        CLIP: ("image", "text"),
-        OCR: ("image", "text"),
-        MLLM: ("image", "text"),
-        LATE_INTERACTION: ("image", "text"),
-    }
-)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 # Files whose bytes make up a local model's fingerprint: weights, configs, vocabularies.
 FINGERPRINT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"})
@@ -178,49 +161,28 @@ def load_adapter(
     resolve_device(device)
     resolve_dtype(dtype)
     resolved = _resolve(model, revision)
-    adapter_class = _adapter_class(resolved.family)
+    request = LoadRequest(
+        source=resolved.source,
+        name=resolved.name,
+        revision=resolved.revision,
+        hub_revision=resolved.hub_revision,
+        device=device,
+        dtype=dtype,
+        options={**resolved.options, **(options or {})},
+    )
     try:
-        return adapter_class(
-            resolved.source,
-            name=resolved.name,
-            revision=resolved.revision,
-            hub_revision=resolved.hub_revision,
-            device=device,
-            dtype=dtype,
-            options={**resolved.options, **(options or {})},
-        )
+        return family(resolved.family).load(request)
     except OSError as error:
         raise HarnessError(
             f"could not load model {resolved.name!r} from {resolved.source}: {error}"
         ) from None
 
 
-def _adapter_class(family: str) -> Callable[..., Adapter]:
-    """The adapter class of a family, imported on demand."""
-    if family == CLIP:
-        from model_adapters.clip import ClipAdapter
-
-        return ClipAdapter
-    if family == SENTENCE_TRANSFORMERS:
-        from model_adapters.sentence_transformers import SentenceTransformerAdapter
-
-        return SentenceTransformerAdapter
-    if family == OCR:
-        from model_adapters.ocr import OcrTextAdapter
-
-        return OcrTextAdapter
-    if family == MLLM:
-        from model_adapters.mllm import MllmAdapter
-
-        return MllmAdapter
-    if family == LATE_INTERACTION:
-        from model_adapters.late_interaction import LateInteractionAdapter
-
-        return LateInteractionAdapter
-    raise HarnessError(
-        f"unknown model family {family!r}; known: {CLIP}, {SENTENCE_TRANSFORMERS}, {OCR}, {MLLM}, "
-        f"{LATE_INTERACTION}"
-    )
+def family(name: str) -> Family:
+    """The model family of that name, built in or from an installed plugin."""
+    if name not in FAMILIES:
+        raise UnknownNameError("model family", name, FAMILIES)
+    return FAMILIES[name]
 
 
 def model_modalities(model: str) -> tuple[str, ...]:
@@ -228,14 +190,14 @@ def model_modalities(model: str) -> tuple[str, ...]:
     dry run can check them against the tasks."""
     path = Path(model).expanduser()
     if model in _REGISTRY:
-        family = _REGISTRY[model].family
+        name = _REGISTRY[model].family
     elif path.is_dir():
-        family = _directory_family(path.resolve())
+        name = _detect_family(_DirectoryFiles(path.resolve()))
     elif HUB_ID.fullmatch(model):
-        family, _ = _hub_family(model, None)
+        name = _detect_family(_HubFiles(model, None))
     else:
         raise UnknownNameError("model", model, _REGISTRY, hint=UNKNOWN_MODEL_HINT)
-    return FAMILY_MODALITIES[family]
+    return family(name).modalities
 
 
 def _resolve(model: str, revision: str | None) -> _Resolved:
@@ -262,7 +224,7 @@ def _resolve_entry(entry: ModelEntry, revision: str | None) -> _Resolved:
         raise HarnessError(
             f"model {entry.name!r} is registered with the directory {source}, which does not exist"
         )
-    _, commit = _hub_family(source, revision)
+    commit = _HubFiles(source, revision).commit()  # refuses a model that cannot be had
     label = revision or commit
     return _Resolved(entry.name, entry.family, source, label, revision, entry.options)
 
@@ -271,15 +233,16 @@ def _resolve_directory(path: Path, revision: str | None) -> _Resolved:
     """A local model directory: family from its files, name from the directory."""
     path = path.resolve()
     check_model_directory(path)
-    family = _directory_family(path)
+    name = _detect_family(_DirectoryFiles(path))
     label = revision or directory_fingerprint(path)
-    return _Resolved(path.name, family, str(path), label, None, {})
+    return _Resolved(path.name, name, str(path), label, None, {})
 
 
 def _resolve_hub(repo: str, revision: str | None) -> _Resolved:
     """A hub id: family from its files (cached or downloaded), revision from its commit."""
-    family, commit = _hub_family(repo, revision)
-    return _Resolved(repo, family, repo, revision or commit, revision, {})
+    files = _HubFiles(repo, revision)
+    name = _detect_family(files)
+    return _Resolved(repo, name, repo, revision or files.commit(), revision, {})
 
 
 def directory_fingerprint(path: Path) -> str:
@@ -306,8 +269,8 @@ def check_model_directory(path: Path) -> None:
         except (OSError, ValueError) as error:
             raise HarnessError(_broken_file(path, file, error)) from None
         if file.name == "config.json" and not isinstance(content, dict):
-            error = ValueError(f"it holds a JSON {type(content).__name__}, not an object")
-            raise HarnessError(_broken_file(path, file, error))
+            problem = ValueError(f"it holds a JSON {type(content).__name__}, not an object")
+            raise HarnessError(_broken_file(path, file, problem))
     for file in sorted(path.rglob("*.safetensors")):
         try:
             with safe_open(str(file), framework="numpy") as stored:
@@ -324,27 +287,72 @@ def _broken_file(folder: Path, file: Path, error: Exception) -> str:
     )
 
 
-def _directory_family(path: Path) -> str:
-    """``sentence-transformers`` when modules.json exists, else what config.json says."""
-    if (path / "modules.json").is_file():
-        return SENTENCE_TRANSFORMERS
-    config = path / "config.json"
-    if not config.is_file():
-        raise HarnessError(
-            f"{path} is not a model directory: it has neither modules.json "
-            "(sentence-transformers) nor config.json (transformers)"
-        )
-    return _config_family(config, str(path))
+def _detect_family(files: _DirectoryFiles | _HubFiles) -> str:
+    """The first family, built-in ones first, that recognises the model from its files."""
+    for name in FAMILIES:
+        detects = FAMILIES[name].detects
+        if detects is not None and detects(files):
+            return name
+    files.require("config.json")  # a model without one is refused with the reason
+    model_type = config_model_type(files)
+    kind = f"a {model_type!r} model" if model_type else "a model without a model_type"
+    raise HarnessError(
+        f"{files.where} is {kind} that the harness cannot load: it is neither a "
+        "sentence-transformers model (no modules.json) nor a transformers dual encoder "
+        "with get_text_features and get_image_features, and no installed model family "
+        "plugin recognises it"
+    )
 
 
-def _hub_family(repo: str, revision: str | None) -> tuple[str, str]:
-    """The family of a hub model and the commit its files come from."""
-    modules = _hub_file(repo, "modules.json", revision, required=False)
-    if modules is not None:
-        return SENTENCE_TRANSFORMERS, _commit(modules)
-    config = _hub_file(repo, "config.json", revision, required=True)
-    assert config is not None
-    return _config_family(config, repo), _commit(config)
+class _DirectoryFiles:
+    """The files of a local model directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+
+    def file(self, name: str) -> Path | None:
+        """The directory's file ``name``, or None."""
+        candidate = self.path / name
+        return candidate if candidate.is_file() else None
+
+    def require(self, name: str) -> Path:
+        """The directory's file ``name``; a model directory without it is refused."""
+        found = self.file(name)
+        if found is None:
+            raise HarnessError(
+                f"{self.path} is not a model directory: it has neither modules.json "
+                f"(sentence-transformers) nor {name} (transformers)"
+            )
+        return found
+
+
+class _HubFiles:
+    """The files of a hub model at a revision, from the local cache or the hub (each fetched
+    once)."""
+
+    def __init__(self, repo: str, revision: str | None) -> None:
+        self.repo, self.revision = repo, revision
+        self.where = repo
+        self._fetched: dict[str, Path | None] = {}
+
+    def file(self, name: str) -> Path | None:
+        """The model's file ``name``, or None when the hub has none."""
+        if name not in self._fetched:
+            self._fetched[name] = _hub_file(self.repo, name, self.revision, required=False)
+        return self._fetched[name]
+
+    def require(self, name: str) -> Path:
+        """The model's file ``name``; a clear error when it cannot be had."""
+        found = self._fetched.get(name) or _hub_file(self.repo, name, self.revision, required=True)
+        assert found is not None
+        self._fetched[name] = found
+        return found
+
+    def commit(self) -> str:
+        """The commit the model's files come from."""
+        fetched = next((path for path in self._fetched.values() if path is not None), None)
+        return _commit(fetched or self.require("config.json"))
 
 
 def _hub_file(repo: str, filename: str, revision: str | None, *, required: bool) -> Path | None:
@@ -399,38 +407,3 @@ def _commit(cached_file: Path) -> str:
     """The commit of a file in the hub cache (``.../snapshots/<commit>/<file>``)."""
     snapshot = cached_file.parent
     return snapshot.name if snapshot.parent.name == "snapshots" else "unknown"
-
-
-def _config_family(config: Path, where: str) -> str:
-    """``mllm`` for Qwen2-VL-family model types, ``late-interaction`` for ColPali/ColQwen2;
-    ``clip`` when the model type maps to a model with text and image features."""
-    model_type = json.loads(config.read_text()).get("model_type")
-    if model_type in MLLM_MODEL_TYPES:
-        return MLLM
-    if model_type in LATE_INTERACTION_MODEL_TYPES:
-        return LATE_INTERACTION
-    if model_type and _is_dual_encoder(model_type):
-        return CLIP
-    kind = f"a {model_type!r} model" if model_type else "a model without a model_type"
-    raise HarnessError(
-        f"{where} is {kind} that the harness cannot load: it is neither a "
-        "sentence-transformers model (no modules.json) nor a transformers dual encoder "
-        "with get_text_features and get_image_features"
-    )
-
-
-def _is_dual_encoder(model_type: str) -> bool:
-    """Whether transformers' AutoModel class for ``model_type`` has both feature methods."""
-    import transformers
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
-
-    class_name = MODEL_MAPPING_NAMES.get(model_type)
-    if isinstance(class_name, tuple):
-        class_name = class_name[0]
-    try:
-        model_class = getattr(transformers, class_name or "", None)
-        return all(
-            hasattr(model_class, method) for method in ("get_text_features", "get_image_features")
-        )
-    except ImportError:  # the model needs a library that is not installed
-        return False

@@ -10,6 +10,7 @@ from sentence_transformers import SentenceTransformer
 
 from harness.core.adapter import AdapterMeta, Item, Role, Similarity, check_options
 from harness.core.errors import BadInputError, HarnessError
+from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
 
 OPTIONS = frozenset({"prompts", "uses_instructions", "instruction_template"})
@@ -27,35 +28,26 @@ class SentenceTransformerAdapter:
     text that is not a document).
     """
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        name: str,
-        revision: str,
-        hub_revision: str | None = None,
-        device: str = "cpu",
-        dtype: str = "float32",
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        options = dict(options or {})
-        check_options("sentence-transformers", options, OPTIONS)
-        torch_device = resolve_device(device)
-        self.model = SentenceTransformer(source, device=str(torch_device), revision=hub_revision)
-        self.model.to(resolve_dtype(dtype))
-        self._prompts = _role_prompts(options.get("prompts"), self.model.prompts)
-        self._uses_instructions = bool(options.get("uses_instructions", False))
-        self._template = str(options.get("instruction_template", "{instruction} "))
+    def __init__(self, request: LoadRequest) -> None:
+        check_options("sentence-transformers", request.options, OPTIONS)
+        torch_device = resolve_device(request.device)
+        self.model = SentenceTransformer(
+            request.source, device=str(torch_device), revision=request.hub_revision
+        )
+        self.model.to(resolve_dtype(request.dtype))
+        self._prompts = _role_prompts(request.options.get("prompts"), self.model.prompts)
+        self._uses_instructions = bool(request.options.get("uses_instructions", False))
+        self._template = str(request.options.get("instruction_template", "{instruction} "))
         settings: dict[str, Any] = {"prompts": self._prompts}
         if self._uses_instructions:
             settings["instruction_template"] = self._template
         self.meta = AdapterMeta(
-            name=name,
-            revision=revision,
+            name=request.name,
+            revision=request.revision,
             family="sentence-transformers",
             similarity=_similarity(self.model.similarity_fn_name),
             modalities=("text",),
-            dtype=dtype,
+            dtype=request.dtype,
             embed_dim=self.model.get_embedding_dimension(),
             n_parameters=n_parameters(self.model),
             uses_instructions=self._uses_instructions,
@@ -96,7 +88,7 @@ class SentenceTransformerAdapter:
 def _role_prompts(configured: Any, saved: Mapping[str, str | None]) -> dict[str, str]:
     """The non-empty query/document prompts: the configured ones, else the model's saved ones."""
     if configured is None:
-        return {role: saved[role] for role in ROLES if saved.get(role)}
+        return {role: prompt for role in ROLES if (prompt := saved.get(role))}
     if not isinstance(configured, Mapping) or set(configured) - set(ROLES):
         raise HarnessError(
             f"option prompts must map 'query' and/or 'document' to a prompt, got {configured!r}"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
 from harness.core.errors import HarnessError
@@ -47,3 +50,17 @@ def resolve_dtype(dtype: str) -> torch.dtype:
 def n_parameters(model: torch.nn.Module) -> int:
     """The number of parameters of a model."""
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+def to_numpy(inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """A processor's output for one item as numpy arrays, for ``preprocess``: they cross from a
+    DataLoader worker to the main process inside the pickle stream, where torch tensors would
+    each hold a shared-memory file descriptor."""
+    return {key: np.asarray(value) for key, value in inputs.items()}
+
+
+def concatenated(items: Sequence[Mapping[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Preprocessed items' arrays joined along the first dimension, key by key, as tensors."""
+    return {
+        key: torch.from_numpy(np.concatenate([item[key] for item in items])) for key in items[0]
+    }

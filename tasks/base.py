@@ -1,16 +1,24 @@
-"""The task-type contract: load a task's data, encode it through the encoder, score it."""
+"""The task-type contract: load a task's split into a canonical form, then score it by encoding
+its inputs through the encoder.
+
+``load`` reads whichever supported layout the dataset uses and returns a :class:`LoadedSplit`
+(items with ids, labels, qrels, candidates...: what the type scores, the same for every layout);
+``score`` never looks at the dataset. ``evaluate`` is the two in a row.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError, UnknownNameError
+from harness.core.similarity import MAXSIM
 from harness.scoring.bootstrap import UnitScores
 from tasks.definition import TaskDefinition
 
@@ -21,6 +29,17 @@ class Protocol(BaseModel):
     """Protocol constants of a task type; entries override them under ``protocol:``."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedSplit(ABC):
+    """One split of a task, normalised from the dataset's layout: everything ``score`` reads."""
+
+    split: str
+
+    @abstractmethod
+    def input_counts(self) -> dict[str, int]:
+        """The number of inputs of each kind the split will encode (queries, corpus...)."""
 
 
 @dataclass
@@ -36,8 +55,12 @@ class SplitOutcome:
     units: dict[str, UnitScores] = field(default_factory=dict)
 
 
-class TaskType(ABC):
-    """A kind of evaluation (retrieval, linear probe, ...). Entries of a type are data only."""
+Loaded = TypeVar("Loaded", bound=LoadedSplit)
+
+
+class TaskType(ABC, Generic[Loaded]):
+    """A kind of evaluation (retrieval, linear probe, ...), generic in the canonical form its
+    ``load`` returns. Entries of a type are data only."""
 
     name: ClassVar[str]
     default_main_score: ClassVar[str]
@@ -49,7 +72,7 @@ class TaskType(ABC):
 
     def check_adapter(self, task: TaskDefinition, similarity: str) -> None:
         """Refuse a multi-vector model for a type that scores single vectors only."""
-        if similarity == "maxsim" and not self.scores_multi_vector:
+        if similarity == MAXSIM and not self.scores_multi_vector:
             raise HarnessError(
                 f"task {task.name} ({self.name}) scores single-vector embeddings, but the model "
                 "is a multi-vector (MaxSim) model; run it on retrieval tasks only"
@@ -85,15 +108,24 @@ class TaskType(ABC):
             )
 
     @abstractmethod
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> Loaded:
+        """Read ``split`` of ``task`` into the type's canonical form; ``limit`` keeps the first
+        ``limit`` evaluation rows (queries, items, samples...)."""
+
+    @abstractmethod
+    def score(self, task: TaskDefinition, loaded: Loaded, encoder: Encoder) -> SplitOutcome:
+        """Score a loaded split with the vectors ``encoder`` produces."""
+
     def evaluate(
         self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
     ) -> SplitOutcome:
-        """Score one split of ``task`` with the vectors ``encoder`` produces."""
+        """Load one split of ``task``, then score it."""
+        return self.score(task, self.load(task, split, limit), encoder)
 
     def mean_units(
         self,
         task: TaskDefinition,
-        per_unit: Mapping[str, Sequence[float]],
+        per_unit: Mapping[str, Sequence[float] | np.ndarray],
         unit_ids: Sequence[object],
         subset: str = "default",
     ) -> dict[str, UnitScores]:
@@ -105,7 +137,7 @@ class TaskType(ABC):
         return {subset: UnitScores.build("mean", unit_ids, values=per_unit[main])}
 
     def subset_scores(
-        self, task: TaskDefinition, metrics: dict[str, float], subset: str = "default"
+        self, task: TaskDefinition, metrics: Mapping[str, Any], subset: str = "default"
     ) -> Scores:
         """Wrap metrics into mteb's per-subset form with ``main_score``."""
         main = self.main_score(task)

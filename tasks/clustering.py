@@ -36,7 +36,7 @@ from harness.scoring.clustering import (
 )
 from tasks.base import Protocol, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
-from tasks.labelled import load_labelled
+from tasks.labelled import LabelledSplit, load_labelled
 from tasks.loading import column
 
 
@@ -49,7 +49,7 @@ class ClusteringProtocol(Protocol):
     fit_dtype: FitDtype = "float64"
 
 
-class Clustering(TaskType):
+class Clustering(TaskType[LabelledSplit]):
     """Images clustered by MiniBatchKMeans and compared with their labels."""
 
     name = "clustering"
@@ -61,26 +61,31 @@ class Clustering(TaskType):
         """The validated protocol; the category must be image clustering (``i2c``)."""
         protocol = super().protocol(task)
         assert isinstance(protocol, ClusteringProtocol)
-        if task.category != "i2c":
+        if task.sides.query != ("image",) or not task.sides.labels:
             raise HarnessError(
                 f"task {task.name}: clustering serves image clustering (category i2c), not "
                 f"{task.category}; mteb's text clustering follows another protocol"
             )
         return protocol
 
-    def evaluate(
-        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
-    ) -> SplitOutcome:
-        """Encode the images, fit MiniBatchKMeans once, compare the clusters with the labels."""
-        protocol = self.protocol(task)
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> LabelledSplit:
+        """The first ``limit`` images of ``split``, each with one label."""
+        self.protocol(task)
         data = load_labelled(task, split)
         _check_single_labels(task, split, data.labels)
-        items = data.items[:limit] if limit is not None else data.items
-        encoded = encoder.encode(items, role=None, instruction=task.prompts.query, task=task.name)
-        kept = zip(data.labels[: len(items)], encoded.kept, strict=True)
-        labels = [label for label, keep in kept if keep]
+        return data.head(limit)
+
+    def score(self, task: TaskDefinition, loaded: LabelledSplit, encoder: Encoder) -> SplitOutcome:
+        """Encode the images, fit MiniBatchKMeans once, compare the clusters with the labels."""
+        protocol = self.protocol(task)
+        encoded = encoder.encode(
+            loaded.items, role=None, instruction=task.prompts.query, task=task.name
+        )
+        labels = [label for label, keep in zip(loaded.labels, encoded.kept, strict=True) if keep]
         if not labels:
-            raise HarnessError(f"task {task.name}: no image of split {split!r} could be encoded")
+            raise HarnessError(
+                f"task {task.name}: no image of split {loaded.split!r} could be encoded"
+            )
         assignments = cluster_assignments(
             encoded.vectors[encoded.kept],
             len(set(labels)),

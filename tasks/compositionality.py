@@ -35,11 +35,9 @@ and ``text_acc`` and ``accuracy`` for one-caption samples; they are reported as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-import datasets
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -51,10 +49,13 @@ from harness.scoring.compositionality import (
     pair_classification_flags,
     pair_classification_scores,
 )
-from tasks.base import Protocol, SplitOutcome, TaskType
+from tasks.base import LoadedSplit, Protocol, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
-from tasks.loading import column, load_part, require_columns, resolve_config
+from tasks.loading import column, load_part, require_columns, resolve_config, undecoded
 from tasks.retrieval import CONFIG_CANDIDATES
+
+if TYPE_CHECKING:
+    import datasets
 
 Style = Literal["pairs", "one_image", "one_text"]
 STYLE_MAIN_SCORES: dict[str, str] = {
@@ -123,7 +124,23 @@ class Sample:
     texts: list[RawItem]
 
 
-class Compositionality(TaskType):
+@dataclass(frozen=True, kw_only=True)
+class SampleSplit(LoadedSplit):
+    """The samples of a split, each with ``n_images`` images and ``n_texts`` captions."""
+
+    samples: list[Sample]
+    n_images: int
+    n_texts: int
+
+    def input_counts(self) -> dict[str, int]:
+        """Images and captions."""
+        return {
+            "images": len(self.samples) * self.n_images,
+            "captions": len(self.samples) * self.n_texts,
+        }
+
+
+class Compositionality(TaskType[SampleSplit]):
     """Images and captions of a sample are matched by cosine; text, image and group accuracy."""
 
     name = "compositionality"
@@ -141,16 +158,21 @@ class Compositionality(TaskType):
         """The declared main score, else mteb's for the task's style."""
         return task.main_score or STYLE_MAIN_SCORES[self.settings(task).resolved_style]
 
-    def evaluate(
-        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
-    ) -> SplitOutcome:
-        """Encode every image in one call and every caption in another, then score."""
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> SampleSplit:
+        """The first ``limit`` samples of ``split``, from columns or from qrels; every one of
+        the same shape, fitting the style."""
         protocol = self.settings(task)
         if protocol.source == "qrels":
             samples = _qrels_samples(task, protocol.candidates, split, limit)
         else:
             samples = _column_samples(task, protocol, split, limit)
         n_images, n_texts = _check_shapes(task, protocol, samples)
+        return SampleSplit(split=split, samples=samples, n_images=n_images, n_texts=n_texts)
+
+    def score(self, task: TaskDefinition, loaded: SampleSplit, encoder: Encoder) -> SplitOutcome:
+        """Encode every image in one call and every caption in another, then score."""
+        protocol = self.settings(task)
+        samples, n_images, n_texts = loaded.samples, loaded.n_images, loaded.n_texts
         instruction = task.prompts.query or DEFAULT_INSTRUCTION
         images, texts = (
             encoder.encode(
@@ -164,8 +186,8 @@ class Compositionality(TaskType):
         kept &= texts.kept.reshape(len(samples), n_texts).all(axis=1)
         if not kept.any():
             raise HarnessError(
-                f"task {task.name}: no sample of split {split!r} is left to score; every one "
-                "has an image that could not be decoded."
+                f"task {task.name}: no sample of split {loaded.split!r} is left to score; every "
+                "one has an image that could not be decoded."
             )
         similarities = cosine_similarities(
             images.vectors.reshape(len(samples), n_images, -1)[kept],
@@ -188,7 +210,7 @@ def _column_samples(
     require_columns(task, data, config, [*protocol.image_columns, *protocol.text_columns])
     if limit is not None:
         data = data.select(range(min(limit, len(data))))
-    data = _undecoded(data, protocol.image_columns)
+    data = undecoded(data, protocol.image_columns)
     id_column = column(task, "id")
     ids = list(data[id_column]) if id_column in data.column_names else range(len(data))
     image_cells = {name: list(data[name]) for name in protocol.image_columns}
@@ -221,24 +243,7 @@ def _row_items(sample_id: str, cells: dict[str, Any], *, text: bool = False) -> 
 def _raw_item(column_name: str, kind: str, item_id: str, value: Any) -> RawItem:
     """One cell as an item; an unusable cell makes a faulty item (skippable as bad input)."""
     part = "text" if kind == "caption" else "image"
-    return RawItem.read(item_id, **{part: value, f"{part}_column": column_name})
-
-
-def _undecoded(data: datasets.Dataset, columns: Sequence[str]) -> datasets.Dataset:
-    """Cast image columns (and lists of images) to stored bytes, so none is decoded here."""
-    for name in columns:
-        feature = _undecoded_feature(data.features[name])
-        if feature != data.features[name]:
-            data = data.cast_column(name, feature)
-    return data
-
-
-def _undecoded_feature(feature: Any) -> Any:
-    if isinstance(feature, datasets.Image):
-        return datasets.Image(decode=False)
-    if isinstance(feature, datasets.List | datasets.LargeList):
-        return replace(feature, feature=_undecoded_feature(feature.feature))
-    return feature
+    return RawItem.read(item_id, {part: (column_name, value)})
 
 
 def _qrels_samples(
@@ -248,7 +253,7 @@ def _qrels_samples(
     true_image, pools = _candidate_pools(task, split)
     queries = _part(task, "queries", split, [column(task, "id"), column(task, "text")])
     corpus = _part(task, "corpus", split, [column(task, "id"), column(task, "image")])
-    corpus = _undecoded(corpus, [column(task, "image")])
+    corpus = undecoded(corpus, [column(task, "image")])
     # Like mteb, a corpus id that occurs twice resolves to its last row.
     corpus_ids = map(str, corpus[column(task, "id")])
     images = dict(zip(corpus_ids, corpus[column(task, "image")], strict=True))

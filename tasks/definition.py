@@ -85,16 +85,6 @@ class TaskDefinition(BaseModel):
         return Path(self.dataset.path).is_dir()
 
     @property
-    def query_modality(self) -> str:
-        """The query side of the category: ``t``, ``i`` or ``it``."""
-        return self.category.split("2")[0]
-
-    @property
-    def document_modality(self) -> str:
-        """The document side of the category: ``t``, ``i`` or ``it``."""
-        return self.category.split("2")[1]
-
-    @property
     def input_modalities(self) -> frozenset[str]:
         """What a model must embed for the task (a class label, ``c``, is not embedded)."""
         return frozenset(self.sides.inputs)

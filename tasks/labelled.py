@@ -8,31 +8,53 @@ definition maps other names under ``dataset.columns`` and another config under
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
-
-import datasets
 
 from harness.core.errors import HarnessError
 from harness.core.items import RawItem
+from tasks.base import LoadedSplit
 from tasks.definition import TaskDefinition
-from tasks.loading import column, load_part, require_columns, undecoded_images
+from tasks.loading import column, load_part, require_columns, undecoded
 
 
 @dataclass(frozen=True)
-class LabelledSplit:
+class LabelledSplit(LoadedSplit):
     """Items and their labels; ``label_names`` come from a ``ClassLabel`` feature when present."""
 
     items: list[RawItem]
     labels: list[Any]
     label_names: list[str] | None
 
+    def input_counts(self) -> dict[str, int]:
+        """The items."""
+        return {"items": len(self.items)}
+
+    def head(self, limit: int | None) -> LabelledSplit:
+        """The first ``limit`` rows (all rows when ``limit`` is None)."""
+        if limit is None:
+            return self
+        return replace(self, items=self.items[:limit], labels=self.labels[:limit])
+
+    def rows(self, indices: Sequence[int]) -> LabelledSplit:
+        """The rows at ``indices``, in that order."""
+        items, labels = [self.items[i] for i in indices], [self.labels[i] for i in indices]
+        return replace(self, items=items, labels=labels)
+
 
 def load_labelled(task: TaskDefinition, split: str) -> LabelledSplit:
-    """Load ``split`` as raw items (images stay undecoded) with their labels."""
+    """Load ``split`` as raw items (stored values, nothing decoded) with their labels; the
+    input column is named after the category's query modality (``image``, ``text``...)."""
+    if len(task.sides.query) != 1:
+        raise HarnessError(
+            f"task {task.name}: a labelled split has one input column, so the category must "
+            f"have one query modality (it is {task.category!r})."
+        )
+    (part,) = task.sides.query
     config = task.dataset.configs.get("default", "default")
     data = load_part(task, "default", config, split)
-    input_column = column(task, "image" if task.query_modality == "i" else "text")
+    input_column = column(task, part)
     label_column = column(task, "label")
     require_columns(task, data, config, [input_column, label_column])
     labels = list(data[label_column])
@@ -47,14 +69,14 @@ def load_labelled(task: TaskDefinition, split: str) -> LabelledSplit:
             f"task {task.name}: {len(missing)} row(s) of split {split!r} have no label "
             f"(first at row {missing[0]}); remove them or fill the {label_column!r} column."
         )
+    from datasets import ClassLabel
+
     feature = data.features[label_column]
-    names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
-    if task.query_modality == "i":
-        data = undecoded_images(data, input_column)
+    names = list(feature.names) if isinstance(feature, ClassLabel) else None
+    data = undecoded(data, [input_column])
     ids = data[column(task, "id")] if column(task, "id") in data.column_names else range(len(data))
-    part = "image" if task.query_modality == "i" else "text"
     items = [
-        RawItem.read(item_id, **{part: value, f"{part}_column": input_column})
+        RawItem.read(item_id, {part: (input_column, value)})
         for item_id, value in zip(ids, data[input_column], strict=True)
     ]
-    return LabelledSplit(items, labels, names)
+    return LabelledSplit(items, labels, names, split=split)

@@ -38,7 +38,6 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
-import datasets
 import numpy as np
 from pydantic import PositiveInt
 
@@ -53,7 +52,7 @@ from harness.scoring.classification import (
     kshot_samples,
     linear_probe_scores,
 )
-from tasks.base import Protocol, SplitOutcome, TaskType
+from tasks.base import LoadedSplit, Protocol, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
 from tasks.labelled import LabelledSplit, load_labelled
 
@@ -72,6 +71,20 @@ class LinearProbeProtocol(Protocol):
     exclude_train_rows: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProbeSplit(LoadedSplit):
+    """The train split, the train rows of each experiment (``samples``), and the evaluation
+    rows."""
+
+    train: LabelledSplit
+    samples: list[list[int]]
+    test: LabelledSplit
+
+    def input_counts(self) -> dict[str, int]:
+        """The sampled train rows (each encoded once), and the evaluation rows."""
+        return {"train": len(set().union(*self.samples)), "test": len(self.test.items)}
+
+
 @dataclass(frozen=True)
 class EncodedSample:
     """Vectors of the sampled train rows and of the evaluation rows, with their labels."""
@@ -84,7 +97,7 @@ class EncodedSample:
     skipped: list[str]
 
 
-class LinearProbe(TaskType):
+class LinearProbe(TaskType[ProbeSplit]):
     """k-shot logistic regression on frozen embeddings; accuracy, F1, precision, recall."""
 
     name = "linear_probe"
@@ -92,25 +105,30 @@ class LinearProbe(TaskType):
     metrics = CLASSIFICATION_METRICS
     protocol_model = LinearProbeProtocol
 
-    def evaluate(
-        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
-    ) -> SplitOutcome:
-        """Sample the train split, encode sample and evaluation split once each, fit, score."""
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> ProbeSplit:
+        """The train split (less ``exclude_train_rows``) with its k-shot samples, and the first
+        ``limit`` rows of ``split``, single labels each."""
         protocol = self.protocol(task)
         assert isinstance(protocol, LinearProbeProtocol)
         train, test = load_train_and_test(task, protocol.train_split, split, limit)
-        for name, data in ((protocol.train_split, train), (split, test)):
-            require_label_shape(task, name, data.labels, lists=False)
+        for data in (train, test):
+            require_label_shape(task, data.split, data.labels, lists=False)
         train = exclude_rows(task, train, protocol.exclude_train_rows)
         warn_on_label_coverage(task, train.labels, test.labels, protocol.samples_per_label, split)
         samples = kshot_samples(
             train.labels, protocol.samples_per_label, protocol.n_experiments, protocol.seed
         )
-        sample = encode_sample(task, encoder, train, samples, test)
+        return ProbeSplit(split=split, train=train, samples=samples, test=test)
+
+    def score(self, task: TaskDefinition, loaded: ProbeSplit, encoder: Encoder) -> SplitOutcome:
+        """Encode the sampled train rows and the evaluation rows once each, fit, score."""
+        protocol = self.protocol(task)
+        assert isinstance(protocol, LinearProbeProtocol)
+        sample = encode_sample(task, encoder, loaded.train, loaded.samples, loaded.test)
         return experiment_outcome(
             self,
             task,
-            split,
+            loaded.split,
             sample,
             lambda: linear_probe_scores(
                 sample.train_vectors,
@@ -126,7 +144,7 @@ class LinearProbe(TaskType):
 
 
 def experiment_outcome(
-    kind: TaskType,
+    kind: TaskType[ProbeSplit],
     task: TaskDefinition,
     split: str,
     sample: EncodedSample,
@@ -151,10 +169,7 @@ def load_train_and_test(
 ) -> tuple[LabelledSplit, LabelledSplit]:
     """The train split and the first ``limit`` rows of the evaluation split."""
     require_split(task, train_split)
-    train, test = load_labelled(task, train_split), load_labelled(task, split)
-    if limit is not None:
-        test = LabelledSplit(test.items[:limit], test.labels[:limit], test.label_names)
-    return train, test
+    return load_labelled(task, train_split), load_labelled(task, split).head(limit)
 
 
 def require_label_shape(
@@ -176,6 +191,8 @@ def require_label_shape(
 
 def require_split(task: TaskDefinition, split: str) -> None:
     """Fail clearly when the dataset lacks the train split (never train on another split)."""
+    import datasets
+
     config = task.dataset.configs.get("default", "default")
     try:
         names = datasets.get_dataset_split_names(
@@ -202,10 +219,7 @@ def exclude_rows(task: TaskDefinition, data: LabelledSplit, rows: Sequence[int])
             f"split's {len(data.items)} rows."
         )
     drop = set(rows)
-    keep = [i for i in range(len(data.items)) if i not in drop]
-    return LabelledSplit(
-        [data.items[i] for i in keep], [data.labels[i] for i in keep], data.label_names
-    )
+    return data.rows([i for i in range(len(data.items)) if i not in drop])
 
 
 def warn_on_label_coverage(

@@ -9,25 +9,37 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import HarnessError
+from harness.core.modalities import registered
+from tasks.datasets_memo import memoised
 from tasks.definition import TaskDefinition
 
+if TYPE_CHECKING:  # imported where used: listing tasks must not load `datasets`
+    import datasets
+
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".arrow")
-# A data file named after a split: a shard as the hub names them (``<split>-00000-of-00001``),
-# or a name starting with a split keyword that ``datasets`` recognises (``validation.jsonl``).
-_SPLIT_KEYWORDS = [word for words in datasets.data_files.SPLIT_KEYWORDS.values() for word in words]
 _AFTER_SPLIT = "(?=[-_.0-9])"  # what follows a split's name in a file name
-_SPLIT_IN_NAME = re.compile(
-    r"(.+?)(?=-\d{{5}}-of-\d{{5}})|({}){}".format(
-        "|".join(sorted(_SPLIT_KEYWORDS, key=len, reverse=True)), _AFTER_SPLIT
+
+
+@lru_cache(maxsize=1)
+def _split_in_name() -> re.Pattern[str]:
+    """A data file named after a split: a shard as the hub names them
+    (``<split>-00000-of-00001``), or a name starting with a split keyword that ``datasets``
+    recognises (``validation.jsonl``)."""
+    import datasets
+
+    keywords = [word for words in datasets.data_files.SPLIT_KEYWORDS.values() for word in words]
+    return re.compile(
+        r"(.+?)(?=-\d{{5}}-of-\d{{5}})|({}){}".format(
+            "|".join(sorted(keywords, key=len, reverse=True)), _AFTER_SPLIT
+        )
     )
-)
 
 
 def dataset_revision(task: TaskDefinition) -> str:
@@ -85,6 +97,8 @@ def _hash_files(root: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
 
 def config_names(task: TaskDefinition) -> list[str]:
     """The dataset's config names."""
+    import datasets
+
     path = task.dataset.path
     if task.is_local and not (Path(path) / "README.md").exists():
         return sorted(
@@ -113,8 +127,18 @@ def resolve_config(task: TaskDefinition, part: str, candidates: Sequence[str]) -
 
 def load_part(task: TaskDefinition, part: str, config: str, split: str) -> datasets.Dataset:
     """Load one config's split (the part's declared split wins); a split the config lacks is
-    an error naming the splits it has, never another split's rows under its name."""
+    an error naming the splits it has, never another split's rows under its name. A split is
+    loaded once per process and shared by every task that reads it (``tasks.datasets_memo``)."""
     split = task.dataset.splits.get(part, split)
+    path = task.dataset.path
+    revision = local_content_hash(Path(path)) if task.is_local else task.dataset.revision
+    return memoised((path, revision, config, split), lambda: _load_part(task, part, config, split))
+
+
+def _load_part(task: TaskDefinition, part: str, config: str, split: str) -> datasets.Dataset:
+    """``load_part`` without the memo."""
+    import datasets
+
     path = task.dataset.path
     local_folder = Path(path) / config
     try:
@@ -139,6 +163,8 @@ def _cache_dir(task: TaskDefinition) -> str | None:
     ``datasets`` caches a local folder under its name and file names, so two folders named
     alike (or one folder edited in place) would be served stale data from its default cache.
     """
+    import datasets
+
     if not task.is_local:
         return None
     content = local_content_hash(Path(task.dataset.path))
@@ -162,7 +188,9 @@ def _split_files(
     chosen = [p for p in files if named_split.match(p.name)]
     if chosen:
         return chosen
-    named = sorted({m.group(1) or m.group(2) for p in files if (m := _SPLIT_IN_NAME.match(p.name))})
+    named = sorted(
+        {m.group(1) or m.group(2) for p in files if (m := _split_in_name().match(p.name))}
+    )
     if named:
         raise _missing_split(task, part, config, split, named)
     return files
@@ -170,6 +198,8 @@ def _split_files(
 
 def _load_local_files(files: list[Path], cache_dir: str | None) -> datasets.Dataset:
     """One dataset of local data files of one format."""
+    import datasets
+
     builder = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(files[0].suffix, "json")
     paths = [str(p) for p in files]
     return datasets.load_dataset(builder, data_files=paths, split="train", cache_dir=cache_dir)
@@ -203,12 +233,34 @@ def column(task: TaskDefinition, name: str) -> str:
     return task.dataset.columns.get(name, name)
 
 
-def undecoded_images(dataset: datasets.Dataset, column_name: str) -> datasets.Dataset:
-    """Keep an Image column as stored bytes, so nothing is decoded in the main process."""
-    feature = dataset.features.get(column_name)
-    if isinstance(feature, datasets.Image):
-        return dataset.cast_column(column_name, datasets.Image(decode=False))
+def undecoded(dataset: datasets.Dataset, columns: Iterable[str]) -> datasets.Dataset:
+    """``dataset`` with each of ``columns`` that holds a registered modality (an Image column,
+    or a list of images...) read undecoded, so nothing is decoded in the main process; other
+    columns are left as they are."""
+    for name in columns:
+        feature = dataset.features.get(name)
+        stored = _undecoded_feature(feature)
+        if stored is not None and stored != feature:
+            dataset = dataset.cast_column(name, stored)
     return dataset
+
+
+def _undecoded_feature(feature: Any) -> Any | None:
+    """The feature that reads ``feature`` undecoded, by the first modality that knows it, or
+    None when none does."""
+    import datasets
+
+    if isinstance(feature, datasets.List | datasets.LargeList):
+        inner = _undecoded_feature(feature.feature)
+        return None if inner is None else replace(feature, feature=inner)
+    return next(
+        (
+            stored
+            for entry in registered()
+            if (stored := entry.undecoded_feature(feature)) is not None
+        ),
+        None,
+    )
 
 
 def _load_error(task: TaskDefinition, what: str, error: Exception) -> HarnessError:

@@ -55,6 +55,7 @@ from tasks.base import Protocol, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
 from tasks.labelled import LabelledSplit
 from tasks.linear_probe import (
+    ProbeSplit,
     encode_sample,
     experiment_outcome,
     load_train_and_test,
@@ -76,7 +77,7 @@ class MultilabelProtocol(Protocol):
     train_split: str = "train"
 
 
-class MultilabelClassification(TaskType):
+class MultilabelClassification(TaskType[ProbeSplit]):
     """k-shot multilabel classification on frozen embeddings; LRAP, F1, accuracy, hamming."""
 
     name = "multilabel_classification"
@@ -84,15 +85,14 @@ class MultilabelClassification(TaskType):
     metrics = MULTILABEL_METRICS
     protocol_model = MultilabelProtocol
 
-    def evaluate(
-        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
-    ) -> SplitOutcome:
-        """Sample the train split, encode sample and evaluation split once each, fit, score."""
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> ProbeSplit:
+        """The train split with its k-shot samples, and the (cut) evaluation split's first
+        ``limit`` rows, with lists of labels."""
         protocol = self.protocol(task)
         assert isinstance(protocol, MultilabelProtocol)
         train, test = load_train_and_test(task, protocol.train_split, split, None)
-        for name, data in ((protocol.train_split, train), (split, test)):
-            require_label_shape(task, name, data.labels, lists=True)
+        for data in (train, test):
+            require_label_shape(task, data.split, data.labels, lists=True)
         test = _cut(test, protocol.max_eval_samples, protocol.seed, limit)
         warn_on_label_coverage(
             task, _flat(train.labels), _flat(test.labels), protocol.samples_per_label, split
@@ -105,11 +105,17 @@ class MultilabelClassification(TaskType):
             protocol.seed,
             earlier_experiments=earlier * protocol.n_experiments,
         )
-        sample = encode_sample(task, encoder, train, samples, test)
+        return ProbeSplit(split=split, train=train, samples=samples, test=test)
+
+    def score(self, task: TaskDefinition, loaded: ProbeSplit, encoder: Encoder) -> SplitOutcome:
+        """Encode the sampled train rows and the evaluation rows once each, fit, score."""
+        protocol = self.protocol(task)
+        assert isinstance(protocol, MultilabelProtocol)
+        sample = encode_sample(task, encoder, loaded.train, loaded.samples, loaded.test)
         return experiment_outcome(
             self,
             task,
-            split,
+            loaded.split,
             sample,
             lambda: multilabel_scores(
                 sample.train_vectors,
@@ -131,10 +137,7 @@ def _cut(
     rows = list(range(len(test.items)))
     if max_eval_samples is not None and len(rows) > max_eval_samples:
         rows = iterative_stratified_subsample(test.labels, max_eval_samples, seed)
-    rows = rows[:limit] if limit is not None else rows
-    return LabelledSplit(
-        [test.items[i] for i in rows], [test.labels[i] for i in rows], test.label_names
-    )
+    return test.rows(rows[:limit] if limit is not None else rows)
 
 
 def _flat(label_sets: Sequence[Sequence[Hashable]]) -> list[Hashable]:

@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import datasets
 from pydantic import Field
 
 from harness.core.encoder import Encoder
@@ -47,9 +46,12 @@ from tasks.loading import (
     load_part,
     require_columns,
     resolve_config,
-    undecoded_images,
+    undecoded,
 )
 from tasks.retrieval import Encodings, Retrieval, RetrievalProtocol, RetrievalSplit, Run
+
+if TYPE_CHECKING:
+    import datasets
 
 Candidates = dict[str, list[str]]
 _LETTER = re.compile(r"^\(([A-Z])\)$")
@@ -148,19 +150,19 @@ class MultipleChoice(Retrieval):
         self, task: TaskDefinition, protocol: MultipleChoiceProtocol, split: str
     ) -> ChoiceSplit:
         """The CV-Bench layout: one row per question, with its choices and answer."""
-        if task.document_modality != "t":
+        if task.sides.document != ("text",):
             raise HarnessError(
                 f"task {task.name}: layout 'choices' holds text answers, so the category must "
                 f"end in '2t' (it is {task.category!r})."
             )
         config = task.dataset.configs.get("default", "default")
         data = _filtered(task, load_part(task, "default", config, split), config, protocol.where)
-        text = column(task, "question") if "t" in task.query_modality else None
-        image = column(task, "image") if "i" in task.query_modality else None
+        text = column(task, "question") if "text" in task.sides.query else None
+        image = column(task, "image") if "image" in task.sides.query else None
         fields = [column(task, "choices"), column(task, "answer")]
         require_columns(task, data, config, [*fields, *(c for c in (text, image) if c)])
         if image:
-            data = undecoded_images(data, image)
+            data = undecoded(data, [image])
         builder = _ChoiceBuilder(task, split)
         for index, row in enumerate(data):
             builder.add(index, row, text, image, *fields)
@@ -196,10 +198,11 @@ class _ChoiceBuilder:
         self.queries.append(
             RawItem.read(
                 query_id,
-                text=row[text] if text else None,
-                image=row[image] if image else None,
-                text_column=text,
-                image_column=image,
+                {
+                    name: (column_name, row[column_name])
+                    for name, column_name in (("text", text), ("image", image))
+                    if column_name
+                },
                 optional=bool(text and image),
             )
         )
@@ -217,7 +220,7 @@ class _ChoiceBuilder:
         )
 
     def result(self) -> ChoiceSplit:
-        corpus = [RawItem(doc_id, text=text) for text, doc_id in self.doc_ids.items()]
+        corpus = [RawItem.of(doc_id, text=text) for text, doc_id in self.doc_ids.items()]
         candidates = {qid: list(docs) for qid, docs in self.qrels.items()}
         return ChoiceSplit(self.queries, corpus, self.qrels, candidates)
 

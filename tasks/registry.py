@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from harness.core.errors import HarnessError, UnknownNameError
+from harness.core.plugins import Registry
 from tasks.base import TaskType
 from tasks.definition import TaskDefinition
 from tasks.loading import check_local_path
@@ -21,29 +21,35 @@ DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # A task file's nodes once its aliases are expanded; the catalog's largest file has ~3,000.
 MAX_YAML_NODES = 100_000
-# One "module:Class" per task type; a new type adds one line here.
-TYPE_CLASSES = (
-    "tasks.retrieval:Retrieval",
-    "tasks.zero_shot:ZeroShotClassification",
-    "tasks.clustering:Clustering",
-    "tasks.multiple_choice:MultipleChoice",
-    "tasks.visual_sts:VisualSTS",
-    "tasks.linear_probe:LinearProbe",
-    "tasks.multilabel:MultilabelClassification",
-    "tasks.compositionality:Compositionality",
-)
+# Entry-point group under which installed plugins declare task types: ``name = module:Class``,
+# the class a ``TaskType`` subclass whose ``name`` is the entry point's.
+TASK_TYPES_GROUP = "harness.task_types"
+# The built-in task types by name, each "module:Class" imported on first use; a new type adds
+# one line here (or is a plugin).
+BUILTIN_TYPES = {
+    "retrieval": "tasks.retrieval:Retrieval",
+    "zero_shot_classification": "tasks.zero_shot:ZeroShotClassification",
+    "clustering": "tasks.clustering:Clustering",
+    "multiple_choice": "tasks.multiple_choice:MultipleChoice",
+    "visual_sts": "tasks.visual_sts:VisualSTS",
+    "linear_probe": "tasks.linear_probe:LinearProbe",
+    "multilabel_classification": "tasks.multilabel:MultilabelClassification",
+    "compositionality": "tasks.compositionality:Compositionality",
+}
 
 
-def _load_types() -> dict[str, TaskType]:
-    types = {}
-    for entry in TYPE_CLASSES:
-        module, class_name = entry.split(":")
-        task_type_class = getattr(import_module(module), class_name)
-        types[task_type_class.name] = task_type_class()
-    return types
+def _adopt_type(name: str, loaded: object) -> TaskType:
+    """The task type a loaded class stands for: a ``TaskType`` subclass named ``name``."""
+    if not (isinstance(loaded, type) and issubclass(loaded, TaskType)):
+        raise TypeError(f"expected a subclass of tasks.base.TaskType, got {loaded!r}")
+    if loaded.name != name:
+        raise ValueError(f"its class says its name is {loaded.name!r}, not {name!r}")
+    return loaded()
 
 
-TASK_TYPES: dict[str, TaskType] = _load_types()
+# Every task type by name: the built-in ones and the installed plugins'. Listing the names imports
+# no task type; looking one up imports its module.
+TASK_TYPES: Registry[TaskType] = Registry("task type", TASK_TYPES_GROUP, BUILTIN_TYPES, _adopt_type)
 
 
 def task_type(task: TaskDefinition) -> TaskType:

@@ -25,18 +25,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-import datasets
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError
 from harness.core.items import RawItem
+from harness.core.similarity import MAXSIM
 from harness.scoring.bootstrap import UnitScores
-from harness.scoring.maxsim import maxsim_top_k
 from harness.scoring.retrieval import (
     DEFAULT_K_VALUES,
     drop_queries_without_positives,
@@ -44,9 +43,12 @@ from harness.scoring.retrieval import (
     retrieval_scores,
 )
 from harness.scoring.search import run_from_top_k, top_k_search
-from tasks.base import Protocol, Scores, SplitOutcome, TaskType
+from tasks.base import LoadedSplit, Protocol, Scores, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
-from tasks.loading import column, load_part, require_columns, resolve_config, undecoded_images
+from tasks.loading import column, load_part, require_columns, resolve_config, undecoded
+
+if TYPE_CHECKING:
+    import datasets
 
 CONFIG_CANDIDATES = {
     "corpus": ("corpus",),
@@ -61,11 +63,27 @@ Run = dict[str, dict[str, float]]
 
 @dataclass
 class RetrievalSplit:
-    """One split ready to encode: queries with positives, the corpus, and the queries' qrels."""
+    """One data split ready to encode: queries with positives, the corpus, the queries' qrels,
+    and with ``protocol.subsets`` the subset of each id that has one (None: no subsets)."""
 
     queries: list[RawItem]
     corpus: list[RawItem]
     qrels: Qrels
+    subset_of: dict[str, str] | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrievalData(LoadedSplit):
+    """An eval split's data splits by subset: ``default``, or each of ``split_subsets``."""
+
+    parts: dict[str, RetrievalSplit]
+
+    def input_counts(self) -> dict[str, int]:
+        """Queries and corpus documents, over every data split."""
+        return {
+            "queries": sum(len(part.queries) for part in self.parts.values()),
+            "corpus": sum(len(part.corpus) for part in self.parts.values()),
+        }
 
 
 @dataclass(frozen=True)
@@ -171,7 +189,7 @@ class RetrievalProtocol(Protocol):
         return self
 
 
-class Retrieval(TaskType):
+class Retrieval(TaskType[RetrievalData]):
     """Queries retrieve documents; nDCG, MAP, recall, precision, MRR and hit rate at k."""
 
     name = "retrieval"
@@ -185,9 +203,19 @@ class Retrieval(TaskType):
         assert isinstance(protocol, RetrievalProtocol)
         return metric_names(protocol.k_values)
 
-    def evaluate(
-        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
-    ) -> SplitOutcome:
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> RetrievalData:
+        """Queries, corpus, qrels (and subsets) of ``split``, or with ``split_subsets`` of each
+        dataset split named there; ``limit`` keeps the first queries of each."""
+        protocol = self.protocol(task)
+        assert isinstance(protocol, RetrievalProtocol)
+        data_splits = {name: name for name in protocol.split_subsets} or {"default": split}
+        parts = {
+            subset: self._load_data(task, protocol, data_split, limit)
+            for subset, data_split in data_splits.items()
+        }
+        return RetrievalData(split=split, parts=parts)
+
+    def score(self, task: TaskDefinition, loaded: RetrievalData, encoder: Encoder) -> SplitOutcome:
         """Encode queries and corpus, rank documents for every query, score with pytrec_eval.
 
         With ``split_subsets`` each subset is the dataset split of that name, scored on its own.
@@ -195,12 +223,12 @@ class Retrieval(TaskType):
         protocol = self.protocol(task)
         assert isinstance(protocol, RetrievalProtocol)
         if not protocol.split_subsets:
-            return self._evaluate_data(task, protocol, encoder, split, limit)
+            return self._score_data(task, protocol, encoder, loaded.split, loaded.parts["default"])
         entries: list[Scores] = []
         skipped: list[str] = []
         units: dict[str, UnitScores] = {}
         for subset, languages in protocol.split_subsets.items():
-            outcome = self._evaluate_data(task, protocol, encoder, subset, limit)
+            outcome = self._score_data(task, protocol, encoder, subset, loaded.parts[subset])
             entries += [
                 {**entry, "hf_subset": subset, "languages": languages} for entry in outcome.subsets
             ]
@@ -208,19 +236,24 @@ class Retrieval(TaskType):
             units[subset] = outcome.units["default"]
         return SplitOutcome(entries, skipped, units)
 
-    def _evaluate_data(
+    def _load_data(
+        self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None
+    ) -> RetrievalSplit:
+        """One data split, with the subset of each query or relevant document."""
+        data = self._load_split(task, protocol, split, limit)
+        if protocol.subsets is not None:
+            data.subset_of = self._subset_map(task, protocol.subsets, split, data)
+        return data
+
+    def _score_data(
         self,
         task: TaskDefinition,
         protocol: RetrievalProtocol,
         encoder: Encoder,
         split: str,
-        limit: int | None,
+        data: RetrievalSplit,
     ) -> SplitOutcome:
-        """Score one data split: its queries against its corpus (a subset column is read
-        before anything is encoded, so a missing one fails first)."""
-        data = self._load_split(task, protocol, split, limit)
-        subsets = protocol.subsets
-        subset_of = self._subset_lookup(task, subsets, split) if subsets is not None else None
+        """Score one data split: its queries against its corpus."""
         encoded_queries = encoder.encode(
             data.queries, role="query", instruction=task.prompts.query, task=task.name
         )
@@ -246,7 +279,9 @@ class Retrieval(TaskType):
             Encodings(corpus_ids, encoded_corpus.vectors[encoded_corpus.kept]),
         )
         skipped = [*encoded_queries.skipped, *encoded_corpus.skipped]
-        entries, units = self._split_scores(task, protocol, subset_of, data.qrels, run, query_ids)
+        entries, units = self._split_scores(
+            task, protocol, data.subset_of, data.qrels, run, query_ids
+        )
         return SplitOutcome(entries, skipped, units)
 
     def _load_split(
@@ -279,24 +314,23 @@ class Retrieval(TaskType):
         Multi-vector embeddings are scored by MaxSim with mteb's zero-padding convention.
         """
         similarity = encoder.adapter.meta.similarity
-        k = max(protocol.k_values)
-        if similarity == "maxsim":
-            scores, indices = maxsim_top_k(
-                list(queries.vectors), list(corpus.vectors), k, device=encoder.device
-            )
-        else:
-            scores, indices = top_k_search(
-                queries.vectors, corpus.vectors, k, similarity=similarity, device=encoder.device
-            )
+        multi_vector = similarity == MAXSIM  # ragged (tokens, d) arrays, one per item
+        scores, indices = top_k_search(
+            list(queries.vectors) if multi_vector else queries.vectors,
+            list(corpus.vectors) if multi_vector else corpus.vectors,
+            max(protocol.k_values),
+            similarity=similarity,
+            device=encoder.device,
+        )
         return run_from_top_k(queries.ids, corpus.ids, scores, indices)
 
     def _paired(
         self, task: TaskDefinition, spec: PairedSpec, split: str, duplicates: str
     ) -> tuple[list[RawItem], list[RawItem], Qrels]:
         """Queries, corpus and qrels from a table of images with their captions (``PairedSpec``)."""
-        if {task.query_modality, task.document_modality} != {"t", "i"}:
+        if {task.sides.query, task.sides.document} != {("text",), ("image",)}:
             raise HarnessError(f"task {task.name}: the paired layout needs category t2i or i2t")
-        text_queries = task.query_modality == "t"
+        text_queries = task.sides.query == ("text",)
         text_column, image_column = column(task, "text"), column(task, "image")
         if spec.corpus_splits:
             query_rows = self._paired_rows(task, spec, split, images=not text_queries)
@@ -312,12 +346,12 @@ class Retrieval(TaskType):
             corpus_rows = [row for row in corpus_rows if firsts[_hashable(row.captions)] is row]
         if text_queries:
             queries = [
-                RawItem.read(item_id, text=text, text_column=text_column)
+                RawItem.read(item_id, {"text": (text_column, text)})
                 for row in query_rows
                 for item_id, text in row.text_ids("query")
             ]
             corpus = [
-                RawItem.read(f"corpus-{row.key}", image=row.image, image_column=image_column)
+                RawItem.read(f"corpus-{row.key}", {"image": (image_column, row.image)})
                 for row in corpus_rows
             ]
             qrels = {
@@ -327,14 +361,13 @@ class Retrieval(TaskType):
             }
         else:
             queries = [
-                RawItem.read(f"query-{row.key}", image=row.image, image_column=image_column)
+                RawItem.read(f"query-{row.key}", {"image": (image_column, row.image)})
                 for row in query_rows
             ]
             corpus = [  # mteb strips a document's text
                 RawItem.read(
                     item_id,
-                    text=text.strip() if isinstance(text, str) else text,
-                    text_column=text_column,
+                    {"text": (text_column, text.strip() if isinstance(text, str) else text)},
                 )
                 for row in corpus_rows
                 for item_id, text in row.text_ids("corpus")
@@ -358,7 +391,7 @@ class Retrieval(TaskType):
         needed += [names["image"]] if images else []
         data = load_part(task, "pairs", config, split)
         require_columns(task, data, config, needed)
-        data = undecoded_images(data.select_columns(needed), names["image"])
+        data = undecoded(data.select_columns(needed), [names["image"]])
         captions = data[names["text"]]
         keep = [n for n, text in enumerate(captions) if text is not None or not spec.require_text]
         row_ids = data[names["id"]] if spec.ids == "column" else None
@@ -401,21 +434,21 @@ class Retrieval(TaskType):
         config = resolve_config(task, part, CONFIG_CANDIDATES[part])
         data = load_part(task, part, config, split)
         id_column = _id_column(task, part, data)
-        side = task.query_modality if part == "queries" else task.document_modality
-        content = [column(task, "text") if "t" in side else None]
-        content.append(column(task, "image") if "i" in side else None)
-        require_columns(task, data, config, [id_column, *(c for c in content if c)])
-        if content[1]:
-            data = undecoded_images(data, content[1])
+        side = task.sides.query if part == "queries" else task.sides.document
+        text = column(task, "text") if "text" in side else None
+        image = column(task, "image") if "image" in side else None
+        require_columns(task, data, config, [id_column, *(c for c in (text, image) if c)])
+        if image:
+            data = undecoded(data, [image])
         title = column(task, "title")
-        items = list(_raw_items(data, id_column, *content, title, strip=part == "corpus"))
+        items = list(_raw_items(data, id_column, text, image, title, strip=part == "corpus"))
         return _unique(task, split, f"{part} (column {id_column!r})", items, duplicates)
 
     def _split_scores(
         self,
         task: TaskDefinition,
         protocol: RetrievalProtocol,
-        subset_of: Callable[[str], str | None] | None,
+        subset_of: dict[str, str] | None,
         qrels: Qrels,
         run: Run,
         query_ids: list[str],
@@ -445,6 +478,20 @@ class Retrieval(TaskType):
             units[subset] = UnitScores.build("mean", list(per_query), values=values)
         return entries, units
 
+    def _subset_map(
+        self, task: TaskDefinition, spec: SubsetSpec, split: str, data: RetrievalSplit
+    ) -> dict[str, str] | None:
+        """The subset of each query (``part: queries``) or relevant document that has one;
+        ``None`` when an optional subset column is absent."""
+        lookup = self._subset_lookup(task, spec, split)
+        if lookup is None:
+            return None
+        if spec.part == "queries":
+            members = {query.id for query in data.queries}
+        else:
+            members = {d for docs in data.qrels.values() for d, s in docs.items() if s > 0}
+        return {member: name for member in members if (name := lookup(member)) is not None}
+
     def _subset_lookup(
         self, task: TaskDefinition, spec: SubsetSpec, split: str
     ) -> Callable[[str], str | None] | None:
@@ -464,13 +511,13 @@ class Retrieval(TaskType):
 
 
 def _subset_groups(
-    spec: SubsetSpec, subset_of: Callable[[str], str | None], qrels: Qrels, ids: list[str]
+    spec: SubsetSpec, subset_of: dict[str, str], qrels: Qrels, ids: list[str]
 ) -> dict[str, list[str]]:
     """Subset name -> its queries, in name order; a query may sit in several subsets."""
     groups: dict[str, list[str]] = {}
     for qid in ids:
         members = [qid] if spec.part == "queries" else [d for d, s in qrels[qid].items() if s > 0]
-        for name in sorted({n for n in map(subset_of, members) if n is not None}):
+        for name in sorted({subset_of[m] for m in members if m in subset_of}):
             groups.setdefault(name, []).append(qid)
     return dict(sorted(groups.items()))
 
@@ -589,14 +636,15 @@ def _raw_items(
             fault = f"column 'modality' holds {modality!r}, which names no {parts} part"
             yield RawItem(str(row[id_column]), fault=f"{fault}; fix the row or drop it")
             continue
-        yield RawItem.read(
-            row[id_column],
-            text=text,
-            image=row[image_column] if image_part else None,
-            text_column=text_part,
-            image_column=image_part,
-            optional=mixed and not has_modality,
-        )
+        cells = {
+            name: (part, value)
+            for name, part, value in (
+                ("text", text_part, text),
+                ("image", image_part, row[image_column] if image_part else None),
+            )
+            if part is not None
+        }
+        yield RawItem.read(row[id_column], cells, optional=mixed and not has_modality)
 
 
 def _limit(

@@ -15,20 +15,20 @@ is skipped as bad input (``--skip-bad-inputs``) is left out of the correlations.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy import stats
 
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError
 from harness.core.items import RawItem
 from harness.scoring.bootstrap import UnitScores
 from harness.scoring.sts import PAIR_SIMILARITIES, SIMILARITIES, pair_similarities, sts_scores
-from tasks.base import Protocol, Scores, SplitOutcome, TaskType
+from tasks.base import LoadedSplit, Protocol, Scores, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
-from tasks.loading import column, load_part, require_columns, undecoded_images
+from tasks.loading import column, load_part, require_columns, undecoded
 
 PAIR_COLUMNS = ("sentence1", "sentence2")
 
@@ -49,7 +49,27 @@ class VisualSTSProtocol(Protocol):
         return self
 
 
-class VisualSTS(TaskType):
+@dataclass(frozen=True)
+class Pairs:
+    """One subset's pairs: the first items, then the second items, and the gold scores."""
+
+    config: str
+    items: list[RawItem]
+    gold: list[float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairsSplit(LoadedSplit):
+    """The pairs of each subset (``default``, or each config of ``protocol.subsets``)."""
+
+    subsets: dict[str, Pairs]
+
+    def input_counts(self) -> dict[str, int]:
+        """Both sides' items of every pair."""
+        return {"items": sum(len(pairs.items) for pairs in self.subsets.values())}
+
+
+class VisualSTS(TaskType[PairsSplit]):
     """Pairs scored by similarity; Pearson and Spearman with the gold scores."""
 
     name = "visual_sts"
@@ -57,18 +77,23 @@ class VisualSTS(TaskType):
     metrics = tuple(f"{s}_{c}" for s in PAIR_SIMILARITIES for c in ("pearson", "spearman"))
     protocol_model = VisualSTSProtocol
 
-    def evaluate(
-        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
-    ) -> SplitOutcome:
-        """Score every subset of ``split``; ``limit`` keeps the first pairs of each subset."""
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> PairsSplit:
+        """The pairs of every subset of ``split``; ``limit`` keeps the first of each subset."""
         protocol = self.protocol(task)
         assert isinstance(protocol, VisualSTSProtocol)
-        sides = (task.query_modality, task.document_modality)
-        if any(side not in ("i", "t") for side in sides):
+        if any(len(side) != 1 for side in (task.sides.query, task.sides.document)):
             raise HarnessError(
-                f"task {task.name}: each STS column holds images or texts, so the category "
-                f"must be i2i, t2t, i2t or t2i (it is {task.category!r})."
+                f"task {task.name}: each STS column holds one kind of input (images or texts), "
+                f"so the category must be i2i, t2t, i2t or t2i (it is {task.category!r})."
             )
+        subsets = protocol.subsets or {"default": task.languages}
+        pairs = {subset: self._pairs(task, split, limit, subset) for subset in subsets}
+        return PairsSplit(split=split, subsets=pairs)
+
+    def score(self, task: TaskDefinition, loaded: PairsSplit, encoder: Encoder) -> SplitOutcome:
+        """Score every subset: Pearson and Spearman correlations with the gold scores."""
+        protocol = self.protocol(task)
+        assert isinstance(protocol, VisualSTSProtocol)
         similarity = encoder.adapter.meta.similarity
         if similarity not in SIMILARITIES:
             raise HarnessError(
@@ -78,24 +103,17 @@ class VisualSTS(TaskType):
         subsets = protocol.subsets or {"default": task.languages}
         outcome = SplitOutcome([])
         for subset, languages in subsets.items():
-            scores, skipped, units = self._subset(task, protocol, encoder, split, limit, subset)
+            scores, skipped, units = self._subset(
+                task, protocol, encoder, subset, loaded.subsets[subset]
+            )
             outcome.subsets.append({**scores, "languages": languages})
             outcome.skipped_inputs.extend(skipped)
             if units is not None:
                 outcome.units[subset] = units
         return outcome
 
-    def _subset(
-        self,
-        task: TaskDefinition,
-        protocol: VisualSTSProtocol,
-        encoder: Encoder,
-        split: str,
-        limit: int | None,
-        subset: str,
-    ) -> tuple[Scores, tuple[str, ...], UnitScores | None]:
-        """One subset's scores, skipped inputs, and per-pair units of a ``*_spearman`` main
-        score (None for other main scores)."""
+    def _pairs(self, task: TaskDefinition, split: str, limit: int | None, subset: str) -> Pairs:
+        """One subset's first ``limit`` pairs, read from its config."""
         config = task.dataset.configs.get(subset, subset)
         data = load_part(task, subset, config, split)
         pair = [column(task, name) for name in PAIR_COLUMNS]
@@ -105,14 +123,28 @@ class VisualSTS(TaskType):
             data = data.select(range(min(limit, len(data))))
         gold = _gold(task, list(data[score_column]), config, split)
         items: list[RawItem] = []
-        for name, side in zip(pair, (task.query_modality, task.document_modality), strict=True):
-            values = undecoded_images(data, name)[name] if side == "i" else data[name]
-            part = "image" if side == "i" else "text"
+        for name, (part,) in zip(pair, (task.sides.query, task.sides.document), strict=True):
+            values = undecoded(data, [name])[name]
             items += [
-                RawItem.read(f"{subset}/{row}/{name}", **{part: v, f"{part}_column": name})
+                RawItem.read(f"{subset}/{row}/{name}", {part: (name, v)})
                 for row, v in enumerate(values)
             ]
-        encoded = encoder.encode(items, role=None, instruction=task.prompts.query, task=task.name)
+        return Pairs(config, items, gold)
+
+    def _subset(
+        self,
+        task: TaskDefinition,
+        protocol: VisualSTSProtocol,
+        encoder: Encoder,
+        subset: str,
+        pairs: Pairs,
+    ) -> tuple[Scores, tuple[str, ...], UnitScores | None]:
+        """One subset's scores, skipped inputs, and per-pair units of a ``*_spearman`` main
+        score (None for other main scores)."""
+        config, gold = pairs.config, pairs.gold
+        encoded = encoder.encode(
+            pairs.items, role=None, instruction=task.prompts.query, task=task.name
+        )
         n = len(gold)
         kept = encoded.kept[:n] & encoded.kept[n:]
         if kept.sum() < 2:
@@ -131,13 +163,15 @@ class VisualSTS(TaskType):
         main = self.main_score(task).removesuffix("_spearman")
         units = None
         if main in PAIR_SIMILARITIES:
-            pairs = (encoded.vectors[:n][kept], encoded.vectors[n:][kept])
+            from scipy import stats
+
+            first, second = encoded.vectors[:n][kept], encoded.vectors[n:][kept]
             # Ranks, not values: Spearman is unchanged, and ranks survive the 6-decimal rounding
             # of stored results without new ties.
             units = UnitScores.build(
                 "spearman",
                 np.flatnonzero(kept).tolist(),
-                predicted=stats.rankdata(pair_similarities(*pairs, main)),
+                predicted=stats.rankdata(pair_similarities(first, second, main)),
                 gold=stats.rankdata(np.asarray(gold, dtype=float)[kept]),
             )
         return self.subset_scores(task, metrics, subset), encoded.skipped, units

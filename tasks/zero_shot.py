@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -56,15 +57,18 @@ from harness.scoring.zero_shot import (
     predictions,
     zero_shot_metrics,
 )
-from tasks.base import Protocol, SplitOutcome, TaskType
+from tasks.base import LoadedSplit, Protocol, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
 from tasks.labelled import LabelledSplit, load_labelled
 from tasks.loading import column
 
 PLACEHOLDER = "{label}"
-# mteb's scoring path for a task that does not name one, by the query (input) modality: image
+# mteb's scoring path for a task that does not name one, by the query (input) modalities: image
 # tasks declare the modalities ["image", "text"] (softmax), text tasks ["text"] (similarity).
-DEFAULT_LABEL_SCORING: dict[str, LabelScoring] = {"i": "softmax", "t": "similarity"}
+DEFAULT_LABEL_SCORING: dict[tuple[str, ...], LabelScoring] = {
+    ("image",): "softmax",
+    ("text",): "similarity",
+}
 # (pattern, replacement) regular-expression substitutions, applied in order.
 Rewrites = tuple[tuple[str, str], ...]
 
@@ -127,7 +131,21 @@ class ZeroShotProtocol(Protocol):
         return list(self.ensemble_templates) or [self.template]
 
 
-class ZeroShotClassification(TaskType):
+@dataclass(frozen=True, kw_only=True)
+class ZeroShotSplit(LoadedSplit):
+    """The inputs with their labels as indices of the label names, and the label prompts
+    (each template's prompts, label by label, template after template)."""
+
+    items: list[RawItem]
+    labels: list[int]
+    prompts: list[str]
+
+    def input_counts(self) -> dict[str, int]:
+        """The inputs, and the label prompts."""
+        return {"items": len(self.items), "prompts": len(self.prompts)}
+
+
+class ZeroShotClassification(TaskType[ZeroShotSplit]):
     """Inputs (images or texts) classified by similarity to one text prompt per label."""
 
     name = "zero_shot_classification"
@@ -140,32 +158,40 @@ class ZeroShotClassification(TaskType):
         into text labels (``i2t`` or ``t2t``)."""
         protocol = super().protocol(task)
         assert isinstance(protocol, ZeroShotProtocol)
-        if task.document_modality != "t" or task.query_modality not in DEFAULT_LABEL_SCORING:
+        if task.sides.document != ("text",) or task.sides.query not in DEFAULT_LABEL_SCORING:
             raise HarnessError(
                 f"task {task.name}: zero-shot classification matches images or texts to text "
                 f"label prompts, so its category must be i2t or t2t, not {task.category}"
             )
         if protocol.label_scoring is None:
-            scoring = DEFAULT_LABEL_SCORING[task.query_modality]
+            scoring = DEFAULT_LABEL_SCORING[task.sides.query]
             return protocol.model_copy(update={"label_scoring": scoring})
         return protocol
 
-    def evaluate(
-        self, task: TaskDefinition, encoder: Encoder, *, split: str, limit: int | None = None
-    ) -> SplitOutcome:
-        """Encode the label prompts and the inputs, predict by argmax, score with sklearn."""
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> ZeroShotSplit:
+        """The first ``limit`` inputs of ``split`` with their label indices, and the prompts."""
         protocol = self.protocol(task)
         data = load_labelled(task, split)
         names = _label_names(task, protocol, data)
         prompts = [_fill(template, name) for template in protocol.templates for name in names]
         labels = _label_indices(task, split, data.labels, names, prompts[: len(names)])
-        items = data.items[:limit] if limit is not None else data.items
-        labels = labels[: len(items)]
+        data = data.head(limit)
+        return ZeroShotSplit(
+            split=split, items=data.items, labels=labels[: len(data.items)], prompts=prompts
+        )
 
+    def score(self, task: TaskDefinition, loaded: ZeroShotSplit, encoder: Encoder) -> SplitOutcome:
+        """Encode the label prompts and the inputs, predict by argmax, score with sklearn."""
+        protocol = self.protocol(task)
+        prompts, labels = loaded.prompts, loaded.labels
         label_vectors = self._label_vectors(task, encoder, prompts, len(protocol.templates))
-        encoded = encoder.encode(items, role=None, instruction=task.prompts.query, task=task.name)
+        encoded = encoder.encode(
+            loaded.items, role=None, instruction=task.prompts.query, task=task.name
+        )
         if not encoded.kept.any():
-            raise HarnessError(f"task {task.name}: no input of split {split!r} could be encoded")
+            raise HarnessError(
+                f"task {task.name}: no input of split {loaded.split!r} could be encoded"
+            )
         assert protocol.label_scoring is not None  # resolved by ``protocol``
         scores = label_scores(
             encoded.vectors[encoded.kept],
@@ -184,7 +210,7 @@ class ZeroShotClassification(TaskType):
         self, task: TaskDefinition, encoder: Encoder, prompts: list[str], n_templates: int
     ) -> np.ndarray:
         """One vector per label: its prompt's, or the ensemble of its templates' prompts."""
-        items = [RawItem(id=f"prompt-{i}", text=prompt) for i, prompt in enumerate(prompts)]
+        items = [RawItem.of(f"prompt-{i}", text=prompt) for i, prompt in enumerate(prompts)]
         vectors = encoder.encode(
             items, role=None, instruction=task.prompts.document, task=task.name
         ).vectors

@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-from harness.core.adapter import Adapter
+from harness.core.adapter import Adapter, Preprocessing
 from harness.core.errors import BadInputError, HarnessError, UnknownNameError
 from model_adapters import load_adapter, registered_models
 from model_adapters.registry import directory_fingerprint
@@ -88,6 +88,18 @@ def test_batch_size_does_not_change_embeddings(tiny: Adapter) -> None:
     together = tiny.encode(items)
     alone = np.concatenate([tiny.encode([item]) for item in items])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_preprocessed_items_encode_bit_for_bit_as_decoded_ones(tiny: Adapter) -> None:
+    """The image processor runs in the workers (``preprocess``); encode takes its output, or
+    decoded items, and gives the same vectors either way."""
+    assert isinstance(tiny, Preprocessing)
+    items = _mixed_items()
+    preprocessed = [tiny.preprocess(item) for item in items]
+    assert isinstance(preprocessed[1]["image"]["pixel_values"], np.ndarray)
+    assert preprocessed[0] is items[0]  # a text-only item needs nothing
+    assert all(tiny.preprocess(item) is item for item in preprocessed)  # idempotent
+    np.testing.assert_array_equal(tiny.encode(preprocessed), tiny.encode(items))
 
 
 def test_fused_item_is_the_raw_sum_by_default(tiny: Adapter) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from harness.core.items import EncodedImage, RawItem
+from harness.core.image import EncodedImage
+from harness.core.items import RawItem
 from harness.engine.cache import EmbeddingCache, cache_key
 
 
@@ -23,6 +25,39 @@ def test_round_trip(tmp_path: Path) -> None:
     assert len(cache) == 5
 
 
+# Keys computed before the modality registry existed (issue 14): text, image and image+text
+# items must keep them, or every cache built so far is silently lost.
+GOLDEN_KEYS = {
+    "text": "91eb949c9a2338d6ef33557f8d8b13a2728032b2ac2bceaf3a6d25ea7dcf5209",
+    "image": "77365195e6199d2b73da4c8257bfb5b08574bedce15e1dafbd4a1d3a396baec3",
+    "image+text": "2301a743700356a42a0928b393b17847a7fff7b3ee1593a6cd9a9a93b9dc666b",
+    "in-memory image": "25b36ed0a555cad24c3a31dc9b958c938065fcc7efb470213bcef41a16f48d8e",
+    "image file": "aee6192f6e11753f1c9a363403f85feb56af4f742d0cf204eab2926fe7dbf111",
+    "read cells": "fc647c848d369672c637a62f3dfdf27923cecf81e521559937d86f73399d89b8",
+}
+
+
+def test_keys_of_text_and_image_items_never_change(tmp_path: Path) -> None:
+    (tmp_path / "x.png").write_bytes(b"stored-on-disk")
+    stored = EncodedImage(data=b"\x89PNG-not-really")
+    items = {
+        "text": RawItem.of("a", text="héllo wörld"),
+        "image": RawItem.of("b", image=stored),
+        "image+text": RawItem.of("c", text="a caption", image=stored),
+        "in-memory image": RawItem.of("d", image=Image.new("RGB", (2, 3), (1, 2, 3))),
+        "image file": RawItem.of("e", image=EncodedImage(path=str(tmp_path / "x.png"))),
+        "read cells": RawItem.read(
+            "f", {"text": ("q", "t"), "image": ("img", {"bytes": b"xyz", "path": None})}
+        ),
+    }
+    keys = {
+        name: cache_key("fp", "query", "inst", item.modality, item.content_digest())
+        for name, item in items.items()
+    }
+    assert keys == GOLDEN_KEYS
+    assert items["image+text"].modality == "image,text"
+
+
 def test_key_depends_on_every_field() -> None:
     base = ("fp", "query", "instr", "text", "digest")
     keys = {cache_key(*base)}
@@ -34,10 +69,10 @@ def test_key_depends_on_every_field() -> None:
 
 
 def test_image_key_uses_stored_bytes_without_decoding() -> None:
-    undecodable = RawItem("a", image=EncodedImage(data=b"not an image at all"))
+    undecodable = RawItem.of("a", image=EncodedImage(data=b"not an image at all"))
     assert len(undecodable.content_digest()) == 64  # hashing never decodes
-    same = RawItem("b", image=EncodedImage(data=b"not an image at all"))
-    other = RawItem("c", image=EncodedImage(data=b"other bytes"))
+    same = RawItem.of("b", image=EncodedImage(data=b"not an image at all"))
+    other = RawItem.of("c", image=EncodedImage(data=b"other bytes"))
     assert undecodable.content_digest() == same.content_digest() != other.content_digest()
 
 

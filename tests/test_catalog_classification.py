@@ -203,7 +203,7 @@ class PromptRecorder(BatchEncoder):
     texts: list[str] = field(default_factory=list)
 
     def encode(self, items: Sequence[RawItem], **kwargs: Any) -> Encoded:
-        self.texts += [item.text for item in items if item.text is not None]
+        self.texts += [item.parts["text"] for item in items if "text" in item.parts]
         return super().encode(items, **kwargs)
 
 

@@ -148,7 +148,7 @@ def _write_cv_bench(task: TaskDefinition, where: dict[str, Any], root: Path) -> 
 
 def _write_blink(task: TaskDefinition, root: Path) -> Path:
     """Corpus, queries and qrels; each query judges three documents, one of them relevant."""
-    image_docs = task.document_modality == "i"
+    image_docs = task.sides.document == ("image",)
     corpus = [
         item_row(f"d{j}", image=png_bytes(RGB[c], size=8, seed=j))
         if image_docs

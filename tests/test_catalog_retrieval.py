@@ -69,29 +69,28 @@ def _image(index: int) -> bytes:
     return png_bytes(RGB[COLOURS[index % len(COLOURS)]], size=16, seed=index)
 
 
-def _item(side: str, item_id: str, index: int) -> dict[str, Any]:
+def _item(side: tuple[str, ...], item_id: str, index: int) -> dict[str, Any]:
     """A query or document with the content of its side of the category."""
-    text = f"a {COLOURS[index % len(COLOURS)]} square number {index} " if "t" in side else None
+    text = f"a {COLOURS[index % len(COLOURS)]} square number {index} " if "text" in side else None
     return {
         "id": item_id,
-        "modality": ",".join(
-            name for name, letter in (("image", "i"), ("text", "t")) if letter in side
-        ),
+        "modality": ",".join(name for name in ("image", "text") if name in side),
         "text": text,
-        "image": {"bytes": _image(index), "path": None} if "i" in side else None,
+        "image": {"bytes": _image(index), "path": None} if "image" in side else None,
     }
 
 
-def _item_features(task: TaskDefinition, side: str) -> datasets.Features:
+def _item_features(task: TaskDefinition, side: tuple[str, ...]) -> datasets.Features:
     """The columns a side has on the hub (see ``FULL_COLUMNS_PREFIX``)."""
-    columns = "it" if task.dataset.path.startswith(FULL_COLUMNS_PREFIX) else side
+    full = ("image", "text")
+    columns = full if task.dataset.path.startswith(FULL_COLUMNS_PREFIX) else side
     features: dict[str, Any] = {
         "id": datasets.Value("string"),
         "modality": datasets.Value("string"),
     }
-    if "t" in columns:
+    if "text" in columns:
         features["text"] = datasets.Value("string")
-    if "i" in columns:
+    if "image" in columns:
         features["image"] = datasets.Image()
     return datasets.Features(features)
 
@@ -116,12 +115,12 @@ def _write_beir(task: TaskDefinition, root: Path) -> Path:
     [split] = task.eval_splits
     configs = {part: task.dataset.configs.get(part, name) for part, name in DEFAULT_CONFIGS.items()}
     splits = {part: task.dataset.splits.get(part, split) for part in DEFAULT_CONFIGS}
-    queries = [_item(task.query_modality, f"q{i}", i) for i in range(ROWS)]
-    corpus = [_item(task.document_modality, f"d{i}", i) for i in range(ROWS)]
+    queries = [_item(task.sides.query, f"q{i}", i) for i in range(ROWS)]
+    corpus = [_item(task.sides.document, f"d{i}", i) for i in range(ROWS)]
     qrels = [{"query-id": f"q{i}", "corpus-id": f"d{i}", "score": 1} for i in range(ROWS)]
     parts = {
-        "queries": (queries, _item_features(task, task.query_modality)),
-        "corpus": (corpus, _item_features(task, task.document_modality)),
+        "queries": (queries, _item_features(task, task.sides.query)),
+        "corpus": (corpus, _item_features(task, task.sides.document)),
         "qrels": (qrels, QREL_FEATURES),
     }
     for part, data in parts.items():
@@ -239,7 +238,7 @@ def _write_table(root: Path, splits: dict[str, list[tuple[str, Any]]]) -> Path:
 
 
 def _loaded(task: TaskDefinition) -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
-    data = Retrieval()._load_split(task, _protocol(task), "test", None)
+    data = Retrieval().load(task, "test").parts["default"]
     return [q.id for q in data.queries], [d.id for d in data.corpus], data.qrels
 
 
@@ -270,8 +269,8 @@ def test_paired_single_captions_and_i2t(tmp_path: Path) -> None:
     )
     for category, part, text in (("i2t", "corpus", "x"), ("t2i", "queries", " x ")):
         task = _paired_task(root, category, {"ids": "column"})
-        data = Retrieval()._load_split(task, _protocol(task), "test", None)
-        assert getattr(data, part)[0].text == text
+        data = Retrieval().load(task, "test").parts["default"]
+        assert getattr(data, part)[0].parts["text"] == text
 
 
 def test_paired_corpus_from_several_splits_first_of_each_text(tmp_path: Path) -> None:
@@ -310,7 +309,7 @@ def test_entries_read_their_data_as_mteb_does(
     local = task.model_copy(
         update={"dataset": task.dataset.model_copy(update={"path": str(root), "revision": None})}
     )
-    ours = Retrieval()._load_split(local, _protocol(local), split, None)
+    ours = Retrieval().load(local, "test").parts[split if subsets else "default"]
 
     reference = mteb.get_task(task.name)
     dataset = {**reference.metadata.dataset, "path": str(root), "revision": None}
@@ -323,8 +322,9 @@ def test_entries_read_their_data_as_mteb_does(
 
     assert [q.id for q in ours.queries] == list(theirs["queries"]["id"])
     assert [d.id for d in ours.corpus] == list(theirs["corpus"]["id"])
-    if "t" in task.query_modality:
-        assert [q.text for q in ours.queries] == list(theirs["queries"]["text"])
-    if "t" in task.document_modality:
-        assert [d.text for d in ours.corpus] == [t.strip() for t in theirs["corpus"]["text"]]
+    if "text" in task.sides.query:
+        assert [q.parts["text"] for q in ours.queries] == list(theirs["queries"]["text"])
+    if "text" in task.sides.document:
+        expected = [t.strip() for t in theirs["corpus"]["text"]]
+        assert [d.parts["text"] for d in ours.corpus] == expected
     assert ours.qrels == {qid: dict(docs) for qid, docs in theirs["relevant_docs"].items()}

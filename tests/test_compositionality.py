@@ -377,7 +377,7 @@ def test_all_images_in_one_call_each_decoded_once(hub_copies: dict[str, Path]) -
     unique_images = {row["images"]["bytes"] for row in rows}
     unique_texts = {row[k] for row in rows for k in row if k != "images"}
     assert encoder.stats.model_calls == 2  # mteb makes one call per image
-    assert encoder.stats.images_decoded == len(unique_images) == len(rows) - 1
+    assert encoder.stats.parts_decoded == len(unique_images) == len(rows) - 1
     assert encoder.stats.items_encoded == len(unique_images) + len(unique_texts)
 
 
@@ -395,7 +395,7 @@ def test_limit_takes_the_first_rows(hub_copies: dict[str, Path], tmp_path: Path)
     limited, encoder = evaluate(definition("AROCocoOrder", hub_copies["AROCocoOrder"]), limit=5)
     first_rows = write_rows(tmp_path / "first", aro_rows()[:5])
     assert metrics(limited) == metrics(evaluate(definition("AROCocoOrder", first_rows))[0])
-    assert encoder.stats.images_decoded == 5
+    assert encoder.stats.parts_decoded == 5
 
 
 def test_list_cells_are_spread_in_place(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.app.cli import main, torchrun_command
-from harness.core.items import EncodedImage, RawItem
+from harness.core.image import EncodedImage
+from harness.core.items import RawItem
 from harness.engine.distributed import Shards, item_cost
 from tests.dataset_fixtures import png_bytes
 
@@ -37,10 +38,10 @@ def test_balance_is_by_cost_not_by_count() -> None:
 
 
 def test_item_cost_counts_pixels_and_characters() -> None:
-    image = RawItem("a", image=EncodedImage(data=png_bytes((1, 2, 3), size=20)))
+    image = RawItem.of("a", image=EncodedImage(data=png_bytes((1, 2, 3), size=20)))
     assert item_cost(image) == 20 * 20 + 1
-    assert item_cost(RawItem("b", text="four")) == 5
-    assert item_cost(image) > item_cost(RawItem("c", text="x" * 100))
+    assert item_cost(RawItem.of("b", text="four")) == 5
+    assert item_cost(image) > item_cost(RawItem.of("c", text="x" * 100))
 
 
 # A launcher that kills rank 1 after its second model call, the way a crashed GPU worker dies.

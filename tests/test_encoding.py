@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from harness.core.errors import BadInputError
-from harness.core.items import EncodedImage, RawItem
+from harness.core.image import EncodedImage
+from harness.core.items import RawItem
 from harness.engine.cache import EmbeddingCache
 from harness.engine.encoding import BatchEncoder
 from model_adapters.registry import load_adapter
@@ -22,11 +23,11 @@ def adapter(tiny_clip_dir: Path):
 
 def mixed_items() -> list[RawItem]:
     images = [
-        RawItem(f"i{n}", image=EncodedImage(png_bytes(RGB[c], seed=n)))
+        RawItem.of(f"i{n}", image=EncodedImage(png_bytes(RGB[c], seed=n)))
         for n, c in enumerate(COLOURS)
     ]
-    texts = [RawItem(f"t{n}", text=f"a {c} square" + " big" * n) for n, c in enumerate(COLOURS)]
-    both = [RawItem("b0", text="red", image=EncodedImage(png_bytes(RGB["red"])))]
+    texts = [RawItem.of(f"t{n}", text=f"a {c} square" + " big" * n) for n, c in enumerate(COLOURS)]
+    both = [RawItem.of("b0", text="red", image=EncodedImage(png_bytes(RGB["red"])))]
     return [*images, *texts, *both]
 
 
@@ -48,19 +49,19 @@ def test_cache_hit_never_calls_the_model(adapter, tmp_path: Path) -> None:
     # CLIP treats queries and documents alike, so the document role hits the same entries.
     np.testing.assert_array_equal(again.encode(items, role="document").vectors, vectors)
     assert again.stats.model_calls == 0 and again.stats.cache_hits == len(items)
-    assert again.stats.images_decoded == 0
+    assert again.stats.parts_decoded == 0
 
 
 def test_duplicate_items_are_encoded_once(adapter) -> None:
-    item = RawItem("x", text="a red circle")
+    item = RawItem.of("x", text="a red circle")
     encoder = BatchEncoder(adapter, show_progress=False)
-    encoded = encoder.encode([item, RawItem("y", text="a red circle"), item])
+    encoded = encoder.encode([item, RawItem.of("y", text="a red circle"), item])
     assert encoder.stats.items_encoded == 1
     np.testing.assert_array_equal(encoded.vectors[0], encoded.vectors[2])
 
 
 def test_bad_image_raises_or_is_skipped(adapter) -> None:
-    items = [RawItem("ok", text="blue"), RawItem("bad-one", image=EncodedImage(b"garbage"))]
+    items = [RawItem.of("ok", text="blue"), RawItem.of("bad-one", image=EncodedImage(b"garbage"))]
     with pytest.raises(BadInputError, match=r"bad-one.*MyTask|MyTask.*bad-one"):
         BatchEncoder(adapter, show_progress=False).encode(items, task="MyTask")
     encoded = BatchEncoder(adapter, skip_bad_inputs=True, show_progress=False).encode(

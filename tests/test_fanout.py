@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 
 from harness.app.cli import main
 from harness.app.fanout import Job, plan_jobs, run_job, run_on_ray, task_groups
-from harness.app.runner import RunSettings, TaskOutcome, run
-from tasks.registry import resolve_tasks
+from harness.app.runner import RunSettings, TaskOutcome, run, run_tasks
+from tasks.registry import builtin_tasks, resolve_tasks
+from tests.dataset_fixtures import colour_retrieval, retrieval_task_yaml
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +32,7 @@ def kill_once(job: Job, settings: RunSettings, *, marker: Path) -> list[TaskOutc
             marker.with_suffix(".claimed").open("x").close()
         except FileExistsError:
             return run_job(job, settings)
-        run(job.model, [job.tasks[0]], settings)
+        run_tasks(job.model, job.tasks[:1], settings)
         marker.touch()
         os._exit(1)
     return run_job(job, settings)
@@ -65,10 +67,75 @@ def test_tasks_sharing_a_dataset_form_one_group() -> None:
     groups = [[task.name for task in group] for group in task_groups(tasks)]
     assert groups == [["CIFAR10", "CIFAR10ZeroShot", "CIFAR10Clustering"], ["Winoground"]]
     jobs = plan_jobs(["m1", "m2"], TASKS)
-    assert [job.tasks for job in jobs] == [
+    assert [job.names for job in jobs] == [
         ("DemoShapesT2IRetrieval",),
         ("DemoShapesZeroShot", "DemoShapesClustering"),
     ] * 2
+
+
+def test_jobs_carry_resolved_tasks_with_their_data_dirs(tmp_path: Path) -> None:
+    """A custom YAML task and a --data-dir are resolved when planning: a worker looks nothing up,
+    and a task reading another folder is grouped by that folder."""
+    custom = retrieval_task_yaml(tmp_path / "c.yaml", "Colours", colour_retrieval(tmp_path / "d"))
+    copy = tmp_path / "clustering"
+    copy.mkdir()
+    jobs = plan_jobs(["m"], [str(custom), *TASKS], {"DemoShapesClustering": copy})
+    assert [job.names for job in jobs] == [
+        ("Colours",),
+        ("DemoShapesT2IRetrieval",),
+        ("DemoShapesZeroShot",),
+        ("DemoShapesClustering",),
+    ]
+    by_name = {task.name: task for job in jobs for task in job.tasks}
+    assert by_name["Colours"].dataset.path == str((tmp_path / "d").resolve())
+    assert by_name["DemoShapesClustering"].dataset.path == str(copy.resolve())
+    assert by_name["DemoShapesZeroShot"] == builtin_tasks()["DemoShapesZeroShot"]
+
+
+def comparable(output: Path) -> dict[str, dict]:
+    """Each result file under ``output`` by its path there, less what differs between two runs
+    of the same thing (when it ran, how long it took)."""
+    files = {}
+    for path in output.rglob("*.json"):
+        payload = json.loads(path.read_text())
+        for key in ("date", "evaluation_time"):
+            payload.pop(key, None)
+        files[str(path.relative_to(output))] = payload
+    return files
+
+
+def test_ray_runs_custom_yaml_tasks_and_data_dirs_as_in_process(
+    local_ray: None, tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    """A custom YAML task (no worker knows its name) and a --data-dir (which no job but one
+    runs) fan out and write the in-process run's result files."""
+    custom = retrieval_task_yaml(tmp_path / "c.yaml", "Colours", colour_retrieval(tmp_path / "d"))
+    copy = tmp_path / "shapes"
+    shutil.copytree(builtin_tasks()["DemoShapesT2IRetrieval"].dataset.path, copy)
+    specs = [str(custom), "DemoShapesT2IRetrieval", "DemoShapesZeroShot"]
+    data_dirs = {"DemoShapesT2IRetrieval": copy}
+    in_process = tmp_path / "in-process"
+    run(
+        str(tiny_clip_dir),
+        specs,
+        RunSettings(
+            output=in_process,
+            cache_dir=None,
+            num_workers=0,
+            show_progress=False,
+            limit=20,
+            data_dirs=data_dirs,
+        ),
+    )
+    args = ["run", "--model", str(tiny_clip_dir), "--tasks", ",".join(specs), "--executor", "ray"]
+    args += ["--data-dir", f"DemoShapesT2IRetrieval={copy}", "--output", str(tmp_path / "ray")]
+    assert main([*args, "--no-cache", "--limit", "20", "--quiet", "--num-workers", "0"]) == 0
+    fanned = comparable(tmp_path / "ray")
+    assert len(fanned) == 4  # three tasks and model_meta.json
+    assert fanned == comparable(in_process)
+    [t2i] = [v for k, v in fanned.items() if k.endswith("DemoShapesT2IRetrieval.json")]
+    assert t2i["dataset_revision"].startswith("local-")
+    assert t2i["harness"]["run_settings"]["data_dirs"] == {"DemoShapesT2IRetrieval": str(copy)}
 
 
 def test_fanout_equals_sequential_runs_even_when_a_worker_dies(

@@ -8,8 +8,8 @@ import torch
 from mteb.similarity_functions import max_sim
 from torch.nn.utils.rnn import pad_sequence
 
-from harness.scoring import maxsim
-from harness.scoring.maxsim import maxsim_top_k
+from harness.core import similarity
+from harness.scoring.search import top_k_search
 
 DIM = 8
 
@@ -39,6 +39,10 @@ def brute_force_matrix(queries, corpus, zero_padded: bool) -> np.ndarray:
 def stable_top_k(matrix: np.ndarray | torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     values, indices = torch.sort(torch.as_tensor(matrix), dim=1, descending=True, stable=True)
     return values[:, :k].numpy(), indices[:, :k].numpy()
+
+
+def maxsim_top_k(queries, corpus, k, **kwargs):
+    return top_k_search(queries, corpus, k, similarity="maxsim", **kwargs)
 
 
 @pytest.mark.parametrize("zero_padded", [True, False])
@@ -86,7 +90,7 @@ def test_zero_padding_floors_negative_best_matches_of_shorter_documents() -> Non
 def test_blocks_stay_within_the_chunk_sizes(monkeypatch) -> None:
     """The largest block follows the chunks' sizes and longest items, not the corpus size."""
     shapes = []
-    real_block = maxsim._score_block
+    real_block = similarity._maxsim_block
 
     def spy(queries, docs, floor):
         block = real_block(queries, docs, floor)
@@ -94,7 +98,7 @@ def test_blocks_stay_within_the_chunk_sizes(monkeypatch) -> None:
         assert block.shape == (len(queries), len(docs))
         return block
 
-    monkeypatch.setattr(maxsim, "_score_block", spy)
+    monkeypatch.setattr(similarity, "_maxsim_block", spy)
     queries, corpus = ragged(5, 10, 6), ragged(6, 200, 9)
     maxsim_top_k(queries, corpus, 10, query_chunk_size=4, corpus_chunk_size=16)
     assert len(shapes) == 3 * 13  # ceil(10 / 4) query chunks x ceil(200 / 16) corpus chunks

@@ -87,6 +87,17 @@ def test_left_padded_batch_equals_one_by_one(adapter: MllmAdapter) -> None:
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+def test_preprocessed_items_encode_bit_for_bit_as_decoded_ones(adapter: MllmAdapter) -> None:
+    """The image processor runs per item in the workers (``preprocess``); the patches it
+    gives concatenate to the batch the processor builds, so the vectors are the same."""
+    items = _items()
+    preprocessed = [adapter.preprocess(item) for item in items]
+    with_image = [p for p in preprocessed if p.get("image") is not None]
+    assert with_image and all("image_grid_thw" in p["image"] for p in with_image)
+    assert all(adapter.preprocess(item) is item for item in preprocessed)  # idempotent
+    np.testing.assert_array_equal(adapter.encode(preprocessed), adapter.encode(items))
+
+
 def test_embedding_is_the_last_tokens_final_hidden_state(
     adapter: MllmAdapter, model_dirs: dict[str, Path], kind: str
 ) -> None:
@@ -116,7 +127,7 @@ def test_image_placeholder_expands_to_the_grids_token_count(
 ) -> None:
     items = [{"image": _image(*size)}, {"text": "a red car", "image": _image(56, 56)}]
     prompts = [adapter.prompt(item) for item in items]
-    inputs = adapter.model_inputs(prompts, [item["image"] for item in items])
+    inputs = adapter.model_inputs(prompts, [adapter.preprocess(item)["image"] for item in items])
     assert inputs["image_grid_thw"].tolist() == [grid, [1, 4, 4]]
     image_id = adapter.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert (inputs["input_ids"] == image_id).sum(dim=1).tolist() == [tokens, 4]
@@ -154,7 +165,7 @@ def test_max_pixels_option_shrinks_large_images(model_dirs: dict[str, Path]) -> 
     assert default.meta.options["max_pixels"] == tiny_models.MLLM_MAX_PIXELS
     small = load_adapter(str(model_dirs["qwen2_vl"]), options={"max_pixels": 56 * 56})
     item = {"image": _image(112, 112)}
-    inputs = small.model_inputs([small.prompt(item)], [item["image"]])
+    inputs = small.model_inputs([small.prompt(item)], [small.preprocess(item)["image"]])
     assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
     assert small.meta.fingerprint != default.meta.fingerprint
     assert small.encode([item]).shape == (1, tiny_models.HIDDEN)

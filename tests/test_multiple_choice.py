@@ -260,11 +260,11 @@ def test_cv_bench_layout_matches_mteb(tmp_path: Path, subtask: str) -> None:
     assert_same_scores(mine, reference)
     assert 0.0 < mine["accuracy"] < 1.0
     # The same ids, documents and judgements as mteb's loader (ids break score ties).
-    split = MultipleChoice()._load_split(task, MultipleChoice().protocol(task), "test", None)
+    split = MultipleChoice().load(task, "test").parts["default"]
     corpus, queries, qrels, _ = (part["test"] for part in loaded)
     assert [query.id for query in split.queries] == list(queries["id"])
     expected_corpus = list(zip(corpus["id"], corpus["text"], strict=True))
-    assert [(doc.id, doc.text) for doc in split.corpus] == expected_corpus
+    assert [(doc.id, doc.parts["text"]) for doc in split.corpus] == expected_corpus
     assert split.qrels == qrels
 
 

@@ -14,10 +14,12 @@ from torch.nn.utils.rnn import pad_sequence
 
 from harness.core.adapter import AdapterMeta
 from harness.core.errors import BadInputError, HarnessError
-from harness.core.items import EncodedImage, RawItem
+from harness.core.image import EncodedImage
+from harness.core.items import RawItem
 from harness.engine.cache import EmbeddingCache
 from harness.engine.encoding import BatchEncoder
 from model_adapters import late_interaction
+from model_adapters.family import LoadRequest
 from model_adapters.registry import load_adapter
 from tests.dataset_fixtures import (
     COLOURS,
@@ -85,6 +87,19 @@ def test_batching_does_not_change_the_tokens(adapter) -> None:
         np.testing.assert_allclose(adapter.encode([item])[0], tokens, atol=1e-5)
 
 
+def test_pages_preprocessed_one_by_one_collate_to_the_processors_batch(kind, adapter) -> None:
+    """Preprocess runs per page in the workers; the batch it collates to must be the very
+    inputs the processor builds for the pages together (padded token rows, patches)."""
+    preprocessed = [adapter.preprocess({"image": page})["image"] for page in pages()]
+    collated = adapter.collate(preprocessed)
+    expected = adapter.processor(images=pages(), return_tensors="pt")
+    assert set(collated) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(collated[key], value, rtol=0, atol=0)
+    if kind == "colqwen2":  # pages of different sizes: the first page's rows were padded
+        assert len({len(p["input_ids"][0]) for p in preprocessed}) == 2
+
+
 def test_text_and_image_item_concatenates_text_then_image_tokens(adapter) -> None:
     page = pages()[0]
     [both] = adapter.encode([{"text": "red", "image": page}])
@@ -99,7 +114,8 @@ def test_empty_item_is_bad_input(adapter) -> None:
 
 def test_wrong_model_or_options_are_clear_errors(tiny_clip_dir: Path, model_dir: Path) -> None:
     with pytest.raises(HarnessError, match="'clip' model; the late-interaction family loads"):
-        late_interaction.LateInteractionAdapter(str(tiny_clip_dir), name="c", revision="r")
+        request = LoadRequest(source=str(tiny_clip_dir), name="c", revision="r")
+        late_interaction.LateInteractionAdapter(request)
     with pytest.raises(HarnessError, match=r"takes no options, got \['pooling'\]"):
         load_adapter(str(model_dir), options={"pooling": "mean"})
 
@@ -120,9 +136,9 @@ def test_processor_is_built_from_its_parts_when_auto_processor_fails(
 
 def test_encoder_caches_ragged_token_arrays(adapter, tmp_path: Path) -> None:
     items = [
-        RawItem("t", text="a blue circle"),
-        RawItem("i", image=EncodedImage(png_bytes(RGB["green"], size=60))),
-        RawItem("bad", image=EncodedImage(b"not an image")),
+        RawItem.of("t", text="a blue circle"),
+        RawItem.of("i", image=EncodedImage(png_bytes(RGB["green"], size=60))),
+        RawItem.of("bad", image=EncodedImage(b"not an image")),
     ]
     first = BatchEncoder(adapter, cache=EmbeddingCache(tmp_path), skip_bad_inputs=True)
     encoded = first.encode(items, role="document")
@@ -146,7 +162,7 @@ class FlatTokens:
 
 def test_encoder_rejects_multi_vector_output_without_tokens() -> None:
     with pytest.raises(HarnessError, match=r"'flat' must return one \(tokens, d\) array"):
-        BatchEncoder(FlatTokens(), show_progress=False).encode([RawItem("a", text="red")])
+        BatchEncoder(FlatTokens(), show_progress=False).encode([RawItem.of("a", text="red")])
 
 
 def test_harness_run_scores_t2i_retrieval_by_maxsim(adapter, model_dir, tmp_path) -> None:

@@ -173,7 +173,7 @@ def test_missing_tesseract_names_the_debian_packages(
 def test_baseline_scores_far_above_chance_on_the_demo_documents(tmp_path: Path) -> None:
     assert run_cli(MODEL, "DemoDocRetrieval", tmp_path, "--limit", "12") == 0
     result = read_result_json(tmp_path, "DemoDocRetrieval")
-    pages = result["harness"]["encoding"]["images_decoded"]
+    pages = result["harness"]["encoding"]["parts_decoded"]
     # One relevant page per question: a random ranking puts it at each rank with odds 1/pages.
     chance = sum(1 / math.log2(rank + 1) for rank in range(1, min(10, pages) + 1)) / pages
     [scores] = result["scores"]["test"]

@@ -10,15 +10,20 @@ from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
 
 from harness.core.adapter import AdapterMeta
+from harness.engine.records import ModelRecord, SettingsRecord, TaskRecord
 from harness.engine.results import (
     HarnessBlock,
     ResultFile,
     model_meta_payload,
+    read_json,
     read_result,
     result_path,
     write_json_atomic,
     write_result,
 )
+from harness.engine.validation import scan_results
+
+ROOT = Path(__file__).resolve().parent.parent
 
 META = AdapterMeta(
     name="org/model",
@@ -34,7 +39,11 @@ META = AdapterMeta(
 
 def make_result(main_score: float) -> ResultFile:
     block = HarnessBlock(
-        harness_version="0", model=META.to_dict(), task={}, run_settings={}, environment={}
+        harness_version="0",
+        model=ModelRecord.of(META),
+        task=TaskRecord(name="SomeTask", eval_splits=["test"], main_score="ndcg_at_10"),
+        run_settings=SettingsRecord(limit=None),
+        environment={},
     )
     scores = {
         "test": [
@@ -63,7 +72,28 @@ def test_mteb_loads_our_result_file(tmp_path: Path) -> None:
     assert path == tmp_path / "org__model" / "abc123" / "SomeTask.json"
     loaded = TaskResult.from_disk(path)
     assert loaded.task_name == "SomeTask" and loaded.scores["test"][0]["main_score"] == 0.75
-    assert read_result(path).harness.model["fingerprint"] == META.fingerprint
+    harness = read_result(path).harness
+    assert harness.model.fingerprint == META.fingerprint and harness.model.embed_dim == 8
+    assert harness.task.main_score == "ndcg_at_10" and harness.run_settings.limit is None
+
+
+def test_committed_results_read_typed_and_write_back_unchanged() -> None:
+    """The typed records read every committed file, and dump back exactly its JSON."""
+    files = scan_results(ROOT / "results").files
+    assert len(files) == 15
+    for file in files:
+        result = read_result(file)
+        assert result.harness.model.name and result.harness.task.name == result.task_name
+        assert result.harness.identity is not None and result.harness.identity.limit is None
+        assert result.model_dump(mode="json") == read_json(file), file
+
+
+def test_records_keep_unknown_keys_and_write_no_filled_in_default() -> None:
+    """A key of another harness version survives reading; a field the file lacked stays out."""
+    record = TaskRecord.model_validate({"name": "T", "later_field": {"x": 1}})
+    assert record.written() == {"name": "T", "later_field": {"x": 1}}
+    assert record.eval_splits is None and record.languages == []
+    assert SettingsRecord.model_validate({"limit": 3}).written() == {"limit": 3}
 
 
 def test_nan_is_written_as_null(tmp_path: Path) -> None:

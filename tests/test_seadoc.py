@@ -16,7 +16,7 @@ import yaml
 from harness.app.runner import with_data_dirs
 from harness.core.errors import HarnessError
 from tasks.registry import builtin_tasks, load_task_file
-from tasks.retrieval import Retrieval, _subset_groups
+from tasks.retrieval import Retrieval, RetrievalSplit, _subset_groups
 from tests.dataset_fixtures import read_result_json, run_cli, write_hub_dataset
 from tests.document_fixtures import FONTS, SEADOC_PAGES, font_file, write_mini_seadoc
 from tests.tiny_models import (
@@ -140,7 +140,7 @@ def test_queries_are_grouped_by_the_language_of_their_relevant_pages(
         "q1": {"doc-th-1": 1, "doc-vi-4": 2, "doc-lo-2": 0},
         "q2": {"doc-lo-2": 1},
     }
-    subset_of = Retrieval()._subset_lookup(task, spec, "test")
+    subset_of = Retrieval()._subset_map(task, spec, "test", RetrievalSplit([], [], qrels))
     assert subset_of is not None
     groups = _subset_groups(spec, subset_of, qrels, ["q0", "q1", "q2"])
     assert groups == {"lo": ["q2"], "th": ["q0", "q1"], "vi": ["q1"]}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.scoring import search
+from harness.core import similarity
 from harness.scoring.search import run_from_top_k, top_k_search
 
 
@@ -108,14 +108,14 @@ def test_zero_vectors_score_zero_under_cosine() -> None:
 
 def test_no_similarity_block_exceeds_the_chunk_sizes(monkeypatch) -> None:
     shapes = []
-    score_block = search._score_block
+    search_blocks = similarity.search_blocks
 
-    def spy(queries, docs):
-        block = score_block(queries, docs)
-        shapes.append(tuple(block.shape))
-        return block
+    def spy(*args, **kwargs):
+        for query_start, corpus_start, block in search_blocks(*args, **kwargs):
+            shapes.append(tuple(block.shape))
+            yield query_start, corpus_start, block
 
-    monkeypatch.setattr(search, "_score_block", spy)
+    monkeypatch.setattr(similarity, "search_blocks", spy)
     queries, corpus = random_embeddings(seed=4, n_queries=50, n_docs=300)
     _, indices = top_k_search(queries, corpus, 20, query_chunk_size=16, corpus_chunk_size=64)
     assert max(rows for rows, _ in shapes) == 16
@@ -127,7 +127,6 @@ def test_no_similarity_block_exceeds_the_chunk_sizes(monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"similarity": "maxsim"}, "maxsim"),
         ({"similarity": "euclidean"}, "unknown similarity"),
         ({"k": 0}, "positive"),
         ({"corpus_chunk_size": 0}, "positive"),

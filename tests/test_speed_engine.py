@@ -16,7 +16,8 @@ import torch
 from harness.app.runner import RunSettings, run
 from harness.core.adapter import Role
 from harness.core.errors import HarnessError
-from harness.core.items import EncodedImage, RawItem
+from harness.core.image import EncodedImage
+from harness.core.items import RawItem
 from harness.engine.encoding import BatchEncoder
 from model_adapters.registry import load_adapter
 from tests.dataset_fixtures import COLOURS, RGB, fake_meta, png_bytes
@@ -47,7 +48,7 @@ class SmallMemoryAdapter:
 
 
 def texts(n: int) -> list[RawItem]:
-    return [RawItem(f"t{i}", text=f"caption number {i}" + " long" * (i % 5)) for i in range(n)]
+    return [RawItem.of(f"t{i}", text=f"caption number {i}" + " long" * (i % 5)) for i in range(n)]
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_every_vector() -> None:
@@ -59,7 +60,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_vector() -> None:
 
     encoded = encoder.encode(items)
 
-    expected = np.stack([item_vector({"text": item.text}) for item in items])
+    expected = np.stack([item_vector(dict(item.parts)) for item in items])
     np.testing.assert_array_equal(encoded.vectors, expected)
     assert encoder.stats.oom_halvings == 2  # 16 -> 8 -> 4
     assert encoder.stats.batch_size == 4
@@ -107,7 +108,7 @@ def test_workers_prefetch_and_decoding_counts(tiny_clip_dir: Path) -> None:
     """Images are decoded in workers (with prefetch) once each; vectors do not change."""
     adapter = load_adapter(str(tiny_clip_dir))
     items = [
-        RawItem(f"i{n}", image=EncodedImage(png_bytes(RGB[c], seed=n)))
+        RawItem.of(f"i{n}", image=EncodedImage(png_bytes(RGB[c], seed=n)))
         for n, c in enumerate(COLOURS)
     ]
     plain = BatchEncoder(adapter, batch_size=3, show_progress=False).encode(items).vectors
@@ -117,7 +118,7 @@ def test_workers_prefetch_and_decoding_counts(tiny_clip_dir: Path) -> None:
     np.testing.assert_allclose(
         encoder.encode(items + items).vectors[: len(items)], plain, atol=1e-6
     )
-    assert encoder.stats.images_decoded == len(items)
+    assert encoder.stats.parts_decoded == len(items)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

@@ -56,7 +56,7 @@ def out_of_range(payload: dict[str, Any]) -> None:
 def test_files_under_the_canonical_layout(clean_results: Path, tmp_path: Path) -> None:
     filed = submit(clean_results, tmp_path / "tree")
     result = read_result(task_file(clean_results))
-    name, revision = result.harness.model["name"], result.harness.model["revision"]
+    name, revision = str(result.harness.model.name), str(result.harness.model.revision)
     folder = tmp_path / "tree" / name.replace("/", "__") / revision
     assert sorted((e.path, e.status) for e in filed) == [
         (folder / f"{TASK}.json", "added"),

@@ -39,8 +39,8 @@ def test_local_folders_named_alike_are_not_served_stale_data(tmp_path: Path) -> 
     second = colour_retrieval(tmp_path / "two" / "data", "t2t")
     images, _ = load_items(retrieval_task_yaml(tmp_path / "a.yaml", "A", first, "t2i"), "corpus")
     texts, _ = load_items(retrieval_task_yaml(tmp_path / "b.yaml", "B", second, "t2t"), "corpus")
-    assert images[0].image is not None and images[0].text is None
-    assert texts[0].text == "red" and texts[0].image is None
+    assert set(images[0].parts) == {"image"}
+    assert texts[0].parts == {"text": "red"}
 
 
 def test_beir_layout_with_query_config_default_qrels_and_titles(tmp_path: Path) -> None:
@@ -60,10 +60,10 @@ def test_beir_layout_with_query_config_default_qrels_and_titles(tmp_path: Path) 
     )
     task_file = retrieval_task_yaml(tmp_path / "beir.yaml", "Beir", data, "t2t")
     docs, task = load_items(task_file, "corpus")
-    assert [(d.id, d.text) for d in docs] == [("d1", "Red a red thing"), ("d2", "blue")]
+    assert [(d.id, d.parts["text"]) for d in docs] == [("d1", "Red a red thing"), ("d2", "blue")]
     assert Retrieval()._qrels(task, "test") == {"q1": {"d1": 2}}
     [query] = Retrieval()._items(task, "queries", "test")
-    assert query.id == "q1" and query.text == "red?"
+    assert query.id == "q1" and query.parts == {"text": "red?"}
 
 
 def test_declared_configs_splits_and_columns(tmp_path: Path) -> None:
@@ -94,9 +94,9 @@ def test_declared_configs_splits_and_columns(tmp_path: Path) -> None:
     )
     [task] = load_task_file(task_file)
     [query] = Retrieval()._items(task, "queries", "test")
-    assert query.text == "what?" and query.id == "q1"
+    assert query.parts == {"text": "what?"} and query.id == "q1"
     [page] = Retrieval()._items(task, "corpus", "test")
-    assert page.id == "p1" and page.image is not None
+    assert page.id == "p1" and set(page.parts) == {"image"}
 
 
 def test_invalid_definitions_are_clear_errors(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ class NeighbourAdapter:
 
 def texts(n: int) -> list[RawItem]:
     """Texts of several lengths, so that sorting by length interleaves them."""
-    return [RawItem(f"t{i}", text=f"caption {i}" + " more" * (i % 4)) for i in range(n)]
+    return [RawItem.of(f"t{i}", text=f"caption {i}" + " more" * (i % 4)) for i in range(n)]
 
 
 def questions(ids: Sequence[int]) -> dict[int, str]:
@@ -234,7 +234,8 @@ def test_a_batch_is_planned_from_all_items_and_encoded_whole(tmp_path: Path) -> 
     vectors = first.encode(items).vectors
     planned = adapter.batches
     keys = first._keys(items, None, None)
-    lost = keys[[item.text for item in items].index(planned[1][2])]  # third item of batch 2
+    texts_in_order = [item.parts["text"] for item in items]
+    lost = keys[texts_in_order.index(planned[1][2])]  # third item of batch 2
     (tmp_path / "embeddings" / lost[:2] / f"{lost}.npy").unlink()
 
     again_adapter = NeighbourAdapter()
@@ -531,9 +532,10 @@ class TokenAdapter:
 
 
 def test_multi_vector_items_are_checked_token_by_token() -> None:
-    items = [RawItem(f"t{i}", text=text) for i, text in enumerate(["zero", "flat", "fine", "ok"])]
+    words = ["zero", "flat", "fine", "ok"]
+    items = [RawItem.of(f"t{i}", text=text) for i, text in enumerate(words)]
     encoder = BatchEncoder(TokenAdapter(), show_progress=False)
     encoder.encode(items)
     assert (encoder.stats.zero_vectors, encoder.stats.constant_vectors) == (1, 1)
     with pytest.raises(HarnessError, match=r"'tokens' returned NaN or infinite values for 1 of"):
-        encoder.encode([*items, RawItem("bad", text="nan")], task="Tokens")
+        encoder.encode([*items, RawItem.of("bad", text="nan")], task="Tokens")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -10,10 +11,14 @@ from typing import Any
 
 import pytest
 
+from harness.app.check import load_side
 from harness.app.cli import main
+from harness.app.submission import submit
 from harness.core.errors import HarnessError
-from harness.engine.results import MAX_JSON_BYTES, MAX_JSON_DEPTH, read_result
+from harness.engine import results
+from harness.engine.results import MAX_JSON_BYTES, MAX_JSON_DEPTH, SITE_MARKER, read_result
 from harness.engine.validation import metric_range, validate
+from leaderboard.collect import collect
 from tests.dataset_fixtures import run_cli
 
 TASK = "DemoShapesT2IRetrieval"
@@ -118,9 +123,9 @@ def test_each_bad_result_file_is_named(
 def test_a_model_name_that_is_not_a_string_is_a_problem(
     clean_results: Path, tmp_path: Path
 ) -> None:
+    """The harness block's parts are typed: a wrong type is a schema problem naming the field."""
     folder = submission(clean_results, tmp_path, lambda p: p["harness"]["model"].update(name=[1]))
-    problems = validate(folder).problems
-    assert {problem.check for problem in problems} == {"provenance", "model_meta"}
+    assert "harness.model.name: Input should be a valid string" in only_problem(folder, "schema")
 
 
 def test_bare_nan_is_refused_as_invalid_json(clean_results: Path, tmp_path: Path) -> None:
@@ -195,7 +200,7 @@ def test_cli_prints_file_and_fix_and_exits_1(
     out = capsys.readouterr().out
     assert f"{TASK}.json: split 'test'" in out
     [path] = folder.rglob(f"{TASK}.json")
-    model = read_result(path).harness.model["name"]
+    model = read_result(path).harness.model.name
     assert f"fix: re-run the task, `harness run --model {model} --tasks {TASK} --overwrite`" in out
 
 
@@ -225,3 +230,49 @@ def test_a_leaderboard_site_inside_the_results_is_not_validated(
     assert main(["leaderboard", "--results", str(folder), "--out", str(folder / "site")]) == 0
     assert list((folder / "site").rglob("*.json"))  # the site carries copies of the raw JSON
     assert validate(folder).ok
+
+
+def test_validate_check_submit_and_the_leaderboard_read_the_same_files(
+    clean_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One scan for every command: linked files and folders are refused unread, a built site
+    and hidden entries are passed over, and a stray JSON is read (and refused as no result)."""
+    folder = submission(clean_results, tmp_path)
+    [task_file] = folder.rglob(f"{TASK}.json")
+    outside = tmp_path / "outside"
+    shutil.copytree(clean_results, outside)
+    [outside_file] = outside.rglob(f"{TASK}.json")
+    (task_file.parent / "Linked.json").symlink_to(outside_file)
+    (folder / "linked-folder").symlink_to(outside, target_is_directory=True)
+    shutil.copytree(clean_results, folder / "site" / "raw")
+    (folder / "site" / SITE_MARKER).touch()
+    stray = task_file.parent / "notes.json"
+    stray.write_text('{"note": 1}')
+    (folder / ".partial").mkdir()
+    (folder / ".partial" / "x.json").write_text("{")
+
+    read: list[Path] = []
+    original = results.read_json
+
+    def spy(path: Path) -> Any:
+        read.append(path)
+        return original(path)
+
+    monkeypatch.setattr(results, "read_json", spy)
+
+    def files_read(command: Callable[[], object]) -> set[Path]:
+        read.clear()
+        with contextlib.suppress(HarnessError):
+            command()
+        return set(read)
+
+    expected = {task_file, stray}
+    assert files_read(lambda: validate(folder)) == expected
+    assert files_read(lambda: load_side(folder)) == expected
+    assert files_read(lambda: submit(folder, tmp_path / "tree")) == expected
+    assert files_read(lambda: collect([folder])) == expected
+    refused = {task_file.parent / "Linked.json", folder / "linked-folder", stray}
+    assert {problem.file for problem in validate(folder).problems} == refused
+    with pytest.raises(HarnessError) as refusal:
+        load_side(folder)
+    assert all(str(path) in str(refusal.value) for path in refused)

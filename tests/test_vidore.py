@@ -63,11 +63,11 @@ def test_layout_is_read_as_mteb_reads_it(vidore_dir: Path) -> None:
     ours = Retrieval()._load_split(task, RetrievalProtocol(), "test", None)
     corpus, queries, qrels = mteb_load_vidore(str(vidore_dir), ["test"])
     prefix = len("query-test-"), len("corpus-test-")
-    assert [(q.id, q.text) for q in ours.queries] == [
+    assert [(q.id, q.parts["text"]) for q in ours.queries] == [
         (row["id"][prefix[0] :], row["text"]) for row in queries["test"]
     ]
     assert [d.id for d in ours.corpus] == [row["id"][prefix[1] :] for row in corpus["test"]]
-    assert all(d.image is not None and d.text is None for d in ours.corpus)
+    assert all(set(d.parts) == {"image"} for d in ours.corpus)
     assert ours.qrels == {
         qid[prefix[0] :]: {doc[prefix[1] :]: score for doc, score in docs.items()}
         for qid, docs in qrels["test"].items()

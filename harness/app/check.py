@@ -26,8 +26,8 @@ from typing import Any
 
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
-from harness.engine.results import ResultFile, read_result
-from harness.engine.validation import NOT_METRICS, protocol_record, result_paths, score_problems
+from harness.engine.results import ResultFile
+from harness.engine.validation import NOT_METRICS, load_results, protocol_record, score_problems
 from harness.scoring.bootstrap import LEVEL, UnitScores, bootstrap_interval, paired_bootstrap
 
 PASS, REGRESSION, IMPROVED, NOT_COMPARABLE = "pass", "REGRESSION", "improved", "not comparable"
@@ -125,11 +125,19 @@ Side = dict[tuple[str, str], ResultFile]
 
 
 def load_side(path: Path) -> Side:
-    """The results under ``path`` by (model name, task name); a model's task must be unique."""
+    """The results under ``path`` by (model name, task name); a model's task must be unique.
+
+    The folder is read as validation reads it (:func:`load_results`); an entry the scan
+    refuses (a link, a special file) or a file that is not a result is an error, all listed."""
+    loaded = load_results(path)
+    if loaded.problems:
+        raise HarnessError(
+            f"cannot compare the results under {path}:\n"
+            + "\n".join(str(problem) for problem in loaded.problems)
+        )
     side: Side = {}
-    for file in result_paths(path):
-        result = read_result(file)
-        key = (str(result.harness.model.get("name")), result.task_name)
+    for file, result in loaded.results:
+        key = (str(result.harness.model.name), result.task_name)
         if key in side:
             raise HarnessError(
                 f"{path} holds two results of model {key[0]} on task {key[1]} (e.g. {file}); "
@@ -198,7 +206,7 @@ def _judge(
         for entry in entries:
             subset = str(entry.get("hf_subset", "default"))
             fresh = new_entries.get(subset)
-            main = str(baseline.harness.task.get("main_score") or "main_score")
+            main = baseline.harness.task.main_score or "main_score"
             if reason or fresh is None:
                 note = reason or f"split {split}, subset {subset} is missing from the new results"
                 value = fresh.get("main_score") if fresh else None
@@ -225,8 +233,8 @@ def _incomparable(baseline: ResultFile, new: ResultFile) -> str:
     )
     if changed:
         return f"task settings differ: {', '.join(changed)}"
-    old_limit = baseline.harness.run_settings.get("limit")
-    new_limit = new.harness.run_settings.get("limit")
+    old_limit = baseline.harness.run_settings.limit
+    new_limit = new.harness.run_settings.limit
     if old_limit != new_limit:
         return f"--limit differs (baseline {old_limit}, new {new_limit})"
     return ""
@@ -235,8 +243,7 @@ def _incomparable(baseline: ResultFile, new: ResultFile) -> str:
 def _untrusted(result: ResultFile, side: str) -> str:
     """Why a result's own main scores cannot be judged ('' when they can): a main score that
     is not its metric's value, its units' score or inside its interval."""
-    metric = result.harness.task.get("main_score")
-    problems = score_problems(result, metric if isinstance(metric, str) else "main_score")
+    problems = score_problems(result, result.harness.task.main_score or "main_score")
     if not problems:
         return ""
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from harness import __version__
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
-from harness.engine.cache import default_cache_dir
 from harness.engine.targets import file_target, folder_target
 from harness.scoring.bootstrap import LEVEL
 
@@ -199,8 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary table."""
-    from harness.app.runner import RunSettings, run
-    from harness.engine.distributed import rank_device, shards_from_environment
     from tasks.benchmarks import benchmark_task_names
     from tasks.registry import demo_tasks
 
@@ -224,6 +221,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         folder_target(args.cache_dir, "--cache-dir", probe=False)
     if args.devices:
         return _launch_ranks(args.argv, args.devices)
+    return _evaluate(args, jobs)
+
+
+def _evaluate(args: argparse.Namespace, jobs: list[tuple[str, list[str]]]) -> int:
+    """Evaluate each job here (or fan them out over Ray) and print the summaries."""
+    from harness.app.runner import RunSettings, run
+    from harness.engine.cache import default_cache_dir
+    from harness.engine.distributed import rank_device, shards_from_environment
+
     settings = RunSettings(
         output=args.output,
         batch_size=args.batch_size,
@@ -333,7 +339,8 @@ def _dry_run(jobs: list[tuple[str, list[str]]], executor: str, data_dirs: dict[s
         from harness.app.fanout import jobs_table, plan_jobs
 
         print("\nRay jobs (tasks that share a dataset run together):")
-        print(jobs_table([job for model, specs in jobs for job in plan_jobs([model], specs)]))
+        fanned = [job for model, specs in jobs for job in plan_jobs([model], specs, data_dirs)]
+        print(jobs_table(fanned))
     if problems:
         unique = list(dict.fromkeys(problems))
         print(f"\n{len(unique)} problem(s) would stop this run:", file=sys.stderr)
@@ -348,7 +355,7 @@ def _run_on_ray(
     """Fan the runs out over Ray and print one summary of every job."""
     from harness.app.fanout import plan_jobs, run_on_ray
 
-    fanned = [job for model, specs in jobs for job in plan_jobs([model], specs)]
+    fanned = [job for model, specs in jobs for job in plan_jobs([model], specs, settings.data_dirs)]
     gpus = args.gpus_per_job
     if gpus is None:
         gpus = 1.0 if args.device.startswith("cuda") else 0.0
@@ -379,7 +386,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         raise UnknownNameError("task type", args.type, TASK_TYPES)
     known = builtin_tasks()
     names = list(get_benchmark(args.benchmark).tasks) if args.benchmark else list(known)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for name in names:
         task = known.get(name)
         if task is None:

@@ -1,20 +1,30 @@
 """``harness run --executor ray``: (model, task group) jobs fanned out over a Ray cluster.
 
 Tasks that read the same dataset at the same revision form one group, so the inputs they share
-are encoded once, by one worker. Each job asks Ray for the CPUs and GPUs its model needs and
-runs :func:`harness.app.runner.run` on its group; result files are written by the workers into the
-one results folder (on storage every worker sees) as each task finishes, and the embedding cache
-may live there too (its writes are atomic renames, safe with many writers). Ray retries the job
-of a worker that dies; the retry skips every task whose result file was already written, so a
-finished task never runs twice and nothing is lost.
+are encoded once, by one worker. A job carries its tasks resolved (custom YAML tasks read, each
+``--data-dir`` applied, local paths absolute), so a worker never looks a name up again. Each job
+asks Ray for the CPUs and GPUs its model needs and runs :func:`harness.app.runner.run_tasks` on
+its group; result files are written by the workers into the one results folder (on storage
+every worker sees) as each task finishes, and the embedding cache may live there too (its
+writes are atomic renames, safe with many writers). Ray retries the job of a worker that dies;
+the retry skips every task whose result file was already written, so a finished task never
+runs twice and nothing is lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from harness.app.runner import FAILED, RunSettings, TaskOutcome, failures_note, run
+from harness.app.runner import (
+    FAILED,
+    RunSettings,
+    TaskOutcome,
+    failures_note,
+    run_tasks,
+    with_data_dirs,
+)
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
 from tasks.definition import TaskDefinition
@@ -26,16 +36,21 @@ MAX_RETRIES = 3
 
 @dataclass(frozen=True)
 class Job:
-    """One model on one group of tasks that share a dataset."""
+    """One model on one group of tasks that share a dataset, the tasks resolved."""
 
     model: str
-    tasks: tuple[str, ...]
+    tasks: tuple[TaskDefinition, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The group's task names."""
+        return tuple(task.name for task in self.tasks)
 
     @property
     def label(self) -> str:
         """A short name for progress lines: the model and the group's first task."""
         more = f" (+{len(self.tasks) - 1})" if len(self.tasks) > 1 else ""
-        return f"{self.model} / {self.tasks[0]}{more}"
+        return f"{self.model} / {self.names[0]}{more}"
 
 
 def task_groups(tasks: Sequence[TaskDefinition]) -> list[list[TaskDefinition]]:
@@ -46,20 +61,23 @@ def task_groups(tasks: Sequence[TaskDefinition]) -> list[list[TaskDefinition]]:
     return list(groups.values())
 
 
-def plan_jobs(models: Sequence[str], task_specs: Sequence[str]) -> list[Job]:
-    """Every model on every task group: the jobs of a fan-out."""
-    groups = task_groups(resolve_tasks(task_specs))
-    return [Job(model, tuple(t.name for t in group)) for model in models for group in groups]
+def plan_jobs(
+    models: Sequence[str], task_specs: Sequence[str], data_dirs: dict[str, Path] | None = None
+) -> list[Job]:
+    """Every model on every task group: the jobs of a fan-out, each carrying its resolved tasks
+    (those named in ``data_dirs`` reading that folder)."""
+    tasks = with_data_dirs(resolve_tasks(task_specs), data_dirs or {})
+    return [Job(model, tuple(group)) for model in models for group in task_groups(tasks)]
 
 
 def jobs_table(jobs: Sequence[Job]) -> str:
     """Each job's tasks and inputs to encode (shared datasets counted once), with its share."""
     from harness.app.plan import plan
 
-    inputs = [plan(resolve_tasks(job.tasks)).unique_rows() for job in jobs]
+    inputs = [plan(job.tasks).unique_rows() for job in jobs]
     total = sum(inputs) or 1
     rows = [
-        (job.model, ", ".join(job.tasks), f"{count:,}", f"{count / total:.1%}")
+        (job.model, ", ".join(job.names), f"{count:,}", f"{count / total:.1%}")
         for job, count in zip(jobs, inputs, strict=True)
     ]
     table = format_table(("model", "tasks", "inputs to encode", "share"), rows)
@@ -70,8 +88,9 @@ JobRunner = Callable[[Job, RunSettings], list[TaskOutcome]]
 
 
 def run_job(job: Job, settings: RunSettings) -> list[TaskOutcome]:
-    """Run one job where it is scheduled; finished tasks are skipped, as in any run."""
-    return run(job.model, list(job.tasks), settings).outcomes
+    """Run one job where it is scheduled, on the tasks it carries (``settings.data_dirs`` is
+    recorded, not applied again); finished tasks are skipped, as in any run."""
+    return run_tasks(job.model, job.tasks, settings).outcomes
 
 
 @dataclass(frozen=True)
@@ -92,8 +111,9 @@ class FanoutReport:
             for job, outcomes in self.finished
             for o in outcomes
         ]
+        rows.sort(key=lambda row: row[:3])
         headers = ("model", "task", "split", "main score", "seconds", "status")
-        table = format_table(headers, sorted(rows, key=lambda row: row[:3]))
+        table = format_table(headers, rows)
         return table + failures_note(self.failed)
 
 

@@ -1,25 +1,25 @@
-"""``harness run --dry-run``: what a run would do, before any model or dataset is loaded, and
-the checks that refuse a run before any work.
+"""``harness run --dry-run``: what a run would do, before any model is loaded or anything
+encoded, and the checks that refuse a run before any work.
 
-Sizes are the rows of each task's eval splits as its entry declares them (``n_samples``, from
-mteb's metadata), or for a local dataset the rows of its parquet files. Tasks that read the same
-dataset at the same revision (CIFAR10's linear probe, zero-shot and clustering tasks, say) share
-their inputs, which the embedding cache encodes once: the total counts each shared split once.
+Sizes are the inputs of each task's eval splits. For a local dataset they are counted on the
+split as the task type loads it (queries and corpus documents, items, sampled train rows, label
+prompts...); otherwise they are the rows its entry declares (``n_samples``, from mteb's
+metadata). Tasks that read the same dataset at the same revision (CIFAR10's linear probe,
+zero-shot and clustering tasks, say) share their inputs, which the embedding cache encodes
+once: the unique total counts each shared split once, at its largest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
 from harness.engine.results import result_file_name
 from tasks.definition import TaskDefinition
 from tasks.loading import dataset_revision
+from tasks.registry import task_type
 
 # The longest file name (in bytes) that common file systems (ext4, APFS, NTFS) accept.
 MAX_FILE_NAME_BYTES = 255
@@ -27,17 +27,38 @@ MAX_FILE_NAME_BYTES = 255
 
 @dataclass(frozen=True)
 class PlannedTask:
-    """One task of the plan: its rows per eval split (None when unknown) and its dataset."""
+    """One task of the plan: its inputs per eval split, by kind (``queries``, ``corpus``,
+    ``items``...) when counted on the loaded dataset, or as ``rows`` when declared; None when
+    unknown (``why`` then says why, when its dataset failed to load)."""
 
     name: str
     type: str
     dataset: str
-    rows: dict[str, int] | None
+    inputs: dict[str, dict[str, int]] | None
+    why: str = ""
+
+    @property
+    def rows(self) -> dict[str, int] | None:
+        """All inputs of each eval split."""
+        if self.inputs is None:
+            return None
+        return {split: sum(kinds.values()) for split, kinds in self.inputs.items()}
 
     @property
     def total(self) -> int | None:
-        """All rows of the task's eval splits."""
+        """All inputs of the task's eval splits."""
         return None if self.rows is None else sum(self.rows.values())
+
+    def sizes(self) -> str:
+        """The inputs per split, as the plan shows them."""
+        if self.inputs is None:
+            return "unknown"
+        return "; ".join(
+            f"{split}: " + ", ".join(f"{kind}={count:,}" for kind, count in kinds.items())
+            if list(kinds) != ["rows"]
+            else f"{split}={kinds['rows']:,}"
+            for split, kinds in self.inputs.items()
+        )
 
 
 @dataclass(frozen=True)
@@ -51,11 +72,11 @@ class Plan:
         return [t.name for t in self.tasks if t.dataset == task.dataset and t.name != task.name]
 
     def total_rows(self) -> int:
-        """Rows summed over the tasks, as a per-task cache would encode them."""
+        """Inputs summed over the tasks, as a per-task cache would encode them."""
         return sum(task.total or 0 for task in self.tasks)
 
     def unique_rows(self) -> int:
-        """Rows with each dataset split counted once, as the shared cache encodes them."""
+        """Inputs with each dataset split counted once, as the shared cache encodes them."""
         largest: dict[tuple[str, str], int] = {}
         for task in self.tasks:
             for split, rows in (task.rows or {}).items():
@@ -70,47 +91,49 @@ class Plan:
                 task.name,
                 task.type,
                 task.dataset,
-                ", ".join(f"{s}={n}" for s, n in (task.rows or {}).items()) or "unknown",
+                task.sizes(),
                 ", ".join(self.shared_with(task)) or "-",
             )
             for task in self.tasks
         ]
-        headers = ("task", "type", "dataset@revision", "rows", "shares its inputs with")
-        unknown = [task.name for task in self.tasks if task.rows is None]
+        headers = ("task", "type", "dataset@revision", "inputs", "shares its inputs with")
         lines = [
             format_table(headers, rows),
             "",
-            f"{len(self.tasks)} tasks; {self.total_rows():,} rows to score, "
+            f"{len(self.tasks)} tasks; {self.total_rows():,} inputs to score, "
             f"{self.unique_rows():,} inputs to encode with shared datasets counted once.",
         ]
+        unknown = [task for task in self.tasks if task.inputs is None]
         if unknown:
-            lines.append(f"Sizes unknown for: {', '.join(unknown)}.")
-        lines.append("Dry run: nothing was loaded, encoded or written.")
+            named = [f"{task.name} ({task.why})" if task.why else task.name for task in unknown]
+            lines.append(f"Sizes unknown for: {', '.join(named)}.")
+        lines.append("Dry run: no model was loaded, and nothing was encoded or written.")
         return "\n".join(lines)
 
 
 def plan(tasks: Sequence[TaskDefinition]) -> Plan:
-    """The plan of a run over ``tasks``."""
+    """The plan of a run over ``tasks``; local datasets are loaded to count their inputs."""
     return Plan([_planned(task) for task in tasks])
 
 
 def _planned(task: TaskDefinition) -> PlannedTask:
     revision = task.dataset.revision or ("local" if task.is_local else "unpinned")
     dataset = f"{task.dataset.path}@{revision[:12]}"
-    if task.n_samples:
-        rows: dict[str, int] | None = {
-            s: task.n_samples[s] for s in task.eval_splits if s in task.n_samples
-        }
-    elif task.is_local:
-        rows = {"all": _parquet_rows(Path(task.dataset.path))}
-    else:
-        rows = None
-    return PlannedTask(task.name, task.type, dataset, rows)
+    if task.is_local:
+        try:
+            inputs = {split: _loaded_inputs(task, split) for split in task.eval_splits}
+        except HarnessError as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            return PlannedTask(task.name, task.type, dataset, None, first_line)
+        return PlannedTask(task.name, task.type, dataset, inputs)
+    declared = {s: {"rows": task.n_samples[s]} for s in task.eval_splits if s in task.n_samples}
+    return PlannedTask(task.name, task.type, dataset, declared or None)
 
 
-def _parquet_rows(folder: Path) -> int:
-    """Rows of every parquet file under a local dataset folder (read from file footers)."""
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in sorted(folder.rglob("*.parquet")))
+def _loaded_inputs(task: TaskDefinition, split: str) -> dict[str, int]:
+    """The inputs of ``split`` by kind, counted on the split as the task's type loads it (the
+    loaded dataset then serves the run as well, see ``tasks.datasets_memo``)."""
+    return task_type(task).load(task, split).input_counts()
 
 
 def result_name_problems(tasks: Sequence[TaskDefinition]) -> list[str]:

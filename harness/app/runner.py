@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from harness.engine.cache import EmbeddingCache, default_cache_dir
 from harness.engine.distributed import Shards
 from harness.engine.encoding import BatchEncoder, degenerate_warnings
 from harness.engine.identity import identity_differences, run_identity
+from harness.engine.records import IdentityRecord, ModelRecord, SettingsRecord, TaskRecord
 from harness.engine.results import (
     HarnessBlock,
     ResultFile,
@@ -59,15 +60,18 @@ class RunSettings:
     # Stop at the first task that fails, instead of going on with the others.
     fail_fast: bool = False
 
-    def recorded(self) -> dict[str, object]:
+    def recorded(self) -> SettingsRecord:
         """The settings that shape the numbers, as stored in each result file."""
-        data = asdict(self)
-        for name in ("output", "overwrite", "show_progress", "fail_fast"):
-            data.pop(name)
-        data["cache"] = self.cache_dir is not None
-        data.pop("cache_dir")
-        data["data_dirs"] = {task: str(path) for task, path in self.data_dirs.items()}
-        return data
+        return SettingsRecord(
+            batch_size=self.batch_size,
+            device=self.device,
+            dtype=self.dtype,
+            num_workers=self.num_workers,
+            limit=self.limit,
+            skip_bad_inputs=self.skip_bad_inputs,
+            data_dirs={task: str(path) for task, path in self.data_dirs.items()},
+            cache=self.cache_dir is not None,
+        )
 
 
 # The status of a task that failed; the run went on with the others.
@@ -135,8 +139,22 @@ def run(
     settings: RunSettings | None = None,
     shards: Shards | None = None,
 ) -> RunReport:
-    """Evaluate ``model`` on each task. A task whose result file holds the same run identity
-    is skipped (unless ``overwrite``); one whose identity differs is recomputed.
+    """Evaluate ``model`` on each task named in ``task_specs`` (names or YAML files), each named
+    in ``settings.data_dirs`` reading that folder: :func:`run_tasks` on the resolved tasks."""
+    settings = settings or RunSettings()
+    tasks = with_data_dirs(resolve_tasks(task_specs), settings.data_dirs)
+    return run_tasks(model, tasks, settings, shards)
+
+
+def run_tasks(
+    model: str | Adapter,
+    tasks: Sequence[TaskDefinition],
+    settings: RunSettings,
+    shards: Shards | None = None,
+) -> RunReport:
+    """Evaluate ``model`` on each resolved task (its ``--data-dir`` already applied, as a Ray job
+    carries them). A task whose result file holds the same run identity is skipped (unless
+    ``overwrite``); one whose identity differs is recomputed.
 
     A task that fails with a ``HarnessError`` is reported (status ``failed``, with its reason)
     and the run goes on with the others, unless ``settings.fail_fast``. With ``shards`` (a
@@ -144,9 +162,7 @@ def run(
     writes files, and the first failure stops every rank (a fault met by one rank alone, in
     its share of the images, would otherwise leave the others waiting for it).
     """
-    settings = settings or RunSettings()
     writes = shards is None or shards.is_main
-    tasks = with_data_dirs(resolve_tasks(task_specs), settings.data_dirs)
     check_result_names(tasks)
     ensure_writable(settings.output)
     adapter = (
@@ -244,7 +260,7 @@ def _stored_result(path: Path, identity: dict[str, Any]) -> tuple[ResultFile | N
         return None, "the stored file is unreadable"
     if stored.harness.identity is None:
         return None, "the stored file records no run identity"
-    changed = identity_differences(stored.harness.identity, identity)
+    changed = identity_differences(stored.harness.identity.written(), identity)
     if not changed:
         return stored, ""
     more = f"; +{len(changed) - 2} more" if len(changed) > 2 else ""
@@ -296,11 +312,15 @@ def _evaluate(
 ) -> list[TaskOutcome]:
     task, kind = prepared.task, prepared.kind
     start = time.perf_counter()
-    scores, skipped, seconds, intervals, units = {}, {}, {}, {}, {}
+    scores, skipped, seconds = {}, {}, {}
+    # split -> subset -> the stored interval, and the units it was resampled from
+    intervals: dict[str, dict[str, dict[str, Any]]] = {}
+    units: dict[str, dict[str, dict[str, Any]]] = {}
     stats_before = replace(encoder.stats)
     for split in task.eval_splits:
         split_start = time.perf_counter()
-        outcome = kind.evaluate(task, encoder, split=split, limit=settings.limit)
+        loaded = kind.load(task, split, settings.limit)
+        outcome = kind.score(task, loaded, encoder)
         scores[split] = outcome.subsets
         if outcome.skipped_inputs:
             skipped[split] = outcome.skipped_inputs
@@ -319,8 +339,8 @@ def _evaluate(
         date=dt.datetime.now(dt.UTC),
         harness=HarnessBlock(
             harness_version=harness_version(),
-            model=encoder.adapter.meta.to_dict(),
-            task=prepared.record,
+            model=ModelRecord.of(encoder.adapter.meta),
+            task=TaskRecord.model_validate(prepared.record),
             run_settings=settings.recorded(),
             environment=environment(),
             encoding=encoding,
@@ -328,7 +348,7 @@ def _evaluate(
             skipped_inputs=skipped,
             intervals=intervals,
             units=units,
-            identity=prepared.identity,
+            identity=IdentityRecord.model_validate(prepared.identity),
         ),
     )
     if writes:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
+from harness.engine.records import ModelRecord
 from harness.engine.results import canonical_folder, read_json, write_json_atomic
 from harness.engine.validation import MODEL_META, Validation, validate
 
@@ -53,7 +54,7 @@ def _plan(validation: Validation, destination: Path) -> dict[Path, Any]:
     sources: dict[Path, Path] = {}
     for file, result in validation.results:
         model = result.harness.model
-        folder = canonical_folder(destination, model["name"], model["revision"])
+        folder = canonical_folder(destination, str(model.name), str(model.revision))
         _check_fingerprint(folder, model, file)
         # Known task names are built-in ones, so the file name stays inside ``folder``.
         for source, target in (
@@ -70,7 +71,7 @@ def _plan(validation: Validation, destination: Path) -> dict[Path, Any]:
     return plan
 
 
-def _check_fingerprint(folder: Path, model: dict[str, Any], source: Path) -> None:
+def _check_fingerprint(folder: Path, model: ModelRecord, source: Path) -> None:
     """Refuse a result whose model name and revision are filed with another fingerprint."""
     meta_file = folder / MODEL_META
     if meta_file.is_symlink() or not meta_file.exists():
@@ -80,9 +81,9 @@ def _check_fingerprint(folder: Path, model: dict[str, Any], source: Path) -> Non
         filed = block.get("fingerprint") if isinstance(block, dict) else None
     except (HarnessError, AttributeError):
         filed = None
-    if filed != model["fingerprint"]:
+    if filed != model.fingerprint:
         raise HarnessError(
-            f"{source}: {model['name']} at revision {model['revision']} is already filed in "
+            f"{source}: {model.name} at revision {model.revision} is already filed in "
             f"{folder} with another model fingerprint (other dtype, prompts or options). "
             "Nothing was filed. Submit it under the model's own revision, or remove the filed "
             "folder first if it is to be replaced."

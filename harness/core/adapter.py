@@ -1,7 +1,12 @@
 """The adapter contract: what every model family implements.
 
 An adapter turns a batch of decoded items into vectors. It knows nothing about tasks or
-metrics. An item is a dict with ``text`` (str) and/or ``image`` (``PIL.Image.Image``).
+metrics. An item is a dict of decoded parts by modality name (:mod:`harness.core.modalities`):
+``text`` (str), ``image`` (``PIL.Image.Image``)...
+
+An adapter may also have a per-item ``preprocess`` step (:class:`Preprocessing`: an image
+processor, audio resampling, frame sampling), which the engine runs in the DataLoader workers,
+so that the main process only runs the model.
 """
 
 from __future__ import annotations
@@ -84,6 +89,23 @@ class Adapter(Protocol):
     ) -> np.ndarray | list[np.ndarray]:
         """Encode one batch: a float32 array of shape ``(len(items), dim)``, or for a
         multi-vector adapter a list of ``len(items)`` float32 ``(tokens, dim)`` arrays."""
+        ...
+
+
+@runtime_checkable
+class Preprocessing(Adapter, Protocol):
+    """An adapter with a per-item step that the engine runs in the DataLoader workers.
+
+    ``preprocess`` takes one decoded item and returns it with model inputs in place of some
+    parts (pixel values for an image, say); ``encode`` takes a batch of such items. It must be
+    idempotent, since ``encode`` also takes decoded items and runs it on them itself: an
+    adapter called directly, or wrapped, encodes the same vectors without the workers. Its
+    output crosses to the main process by pickle: numpy arrays, not torch tensors (each of which
+    would hold a shared-memory file descriptor); it must never touch the model or the device.
+    """
+
+    def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
+        """One item made ready for ``encode`` (an already preprocessed one is returned as is)."""
         ...
 
 

@@ -1,118 +1,83 @@
-"""Raw items as tasks hand them to the encoder, before any image is decoded.
+"""Raw items as tasks hand them to the encoder, before any part is decoded.
 
-A raw item keeps an image as its stored encoded bytes, so that the cache key can be computed
-without decoding it, and decoding can happen in DataLoader worker processes.
+An item carries any set of parts, one per registered modality (:mod:`harness.core.modalities`),
+each as its stored value (a text, an image's encoded bytes...), so that the cache key can be
+computed without decoding, and decoding can happen in DataLoader worker processes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import reprlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
-
 from harness.core.errors import BadInputError
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    """An image as stored: encoded bytes (PNG, JPEG, ...) or a path to such a file."""
-
-    data: bytes | None = None
-    path: str | None = None
-
-    @classmethod
-    def from_value(cls, value: Any) -> EncodedImage | Image.Image:
-        """Accept what a ``datasets`` Image column yields with or without decoding."""
-        if isinstance(value, EncodedImage | Image.Image):
-            return value
-        if isinstance(value, dict) and (value.get("bytes") or value.get("path")):
-            return cls(data=value.get("bytes"), path=value.get("path"))
-        if isinstance(value, bytes | bytearray):
-            return cls(data=bytes(value))
-        if isinstance(value, str):
-            return cls(path=value)
-        raise TypeError(f"not an image value: {type(value).__name__}")
-
-    def read_bytes(self) -> bytes:
-        """The encoded bytes, read from disk when only a path is stored."""
-        if self.data is not None:
-            return self.data
-        assert self.path is not None
-        with open(self.path, "rb") as handle:
-            return handle.read()
-
-    def decode(self) -> Image.Image:
-        """Decode into an RGB PIL image (fully loaded, so errors surface here)."""
-        image = Image.open(io.BytesIO(self.read_bytes()))
-        image.load()
-        return image.convert("RGB")
+from harness.core.modalities import modality, ordered, registered
 
 
 @dataclass(frozen=True)
 class RawItem:
-    """One input: an id, and text and/or an image not yet decoded.
+    """One input: an id, and its parts by modality name, not yet decoded.
 
     ``fault`` says why a row read from a dataset cannot be encoded (an empty text, a number
     where text belongs, a missing image...), naming its column; the encoder reports it as bad
-    input, or skips the item under ``--skip-bad-inputs``. ``image_column`` names the image's
-    column when it fails to decode.
+    input, or skips the item under ``--skip-bad-inputs``. ``columns`` names each part's column
+    (by default the modality's name), for the message when a part fails to decode.
     """
 
     id: str
-    text: str | None = None
-    image: EncodedImage | Image.Image | None = None
+    parts: Mapping[str, Any] = field(default_factory=dict)
     fault: str | None = field(default=None, compare=False)
-    image_column: str = field(default="image", compare=False)
+    columns: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in self.parts:
+            modality(name)  # a KeyError naming the registered modalities
+
+    @classmethod
+    def of(cls, item_id: str, **parts: Any) -> RawItem:
+        """An item from stored values by modality name (``None`` values are left out), e.g.
+        ``RawItem.of("q1", text="a cat")``."""
+        return cls(item_id, {name: value for name, value in parts.items() if value is not None})
 
     @classmethod
     def read(
-        cls,
-        item_id: Any,
-        *,
-        text: Any = None,
-        image: Any = None,
-        text_column: str | None = None,
-        image_column: str | None = None,
-        optional: bool = False,
+        cls, item_id: Any, cells: Mapping[str, tuple[str, Any]], *, optional: bool = False
     ) -> RawItem:
-        """An item from dataset cells: the text of ``text_column`` and/or the image of
-        ``image_column`` (a column of ``None`` is not read).
+        """An item from dataset cells: ``cells`` maps a modality name to its (column, cell).
 
         A cell that cannot be used becomes the item's ``fault`` instead of an exception, so
-        that ``--skip-bad-inputs`` can skip the item. With ``optional`` an empty cell means the
-        part is absent, as long as the item keeps one part.
+        that ``--skip-bad-inputs`` can skip the item. With ``optional`` an empty cell (``None``
+        or a blank string) means the part is absent, as long as the item keeps one part.
         """
-        parts: dict[str, Any] = {"image_column": image_column or "image"}
+        names = ordered(cells)
+        columns = {name: column for name, (column, _) in cells.items()}
+        parts: dict[str, Any] = {}
         faults = []
-        for name, column, value, check in (
-            ("text", text_column, text, _text_value),
-            ("image", image_column, image, _image_value),
-        ):
-            if column is None or (optional and _is_empty(value)):
+        for name in names:
+            column, value = cells[name]
+            if optional and _is_empty(value):
                 continue
             try:
-                parts[name] = check(value)
+                parts[name] = modality(name).read(value)
             except ValueError as error:
                 faults.append(f"column {column!r} {error}")
-        if optional and not faults and "text" not in parts and "image" not in parts:
-            columns = " and ".join(repr(c) for c in (text_column, image_column) if c)
-            faults.append(f"has neither text nor image (columns {columns} are empty)")
+        if optional and not faults and not parts:
+            listed = " and ".join(repr(columns[name]) for name in names)
+            faults.append(f"has neither {' nor '.join(names)} (columns {listed} are empty)")
         if faults:
-            return cls(str(item_id), fault="; ".join(faults), image_column=parts["image_column"])
-        return cls(str(item_id), **parts)
+            return cls(str(item_id), fault="; ".join(faults), columns=columns)
+        return cls(str(item_id), parts, columns=columns)
 
     @property
     def modality(self) -> str:
-        """``text``, ``image`` or ``image,text``."""
-        parts = [name for name, value in (("image", self.image), ("text", self.text)) if value]
-        return ",".join(parts)
+        """The names of its parts, sorted and comma-joined: ``text``, ``image``, ``image,text``."""
+        return ",".join(sorted(self.parts))
 
     def content_digest(self) -> str:
-        """A hash of the content: text bytes, and the image's stored bytes (never decoded).
+        """A hash of the content: each part's name and stored-value digest, in registration order
+        (a text's bytes, an image's stored bytes; nothing is decoded).
 
         A faulty item, or an image file that cannot be read, hashes to a key of its own that
         is never cached: the fault surfaces when the item is decoded, where it can be skipped.
@@ -122,32 +87,28 @@ class RawItem:
             digest.update(b"fault\0" + self.id.encode("utf-8", "replace") + b"\0")
             digest.update(self.fault.encode("utf-8", "replace"))
             return digest.hexdigest()
-        if self.text is not None:
-            digest.update(b"text\0" + self.text.encode("utf-8") + b"\0")
-        if self.image is not None:
-            digest.update(b"image\0" + _image_bytes(self.image))
+        for entry in registered():
+            if entry.name in self.parts:
+                digest.update(entry.name.encode() + b"\0" + entry.digest(self.parts[entry.name]))
         return digest.hexdigest()
 
     def decoded(self) -> dict[str, Any]:
-        """The adapter's view: ``{"text": str, "image": PIL.Image}`` with what is present.
+        """The adapter's view: ``{modality name: decoded value}`` for each part, e.g.
+        ``{"text": str, "image": PIL.Image}``.
 
-        Raises :class:`BadInputError` naming the column for a faulty item or an image that
-        does not decode.
+        Raises :class:`BadInputError` naming the column for a faulty item or a part that does
+        not decode.
         """
         if self.fault is not None:
             raise BadInputError(self.fault)
         item: dict[str, Any] = {}
-        if self.text is not None:
-            item["text"] = self.text
-        if self.image is not None:
-            image = self.image
+        for name, value in self.parts.items():
+            decode = modality(name).decode
             try:
-                item["image"] = (
-                    image.convert("RGB") if isinstance(image, Image.Image) else image.decode()
-                )
+                item[name] = value if decode is None else decode(value)
             except Exception as error:  # any decoder failure is this item's fault
                 raise BadInputError(
-                    f"the image in column {self.image_column!r} cannot be decoded "
+                    f"the {name} in column {self.columns.get(name, name)!r} cannot be decoded "
                     f"({type(error).__name__}: {error})"
                 ) from error
         return item
@@ -156,59 +117,3 @@ class RawItem:
 def _is_empty(value: Any) -> bool:
     """A missing cell: ``None``, or an empty or blank string."""
     return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _text_value(value: Any) -> str:
-    """A cell as text; ``ValueError`` (finishing "column X ...") when it is not usable text."""
-    if isinstance(value, bytes | bytearray):
-        try:
-            value = bytes(value).decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ValueError(
-                f"holds bytes that are not UTF-8 text ({error.reason} at byte {error.start}); "
-                "store the text as UTF-8"
-            ) from None
-    if value is None:
-        raise ValueError("is empty (None) where text belongs; fill the cell or drop the row")
-    if not isinstance(value, str):
-        raise ValueError(
-            f"holds {type(value).__name__} {reprlib.repr(value)} where text belongs; store "
-            "text in it, or map the text column under dataset.columns"
-        )
-    if not value.strip():
-        raise ValueError("holds an empty text; fill the cell or drop the row")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(f"holds text that is not valid UTF-8 ({error.reason})") from None
-    return value
-
-
-def _image_value(value: Any) -> EncodedImage | Image.Image:
-    """A cell as a stored image; ``ValueError`` when it holds no image."""
-    if value is None:
-        raise ValueError("is empty (None) where an image belongs; fill the cell or drop the row")
-    stored = value.get("bytes") if isinstance(value, dict) else value
-    if (
-        isinstance(stored, bytes | bytearray)
-        and len(stored) == 0
-        and not (isinstance(value, dict) and value.get("path"))
-    ):
-        raise ValueError("holds an empty image (0 bytes); store the image's file bytes in it")
-    try:
-        return EncodedImage.from_value(value)
-    except TypeError:
-        raise ValueError(
-            f"holds {type(value).__name__} where an image belongs (image bytes, a path, or "
-            "a datasets Image); map the image column under dataset.columns"
-        ) from None
-
-
-def _image_bytes(image: EncodedImage | Image.Image) -> bytes:
-    if isinstance(image, EncodedImage):
-        try:
-            return image.read_bytes()
-        except OSError as error:  # a missing or unreadable file: its decode reports it
-            return f"unreadable:{image.path}:{error.strerror}".encode("utf-8", "replace")
-    # An in-memory image has no stored bytes; hash its pixels and geometry instead.
-    return f"{image.mode}:{image.size}".encode() + image.tobytes()

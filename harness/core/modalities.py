@@ -3,23 +3,32 @@
 A modality is one :class:`Modality` record. Categories (``t2i``, ``it2t``, ``a2t``, ``va2t``...)
 parse through the registry letter by letter, and items carry any set of parts, one per
 modality. Adding a modality is one :func:`register` call: no task type, encoder, sharding or
-scorer changes.
+scorer changes. Text (:mod:`harness.core.text`) and image (:mod:`harness.core.image`) are the
+built-in entries, registered in that order on first use.
 
 The record's callables work on a part's *stored* value (text, or an image's encoded bytes):
 ``read`` turns a dataset cell into it, ``digest`` hashes it for the cache key without decoding,
 ``decode`` turns it into what adapters receive (in the DataLoader workers), ``cost`` weighs it
-for sharding, and ``undecoded_feature`` says how a ``datasets`` column of it is read without
-decoding.
+for sharding, ``length`` orders items for batching, and ``undecoded_feature`` says how a
+``datasets`` column of it is read without decoding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 # The letter of a category's document side that stands for class labels (never embedded).
 LABEL_LETTER = "c"
+
+
+def _no_length(value: Any) -> int:
+    return 0
+
+
+def _kept_feature(feature: Any) -> Any | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -33,20 +42,39 @@ class Modality:
     read: Callable[[Any], Any]
     # The stored value -> the bytes hashed into the cache key (never decoding it).
     digest: Callable[[Any], bytes]
-    # The stored value -> what adapters receive (str, PIL image, waveform...).
-    decode: Callable[[Any], Any]
     # The stored value -> a rough cost of encoding it, for balancing shards.
     cost: Callable[[Any], float]
+    # The stored value -> what adapters receive (PIL image, waveform...), run in the DataLoader
+    # workers; None when adapters receive the stored value itself (no worker needed).
+    decode: Callable[[Any], Any] | None = None
+    # The stored value -> its length, where it drives padding (characters of a text; 0 when
+    # the model input has a fixed size): items are batched longest first.
+    length: Callable[[Any], int] = _no_length
     # A ``datasets`` feature -> the feature that reads it undecoded, or None to keep it.
-    undecoded_feature: Callable[[Any], Any | None]
+    undecoded_feature: Callable[[Any], Any | None] = _kept_feature
 
 
 _REGISTRY: dict[str, Modality] = {}
 
 
+def _builtin() -> tuple[Modality, ...]:
+    """Text and image, in the order of their parts in every cache key (it never changes)."""
+    from harness.core.image import IMAGE
+    from harness.core.text import TEXT
+
+    return (TEXT, IMAGE)
+
+
+def _entries() -> dict[str, Modality]:
+    """The registry, the built-in entries first."""
+    if not _REGISTRY:
+        _REGISTRY.update((entry.name, entry) for entry in _builtin())
+    return _REGISTRY
+
+
 def register(modality: Modality) -> Modality:
     """Add ``modality``; its name and letter must be new."""
-    for other in _REGISTRY.values():
+    for other in _entries().values():
         if modality.name == other.name or modality.letter == other.letter:
             raise ValueError(f"modality {modality.name!r} ({modality.letter}) clashes with {other}")
     if modality.letter == LABEL_LETTER or len(modality.letter) != 1 or modality.letter == "2":
@@ -55,23 +83,32 @@ def register(modality: Modality) -> Modality:
     return modality
 
 
+def unregister(name: str) -> None:
+    """Remove the modality called ``name`` (a plugin's or a test's; not a built-in one)."""
+    if modality(name) in _builtin():
+        raise ValueError(f"modality {name!r} is built in")
+    del _REGISTRY[name]
+
+
 def modality(name: str) -> Modality:
     """The registered modality called ``name``."""
     try:
-        return _REGISTRY[name]
+        return _entries()[name]
     except KeyError:
         raise KeyError(f"no modality {name!r}; registered: {', '.join(_REGISTRY)}") from None
 
 
 def registered() -> tuple[Modality, ...]:
     """Every registered modality, in registration order (the order of parts everywhere)."""
-    return tuple(_REGISTRY.values())
+    return tuple(_entries().values())
 
 
-def ordered(names: Any) -> tuple[str, ...]:
-    """``names`` in registration order."""
+def ordered(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` in registration order; a KeyError names one that is not registered."""
     wanted = set(names)
-    return tuple(name for name in _REGISTRY if name in wanted)
+    for name in wanted:
+        modality(name)
+    return tuple(name for name in _entries() if name in wanted)
 
 
 @dataclass(frozen=True)
@@ -102,7 +139,7 @@ def parse_category(category: str) -> CategorySides:
         raise ValueError(
             f"category {category!r} is not <query letters>2<document letters> (e.g. t2i, it2t)"
         )
-    by_letter = {entry.letter: entry.name for entry in _REGISTRY.values()}
+    by_letter = {entry.letter: entry.name for entry in registered()}
     letters = ", ".join(f"{letter} ({name})" for letter, name in by_letter.items())
 
     def side(text: str, labels_allowed: bool) -> tuple[str, ...]:
@@ -117,74 +154,3 @@ def parse_category(category: str) -> CategorySides:
         return ordered(by_letter[letter] for letter in text)
 
     return CategorySides(side(query, False), side(document, True))
-
-
-def _text_read(value: Any) -> Any:
-    from harness.core.items import _text_value
-
-    return _text_value(value)
-
-
-def _text_digest(value: Any) -> bytes:
-    return str(value).encode("utf-8") + b"\0"
-
-
-def _image_read(value: Any) -> Any:
-    from harness.core.items import _image_value
-
-    return _image_value(value)
-
-
-def _image_digest(value: Any) -> bytes:
-    from harness.core.items import _image_bytes
-
-    return _image_bytes(value)
-
-
-def _image_decode(value: Any) -> Any:
-    from PIL import Image
-
-    return value.convert("RGB") if isinstance(value, Image.Image) else value.decode()
-
-
-def _image_cost(value: Any) -> float:
-    import io
-    from contextlib import suppress
-
-    from PIL import Image
-
-    if isinstance(value, Image.Image):
-        return float(value.width * value.height)
-    with suppress(Exception), Image.open(io.BytesIO(value.read_bytes())) as image:
-        return float(image.width * image.height)
-    return 0.0  # a bad image costs nothing here: its decode reports it, per item
-
-
-def _image_undecoded(feature: Any) -> Any | None:
-    import datasets
-
-    return datasets.Image(decode=False) if isinstance(feature, datasets.Image) else None
-
-
-TEXT = register(
-    Modality(
-        name="text",
-        letter="t",
-        read=_text_read,
-        digest=_text_digest,
-        decode=str,
-        cost=lambda value: float(len(value)),
-        undecoded_feature=lambda feature: None,
-    )
-)
-IMAGE = register(
-    Modality(
-        name="image",
-        letter="i",
-        read=_image_read,
-        digest=_image_digest,
-        decode=_image_decode,
-        cost=_image_cost,
-        undecoded_feature=_image_undecoded,
-    )
-)

@@ -3,10 +3,10 @@
 Every rank runs the same tasks in lockstep. The encoder plans its batches exactly as a single
 process would (the same items, sorted the same way, cut into the same batches, the same ones
 wholly cached), then each rank encodes only its share of the batches left to encode, balanced
-by cost (pixels for images, characters for texts), writes them to the embedding cache as they
-finish, and the ranks exchange their vectors with one ``all_gather_object``. Every rank then
-holds every vector, bit for bit what one process computes, so scores are identical; rank 0
-alone writes result files.
+by cost (each part's by its modality: pixels for images, characters for texts), writes them to
+the embedding cache as they finish, and the ranks exchange their vectors with one
+``all_gather_object``. Every rank then holds every vector, bit for bit what one process
+computes, so scores are identical; rank 0 alone writes result files.
 
 A rank that dies makes ``torchrun`` stop the others: the run fails, finished result files and
 every batch already in the cache stay, and a rerun encodes only the batches with missing items.
@@ -15,16 +15,14 @@ every batch already in the cache stay, and a rerun encodes only the batches with
 from __future__ import annotations
 
 import heapq
-import io
 import os
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-from harness.core.items import EncodedImage, RawItem
+from harness.core.items import RawItem
+from harness.core.modalities import modality
 
 
 @dataclass(frozen=True)
@@ -78,16 +76,9 @@ class Shards:
 
 
 def item_cost(item: RawItem) -> float:
-    """What encoding an item costs, roughly: its pixels (read from the image header, never
-    decoded) plus its characters."""
-    pixels = 0
-    if isinstance(item.image, EncodedImage):
-        # A bad image costs nothing here: its decode reports it, per item.
-        with suppress(Exception), Image.open(io.BytesIO(item.image.read_bytes())) as image:
-            pixels = image.width * image.height
-    elif item.image is not None:
-        pixels = item.image.width * item.image.height
-    return float(pixels + len(item.text or "") + 1)
+    """What encoding an item costs, roughly: 1, plus the cost of each part by its modality
+    (an image's pixels, read from its header and never decoded; a text's characters)."""
+    return sum((modality(name).cost(value) for name, value in item.parts.items()), 1.0)
 
 
 def shards_from_environment() -> Shards | None:

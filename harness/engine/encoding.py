@@ -1,12 +1,15 @@
 """The single road from raw items to vectors: cache look-up, batching, decoding in workers.
 
 Every task hands its items to :class:`BatchEncoder`. The batches of a call are planned from all of
-its distinct items (images first, then texts from longest to shortest, cut at the batch size),
-never from what the cache holds, so an item is always encoded in the same batch, beside the same
-neighbours, and a resumed run computes bit for bit the vectors an uninterrupted one does. A
-batch whose items are all cached never reaches the model; any other is decoded in DataLoader
-worker processes and encoded whole, its cached items keeping their cached vectors, and its new
-vectors are written to the cache at once, so an interrupted run loses at most one batch of work.
+its distinct items (sorted by :func:`_batch_order`: images first, then texts from longest to
+shortest; cut at the batch size), never from what the cache holds, so an item is always encoded
+in the same batch, beside the same neighbours, and a resumed run computes bit for bit the vectors
+an uninterrupted one does. A batch whose items are all cached never reaches the model; any other
+is decoded in DataLoader worker processes (each part by its modality's ``decode``), preprocessed
+there by the adapter's ``preprocess`` step if it has one, and encoded whole, its cached items
+keeping their cached vectors; its new vectors are written to the cache at once, so an
+interrupted run loses at most one batch of work. Batches with no part to decode are prepared in
+the main process, where starting workers would cost more than it saves.
 
 A vector with a NaN or an infinity is an error, and never cached. Vectors that are all zero, or
 constant, are counted in the stats (``zero_vectors``, ``constant_vectors``), hence in each
@@ -25,19 +28,20 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from harness.core.adapter import Adapter, Role
+from harness.core.adapter import Adapter, Item, Preprocessing, Role
 from harness.core.encoder import Encoded
 from harness.core.errors import BadInputError, HarnessError
 from harness.core.items import RawItem
+from harness.core.modalities import modality, registered
 from harness.engine.cache import EmbeddingCache, cache_key
 from harness.engine.distributed import Shards, item_cost
 
@@ -54,7 +58,7 @@ class EncodeStats:
     model_calls: int = 0
     items_encoded: int = 0
     cache_hits: int = 0
-    images_decoded: int = 0
+    parts_decoded: int = 0  # parts decoded by their modality (images...), cached neighbours too
     oom_halvings: int = 0
     batch_size: int = 0  # the batch size in force: the requested one, or halved after OOM
     zero_vectors: int = 0  # items served an all-zero vector
@@ -110,7 +114,7 @@ class BatchEncoder:
         first_of_key: dict[str, RawItem] = {}
         for key, item in zip(keys, items, strict=True):
             first_of_key.setdefault(key, item)
-        order = sorted(first_of_key, key=lambda key: _length_order(first_of_key[key]))
+        order = sorted(first_of_key, key=lambda key: _batch_order(first_of_key[key]))
         entries = [(key, first_of_key[key], key in cached) for key in order]
         fresh, skipped_keys = self._encode_batches(entries, role, instruction, task)
         vectors = {**cached, **fresh}
@@ -162,13 +166,14 @@ class BatchEncoder:
         if self.shards is not None:
             costs = [sum(item_cost(entries[i][1]) for i in batch) for batch in todo]
             todo = [todo[b] for b in self.shards.my_batches(costs)]
-        has_images = any(entries[i][1].image is not None for batch in todo for i in batch)
-        workers = self.num_workers if has_images else 0
-        loader = DataLoader(
-            entries,
+        decodes = any(_decoded_parts(entries[i][1]) for batch in todo for i in batch)
+        workers = self.num_workers if decodes else 0
+        preprocess = self.adapter.preprocess if isinstance(self.adapter, Preprocessing) else None
+        loader: DataLoader[tuple[str, RawItem, bool]] = DataLoader(
+            entries,  # type: ignore[arg-type]  # any sequence serves as a map-style dataset
             batch_sampler=todo,
             num_workers=workers,
-            collate_fn=_decode_batch,
+            collate_fn=functools.partial(_prepare_batch, preprocess, role, instruction),
             pin_memory=self.device.startswith("cuda"),
             prefetch_factor=self.prefetch_factor if workers else None,
             persistent_workers=False,
@@ -184,13 +189,13 @@ class BatchEncoder:
         )
         with progress:
             for batch in loader:
-                for key, item_id, decoded, error, cached in batch:
-                    if decoded is None and not cached:
-                        self._bad_input(item_id, task, error)
-                        skipped.add(key)
-                good = [row for row in batch if row[2] is not None]
-                self.stats.images_decoded += sum(1 for row in good if "image" in row[2])
-                if any(not cached for *_, cached in good):
+                for row in batch:
+                    if row.item is None and not row.cached:
+                        self._bad_input(row.item_id, task, row.error)
+                        skipped.add(row.key)
+                good = [row for row in batch if row.item is not None]
+                self.stats.parts_decoded += sum(row.parts_decoded for row in good)
+                if any(not row.cached for row in good):
                     mine.update(self._encode_batch(good, role, instruction, task))
                 progress.update(len(batch))
         if self.shards is not None:
@@ -198,22 +203,14 @@ class BatchEncoder:
         return mine, skipped
 
     def _encode_batch(
-        self,
-        batch: list[tuple[str, str, dict[str, Any], str, bool]],
-        role: Role,
-        instruction: str | None,
-        task: str,
+        self, batch: list[_Row], role: Role, instruction: str | None, task: str
     ) -> dict[str, np.ndarray]:
-        """Encode a decoded batch whole, and cache and return the vectors of its uncached items
+        """Encode a prepared batch whole, and cache and return the vectors of its uncached items
         (its cached ones keep their cached vectors: an item's vector is its first encoding's)."""
-        output = self._call_halving([decoded for _, _, decoded, _, _ in batch], role, instruction)
-        ids = [item_id for _, item_id, _, _, _ in batch]
-        self._check_finite(output, ids, task)
-        new = {
-            key: vector
-            for (key, _, _, _, cached), vector in zip(batch, output, strict=True)
-            if not cached
-        }
+        items = [row.item for row in batch if row.item is not None]
+        output = self._call_halving(items, role, instruction)
+        self._check_finite(output, [row.item_id for row in batch], task)
+        new = {row.key: vector for row, vector in zip(batch, output, strict=True) if not row.cached}
         if self.cache is not None:
             self.cache.put_many(new)
         return new
@@ -320,8 +317,8 @@ def _degenerate(encoded: Encoded, *, multi_vector: bool) -> tuple[int, int]:
     multi-vector item: every token vector so)."""
     rows = encoded.vectors[encoded.kept]
     if not multi_vector:
-        zero, constant = _degenerate_rows(rows)
-        return int(zero.sum()), int(constant.sum())
+        zero_rows, constant_rows = _degenerate_rows(rows)
+        return int(zero_rows.sum()), int(constant_rows.sum())
     flags = [_degenerate_rows(tokens) for tokens in rows]
     zero = sum(bool(z.all()) for z, _ in flags)
     constant = sum(bool((z | c).all() and not z.all()) for z, c in flags)
@@ -332,8 +329,10 @@ def _degenerate_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row: all zero; and constant but not zero (never for a single column)."""
     if matrix.size == 0:
         return np.zeros(len(matrix), bool), np.zeros(len(matrix), bool)
-    zero = ~matrix.any(axis=1)
-    constant = (matrix.max(axis=1) == matrix.min(axis=1)) & ~zero & (matrix.shape[1] > 1)
+    zero = np.asarray(~matrix.any(axis=1))
+    constant = np.asarray(
+        (matrix.max(axis=1) == matrix.min(axis=1)) & ~zero & (matrix.shape[1] > 1)
+    )
     return zero, constant
 
 
@@ -343,31 +342,83 @@ def _release_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _length_order(item: RawItem) -> tuple[int, int]:
-    """Images first, then texts from longest to shortest, so padding is small per batch."""
-    return (0 if item.image is not None else 1, -len(item.text or ""))
+def _batch_order(item: RawItem) -> tuple[int, ...]:
+    """The sort key that plans batches: items with a part of a later-registered modality first
+    (images before texts), then by the lengths of their parts, longest first, so that padding
+    is small per batch. Faulty items (no parts) come last."""
+    key: list[int] = []
+    for entry in reversed(registered()):
+        value = item.parts.get(entry.name)
+        key += (1, 0) if value is None else (0, -entry.length(value))
+    return tuple(key)
 
 
-def _decode_batch(
+def _decoded_parts(item: RawItem) -> int:
+    """How many of the item's parts its modality decodes (0: adapters take it as stored)."""
+    return sum(1 for name in item.parts if modality(name).decode is not None)
+
+
+class _Row(NamedTuple):
+    """One item of a prepared batch: the item ready for the adapter, or None and why not."""
+
+    key: str
+    item_id: str
+    item: Item | None
+    error: str
+    cached: bool
+    parts_decoded: int
+
+
+# An adapter's ``preprocess`` (see :class:`harness.core.adapter.Preprocessing`).
+Preprocess = Callable[..., Item]
+
+
+def _prepare_batch(
+    preprocess: Preprocess | None,
+    role: Role,
+    instruction: str | None,
     entries: list[tuple[str, RawItem, bool]],
-) -> list[tuple[str, str, dict[str, Any] | None, str, bool]]:
-    """Runs in a worker: decode the batch's uncached items, keeping the error text of those
-    that fail, and its cached items (neighbours the model must see again) only when some
-    uncached item decoded. Rows: key, item id, decoded item or None, error, cached."""
-    decoded = {key: _decode(item) for key, item, cached in entries if not cached}
-    if any(value is not None for value, _ in decoded.values()):
-        decoded |= {key: _decode(item) for key, item, cached in entries if cached}
-    return [(key, item.id, *decoded.get(key, (None, "")), cached) for key, item, cached in entries]
+) -> list[_Row]:
+    """Runs in a DataLoader worker (in the main process when there is none): decode and
+    preprocess the batch's uncached items, keeping the error text of those that fail, and its
+    cached items (neighbours the model must see again) only when some uncached item is ready."""
+    ready = {
+        key: _prepare(item, preprocess, role, instruction)
+        for key, item, cached in entries
+        if not cached
+    }
+    if any(item is not None for item, _ in ready.values()):
+        ready |= {
+            key: _prepare(item, preprocess, role, instruction)
+            for key, item, cached in entries
+            if cached
+        }
+    rows = []
+    for key, raw, cached in entries:
+        item, error = ready.get(key, (None, ""))
+        parts = _decoded_parts(raw) if item is not None else 0
+        rows.append(_Row(key, raw.id, item, error, cached, parts))
+    return rows
 
 
-def _decode(item: RawItem) -> tuple[dict[str, Any] | None, str]:
-    """The decoded item, or None and why it failed."""
+def _prepare(
+    raw: RawItem, preprocess: Preprocess | None, role: Role, instruction: str | None
+) -> tuple[Item | None, str]:
+    """The decoded (and preprocessed) item, or None and why it failed: a part that does not
+    decode, or a :class:`BadInputError` of the preprocess step (any other error of the adapter's
+    is raised)."""
     try:
-        return item.decoded(), ""
+        item = raw.decoded()
     except BadInputError as error:  # the item names its column and what is wrong
         return None, str(error)
     except Exception as error:  # any other decoder failure is reported per item
         return None, f"{type(error).__name__}: {error}"
+    if preprocess is None:
+        return item, ""
+    try:
+        return preprocess(item, role=role, instruction=instruction), ""
+    except BadInputError as error:
+        return None, str(error)
 
 
 def _assemble(

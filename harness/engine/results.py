@@ -2,7 +2,8 @@
 
 Layout, as mteb's: ``<output>/<org__model>/<revision>/<Task>.json`` with ``model_meta.json``
 beside the task files. The extra ``harness`` block records the run's settings, versions and
-the model fingerprint.
+the model fingerprint; its model, task, settings and identity parts are the typed records of
+``harness.engine.records``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harness.core.adapter import AdapterMeta
 from harness.core.errors import HarnessError
 from harness.engine.atomic import write_atomic
 from harness.engine.main_score import split_score
+from harness.engine.records import IdentityRecord, ModelRecord, SettingsRecord, TaskRecord
 from harness.engine.targets import folder_target
 from harness.scoring.bootstrap import Interval, UnitScores
 
@@ -50,9 +52,9 @@ class HarnessBlock(BaseModel):
     """What the harness adds to mteb's schema: how the numbers were made."""
 
     harness_version: str
-    model: dict[str, Any]
-    task: dict[str, Any]
-    run_settings: dict[str, Any]
+    model: ModelRecord
+    task: TaskRecord
+    run_settings: SettingsRecord
     environment: dict[str, str]
     encoding: dict[str, Any] = Field(default_factory=dict)
     # What a reader should know about these numbers (all-zero or constant vectors, ...).
@@ -64,7 +66,7 @@ class HarnessBlock(BaseModel):
     units: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     # What makes this result this result (`harness.engine.identity.run_identity`); None in files of
     # older harness versions, which are therefore never reused.
-    identity: dict[str, Any] | None = None
+    identity: IdentityRecord | None = None
 
 
 def units_payload(units: UnitScores) -> dict[str, Any]:

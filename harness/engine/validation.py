@@ -7,8 +7,9 @@ not cut short by ``--limit``, and records the harness version and the model's me
 range that equals the metric it names, match the score recomputed from the stored per-unit
 scores, and lie inside its stored interval (:func:`score_problems`, which ``harness check``
 shares). No task appears twice for the same model and revision, and one model revision has one
-fingerprint. Symbolic links inside a results folder are never followed (:func:`scan_results`,
-which ``harness check`` and the leaderboard share).
+fingerprint. Results folders are read by one scan everywhere (:func:`scan_results`, through
+:func:`load_results`, which ``harness check``, submission and the leaderboard share): symbolic
+links are never followed, built leaderboard sites and hidden entries are passed over.
 
 The messages never quote a file's content beyond the names of its keys, so they may be shown
 on a public page.
@@ -22,12 +23,13 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from pydantic import ValidationError
 
 from harness.core.errors import HarnessError, UnknownNameError
+from harness.engine.records import TaskRecord
 from harness.engine.results import SITE_MARKER, ResultFile, read_json, read_result, schema_summary
 from tasks.definition import TaskDefinition
 
@@ -153,44 +155,39 @@ def _scanned(
     return None
 
 
-def result_paths(path: Path) -> list[Path]:
-    """The result files under a folder (or the file itself); refused entries are an error."""
-    scan = scan_results(path)
-    if scan.refused:
-        raise HarnessError(
-            "refused to read a results folder with links or special files:\n"
-            + "\n".join(str(problem) for problem in scan.refused)
-        )
-    if not scan.files:
-        raise HarnessError(f"no result files (*.json) under {path}")
-    return scan.files
+def load_results(paths: Path | Sequence[Path], exclude: Path | None = None) -> Validation:
+    """Every result file under ``paths`` (:func:`scan_results`), parsed: the results, and a
+    problem for each entry refused by the scan or file that is not a result. No other check."""
+    roots = [paths] if isinstance(paths, Path) else list(paths)
+    scans = [scan_results(root, exclude) for root in roots]
+    if not any(scan.files or scan.refused for scan in scans):
+        raise HarnessError(f"no result files (*.json) under {', '.join(map(str, roots))}")
+    loaded = Validation()
+    for scan in scans:
+        loaded.problems.extend(scan.refused)
+        for file in scan.files:
+            result = _load(file)
+            if isinstance(result, Problem):
+                loaded.problems.append(result)
+            else:
+                loaded.results.append((file, result))
+    return loaded
 
 
 def validate(
     paths: Path | Sequence[Path], *, custom: bool = False, exclude: Path | None = None
 ) -> Validation:
-    """Run every check on the results under ``paths``.
+    """Run every check on the results under ``paths`` (:func:`load_results`).
 
     With ``custom``, a task that is not built in is no problem: its file gets the checks that
     need no definition (the leaderboard shows such tasks apart). ``exclude`` is not scanned.
     """
     from tasks.registry import builtin_tasks
 
-    roots = [paths] if isinstance(paths, Path) else list(paths)
-    scans = [scan_results(root, exclude) for root in roots]
-    if not any(scan.files or scan.refused for scan in scans):
-        raise HarnessError(f"no result files (*.json) under {', '.join(map(str, roots))}")
+    validation = load_results(paths, exclude)
     known = builtin_tasks()
-    validation = Validation()
-    for scan in scans:
-        validation.problems.extend(scan.refused)
-        for file in scan.files:
-            loaded = _load(file)
-            if isinstance(loaded, Problem):
-                validation.problems.append(loaded)
-                continue
-            validation.results.append((file, loaded))
-            validation.problems.extend(_check_result(file, loaded, known, custom))
+    for file, result in validation.results:
+        validation.problems.extend(_check_result(file, result, known, custom))
     validation.problems.extend(_check_model_meta(validation.results))
     validation.problems.extend(_check_duplicates(validation.results))
     validation.problems.extend(_check_fingerprints(validation.results))
@@ -217,15 +214,15 @@ def _load(file: Path) -> ResultFile | Problem:
 
 def _rerun(result: ResultFile) -> str:
     """The command that makes a fresh result for this file's model and task."""
-    model = result.harness.model.get("name") or "MODEL"
+    model = result.harness.model.name or "MODEL"
     return f"re-run the task, `harness run --model {model} --tasks {result.task_name} --overwrite`"
 
 
-def protocol_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A task record less its descriptive fields and its dataset's location: what fixes its
-    numbers. A dataset's location may move (a local copy, another checkout); its revision pins
-    it."""
-    kept = {k: v for k, v in record.items() if k not in DESCRIPTIVE_FIELDS}
+def protocol_record(record: TaskRecord) -> dict[str, Any]:
+    """A task record's written fields less the descriptive ones and its dataset's location:
+    what fixes its numbers. A dataset's location may move (a local copy, another checkout); its
+    revision pins it."""
+    kept = {k: v for k, v in record.written().items() if k not in DESCRIPTIVE_FIELDS}
     dataset = dict(kept.get("dataset") or {})
     dataset.pop("path", None)
     kept["dataset"] = dataset
@@ -249,24 +246,24 @@ def _check_result(
             )
             yield Problem(file, "task", str(unknown), fix)
             return
-        splits = result.harness.task.get("eval_splits")
-        metric = result.harness.task.get("main_score")
-        if not isinstance(splits, list) or not isinstance(metric, str):
+        splits = result.harness.task.eval_splits
+        metric = result.harness.task.main_score
+        if splits is None or metric is None:
             message = "the task record lacks its eval splits or main score (harness.task)"
             yield Problem(file, "schema", message, _rerun(result))
             return
-        splits = [str(split) for split in splits]
         yield from _check_splits(file, result, splits)
         yield from _check_scores(file, result, [s for s in splits if s in result.scores], metric)
         return
     from tasks.registry import task_record
 
-    expected = task_record(task)
+    expected = TaskRecord.model_validate(task_record(task))
     yield from _check_revision(file, result, task)
     yield from _check_protocol(file, result, task.name, expected)
     yield from _check_splits(file, result, task.eval_splits)
     splits = [split for split in task.eval_splits if split in result.scores]
-    yield from _check_scores(file, result, splits, expected["main_score"], units_required=True)
+    metric = str(expected.main_score)
+    yield from _check_scores(file, result, splits, metric, units_required=True)
 
 
 def _check_entries(file: Path, result: ResultFile) -> Iterator[Problem]:
@@ -292,17 +289,15 @@ def _check_provenance(file: Path, result: ResultFile) -> Iterator[Problem]:
     the run was not cut short by ``--limit``."""
     if not result.harness.harness_version.strip():
         yield Problem(file, "provenance", "the harness version is empty", _rerun(result))
-    missing = [
-        key
-        for key in ("name", "revision", "fingerprint")
-        if not isinstance(result.harness.model.get(key), str) or not result.harness.model[key]
-    ]
+    model = result.harness.model
+    recorded = {"name": model.name, "revision": model.revision, "fingerprint": model.fingerprint}
+    missing = [key for key, value in recorded.items() if not value]
     if missing:
         message = f"the model metadata lacks {', '.join(missing)} (harness.model)"
         yield Problem(file, "provenance", message, _rerun(result))
-    limit = result.harness.run_settings.get("limit")
-    if limit is None:
-        limit = (result.harness.identity or {}).get("limit")
+    limit = result.harness.run_settings.limit
+    if limit is None and result.harness.identity is not None:
+        limit = result.harness.identity.limit
     if limit is not None:
         message = (
             f"made by a `--limit {str(limit)[:20]}` run, which scores a subset of the queries: "
@@ -330,9 +325,7 @@ def _check_revision(file: Path, result: ResultFile, task: TaskDefinition) -> lis
     return [Problem(file, "revision", message, fix)]
 
 
-def _check_protocol(
-    file: Path, result: ResultFile, name: str, record: Mapping[str, Any]
-) -> list[Problem]:
+def _check_protocol(file: Path, result: ResultFile, name: str, record: TaskRecord) -> list[Problem]:
     """The recorded task (type, data, splits, main score, prompts, protocol constants) is the
     built-in definition's ``record``."""
     expected = protocol_record(record)
@@ -510,7 +503,7 @@ def _finite_numeric(values: np.ndarray) -> bool:
     return bool(numeric and values.size and np.isfinite(values).all())
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -553,7 +546,7 @@ def _check_meta_fields(
         return
     for result in results:
         model = result.harness.model
-        recorded = (model.get("name"), model.get("revision"))
+        recorded = (model.name, model.revision)
         if recorded != (meta["name"], meta["revision"]):
             message = (
                 f"{result.task_name} was made by {recorded[0]!r} at {recorded[1]!r}, but "
@@ -561,7 +554,7 @@ def _check_meta_fields(
             )
             yield Problem(meta_file, "model_meta", message, "keep one model's results per folder")
             return
-        if isinstance(model.get("fingerprint"), str) and model["fingerprint"] != fingerprint:
+        if model.fingerprint is not None and model.fingerprint != fingerprint:
             message = (
                 f"{result.task_name} was made with another model fingerprint than model_meta.json's"
             )
@@ -570,8 +563,7 @@ def _check_meta_fields(
 
 
 def _model_key(result: ResultFile) -> tuple[str, str]:
-    model = result.harness.model
-    return str(model.get("name")), str(model.get("revision"))
+    return str(result.harness.model.name), str(result.harness.model.revision)
 
 
 def _check_duplicates(results: list[tuple[Path, ResultFile]]) -> Iterator[Problem]:
@@ -601,7 +593,7 @@ def _check_fingerprints(results: list[tuple[Path, ResultFile]]) -> Iterator[Prob
     for file, result in results:
         groups.setdefault(_model_key(result), []).append((file, result))
     for (name, revision), group in groups.items():
-        fingerprints = {str(result.harness.model.get("fingerprint")) for _, result in group}
+        fingerprints = {str(result.harness.model.fingerprint) for _, result in group}
         if len(fingerprints) < 2:
             continue
         message = (

@@ -162,7 +162,7 @@ class UnitScores:
 
     @classmethod
     def build(
-        cls, statistic: str, unit_ids: Sequence[object], **columns: Sequence[Any]
+        cls, statistic: str, unit_ids: Sequence[object], **columns: Sequence[Any] | np.ndarray
     ) -> UnitScores:
         """Units from plain sequences; ``unit_ids`` (query ids, row numbers) pair two runs."""
         return cls(statistic, {k: np.asarray(v) for k, v in columns.items()}, ids_digest(unit_ids))

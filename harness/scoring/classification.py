@@ -32,22 +32,13 @@ import itertools
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    f1_score,
-    label_ranking_average_precision_score,
-    precision_score,
-    recall_score,
-)
-from sklearn.multioutput import MultiOutputClassifier
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.preprocessing import MultiLabelBinarizer
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used, so importing this module is light
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.neighbors import KNeighborsClassifier
 
 FitDtype = Literal["float64", "float32"]
 MultilabelClassifier = Literal["knn", "logistic"]
@@ -125,10 +116,13 @@ def linear_probe_scores(
     float32 numpy arrays in float32. Test vectors are passed as given; scikit-learn multiplies
     them with the fitted coefficients in the coefficients' precision either way.
     """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     labels = np.asarray(train_labels)
     per_experiment, correct = [], []
-    for number, rows in enumerate(experiments):
-        rows = np.asarray(rows, dtype=np.int64)
+    for number, sample in enumerate(experiments):
+        rows = np.asarray(sample, dtype=np.int64)
         if len(np.unique(labels[rows])) < 2:
             raise ClassificationError(
                 f"experiment {number} samples rows of a single label; a linear probe needs at "
@@ -147,8 +141,13 @@ def linear_probe_scores(
     )
 
 
-def prediction_metrics(y_true: Sequence[Hashable], y_pred: Sequence[Hashable]) -> dict[str, float]:
+def prediction_metrics(
+    y_true: Sequence[Hashable] | np.ndarray, y_pred: Sequence[Hashable] | np.ndarray
+) -> dict[str, float]:
     """Accuracy and macro/weighted F1, precision and recall, as mteb reports them."""
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         scores = {"accuracy": float(accuracy_score(y_true, y_pred))}
@@ -166,10 +165,12 @@ def classification_metrics(
     y_true: Sequence[Hashable], y_pred: Sequence[Hashable]
 ) -> dict[str, float | None]:
     """mteb's single-label metrics; ``ap`` only when ``y_true`` has exactly two values."""
+    from sklearn.metrics import average_precision_score
+
     y_true = list(y_true)
     scores: dict[str, float | None] = {**prediction_metrics(y_true, y_pred)}
     scores["ap"] = scores["ap_weighted"] = None
-    if len(np.unique(y_true)) == 2:
+    if len(np.unique(np.asarray(y_true))) == 2:
         try:
             scores["ap"] = float(average_precision_score(y_true, y_pred, average="macro"))
             scores["ap_weighted"] = float(
@@ -186,7 +187,7 @@ def average_experiments(per_experiment: Sequence[dict[str, float | None]]) -> di
     """The mean of each metric over the experiments that have it (NaN when none has it)."""
     averages = {}
     for name in per_experiment[0]:
-        values = [scores[name] for scores in per_experiment if scores[name] is not None]
+        values = [value for scores in per_experiment if (value := scores[name]) is not None]
         averages[name] = float(np.mean(values)) if values else float("nan")
     return averages
 
@@ -241,6 +242,8 @@ def iterative_stratified_subsample(
     combination, which picks the first combination with evidence unless a later one has both
     more distinct labels and less evidence.
     """
+    from sklearn.preprocessing import MultiLabelBinarizer
+
     matrix = MultiLabelBinarizer().fit_transform(label_sets)
     n_rows = len(matrix)
     share = n_samples / n_rows
@@ -248,12 +251,13 @@ def iterative_stratified_subsample(
     rng = np.random.RandomState(seed)
     fold_desire = np.array([p * n_rows for p in shares])
     evidence: dict[tuple[int, ...], list[int]] = {}
-    row_combinations: list[list[tuple[int, ...]]] = []
+    row_combinations: list[list[tuple[int, int]]] = []
     for row, labels in enumerate(matrix):
-        combinations = list(itertools.combinations_with_replacement(np.flatnonzero(labels), 2))
+        present = np.flatnonzero(labels).tolist()
+        combinations = list(itertools.combinations_with_replacement(present, 2))
         row_combinations.append(combinations)
-        for combination in combinations:
-            evidence.setdefault(combination, []).append(row)
+        for pair in combinations:
+            evidence.setdefault(pair, []).append(row)
     desire = {c: np.array([len(rows) * p for p in shares]) for c, rows in evidence.items()}
     fold_of = np.full(n_rows, -1)
     combination = _next_combination(evidence)
@@ -313,6 +317,9 @@ def multilabel_scores(
     hard predictions; ``logistic`` is ``MultiOutputClassifier(LogisticRegression())`` with LRAP
     on the predicted probabilities.
     """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.preprocessing import MultiLabelBinarizer
+
     binarizer = MultiLabelBinarizer()
     y_test = binarizer.fit_transform(test_label_sets)
     known = set(binarizer.classes_.tolist())
@@ -341,6 +348,10 @@ def multilabel_scores(
 def _multilabel_model(
     classifier: MultilabelClassifier, n_neighbors: int, y_train: np.ndarray, number: int
 ) -> KNeighborsClassifier | MultiOutputClassifier:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
     if classifier == "knn":
         if len(y_train) < n_neighbors:
             raise ClassificationError(
@@ -363,6 +374,10 @@ def _multilabel_metrics(
     y_test: np.ndarray,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """The metrics of one experiment, and the per-item values of subset accuracy and LRAP."""
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import accuracy_score, f1_score, label_ranking_average_precision_score
+    from sklearn.multioutput import MultiOutputClassifier
+
     y_pred = model.predict(test_vectors)
     if isinstance(model, MultiOutputClassifier):
         ranking = np.stack([p[:, 1] for p in model.predict_proba(test_vectors)], axis=1)

@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn import metrics
-from sklearn.cluster import MiniBatchKMeans
 
 KMEANS_BATCH_SIZE = 500
 KMEANS_SEED = 42
@@ -43,6 +40,8 @@ def cluster_assignments(
         raise ValueError("embeddings contain NaN or infinite values")
     if not 1 <= n_clusters <= len(x):
         raise ValueError(f"cannot make {n_clusters} clusters of {len(x)} items")
+    from sklearn.cluster import MiniBatchKMeans
+
     model = MiniBatchKMeans(
         n_clusters=n_clusters,
         batch_size=batch_size,
@@ -53,8 +52,13 @@ def cluster_assignments(
     return model.fit(x).labels_
 
 
-def clustering_metrics(labels: Sequence[Any], assignments: Sequence[int]) -> dict[str, float]:
+def clustering_metrics(
+    labels: Sequence[Any], assignments: Sequence[int] | np.ndarray
+) -> dict[str, float]:
     """V-measure, NMI, ARI and Hungarian cluster accuracy, under mteb's key names."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn import metrics
+
     y_true = np.unique(np.asarray(labels), return_inverse=True)[1]
     y_pred = np.asarray(assignments)
     if len(y_true) != len(y_pred) or len(y_true) == 0:

@@ -3,8 +3,8 @@
 A sample holds ``I`` images and ``T`` captions, and image ``i`` belongs with caption ``i``:
 Winoground has 2 images and 2 captions, ARO and SugarCrepe one image and its true caption
 (caption 0) followed by negatives, ImageCoDe one caption and its true image (image 0) followed
-by distractors. Similarities are cosines of embeddings normalised like ``torch``'s
-``F.normalize`` (each vector divided by ``max(norm, 1e-12)``), computed in float32.
+by distractors. Similarities are cosines (``harness.core.similarity``: vectors normalised like
+``torch``'s ``F.normalize``), computed in float32 as mteb computes them.
 
 The three metrics, under mteb's key names:
 
@@ -24,25 +24,17 @@ from __future__ import annotations
 
 import numpy as np
 
-NORMALISE_EPS = 1e-12
-
-
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Vectors divided by their L2 norm along the last axis, clamped below at 1e-12."""
-    vectors = np.asarray(vectors)
-    vectors = vectors.astype(np.result_type(vectors.dtype, np.float32), copy=False)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, NORMALISE_EPS)
+from harness.core import similarity as sim
 
 
 def cosine_similarities(image_vectors: np.ndarray, text_vectors: np.ndarray) -> np.ndarray:
     """Per-sample cosine similarities: ``(n, I, d)`` and ``(n, T, d)`` give ``(n, I, T)``."""
-    images, texts = normalise(image_vectors), normalise(text_vectors)
+    images, texts = np.asarray(image_vectors), np.asarray(text_vectors)
     if images.ndim != 3 or texts.ndim != 3 or images.shape[0::2] != texts.shape[0::2]:
         raise ValueError(
             f"expected (n, I, d) images and (n, T, d) texts, got {images.shape} and {texts.shape}"
         )
-    return np.einsum("nid,ntd->nit", images, texts)
+    return sim.matrix(images, texts, sim.COSINE)
 
 
 def correct_matches(similarities: np.ndarray, axis: int, strict_ties: bool = False) -> np.ndarray:

@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-SIMILARITIES = ("cosine", "dot")
+from harness.core import similarity as sim
 
 
 def candidate_run(
@@ -36,8 +34,7 @@ def candidate_run(
     twice counts once. When a query has more than ``top_k`` candidates, only the ``top_k``
     best are kept (ties by candidate order). Every candidate id must be one of ``doc_ids``.
     """
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"unknown similarity {similarity!r}; use one of {SIMILARITIES}")
+    sim.check(similarity, sim.SINGLE_VECTOR)
     if top_k < 1:
         raise ValueError(f"top_k must be positive, got {top_k}")
     queries = _prepare(query_vectors, len(query_ids))
@@ -52,24 +49,19 @@ def candidate_run(
         if unknown:
             raise ValueError(f"candidate {unknown[0]!r} of query {qid!r} is not a doc id")
         rows = [row_of_doc[doc] for doc in ranked]
-        scores = _scores(queries[row : row + 1], docs[rows], similarity) if rows else []
+        scores = (
+            sim.matrix(queries[row : row + 1], docs[rows], similarity)[0].tolist() if rows else []
+        )
         best = sorted(zip(ranked, scores, strict=True), key=lambda pair: -pair[1])
         run[qid] = dict(best[:top_k])
     return run
 
 
-def _prepare(vectors: np.ndarray, rows: int) -> torch.Tensor:
-    """Check the shape and values; a float32 tensor."""
+def _prepare(vectors: np.ndarray, rows: int) -> np.ndarray:
+    """Check the shape and values; a float32 matrix."""
     matrix = np.ascontiguousarray(vectors, dtype=np.float32)
     if matrix.ndim != 2 or len(matrix) != rows:
         raise ValueError(f"expected {rows} vectors as an (n, d) array, got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise ValueError("embeddings contain NaN or infinite values")
-    return torch.from_numpy(matrix)
-
-
-def _scores(query: torch.Tensor, docs: torch.Tensor, similarity: str) -> list[float]:
-    """One query row against its candidate rows: cosine (L2-normalised rows) or dot product."""
-    if similarity == "cosine":
-        query, docs = F.normalize(query, p=2, dim=1), F.normalize(docs, p=2, dim=1)
-    return (query @ docs.T)[0].tolist()
+    return matrix

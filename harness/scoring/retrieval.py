@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import pytrec_eval
-
 DEFAULT_K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
 
 # Our metric prefix -> pytrec_eval measure, in the order mteb reports the metrics.
@@ -107,6 +105,8 @@ def _pytrec_scores(
     qrels: Qrels, run: dict[str, dict[str, float]], k_values: tuple[int, ...]
 ) -> dict[str, dict[str, float]]:
     """pytrec_eval's per-query measures; it returns every query of a checked run."""
+    import pytrec_eval
+
     cutoffs = ",".join(str(k) for k in k_values)
     measures = {f"{measure}.{cutoffs}" for measure in _PYTREC_MEASURES.values()}
     judged = {qid: dict(qrels[qid]) for qid in run}
@@ -129,7 +129,7 @@ def _per_query(
     pytrec: Mapping[str, float], mrr: Mapping[str, float], k_values: tuple[int, ...]
 ) -> dict[str, float]:
     """One query's metrics under mteb's names, in mteb's key order."""
-    values = {}
+    values: dict[str, float] = {}
     for name, measure in _PYTREC_MEASURES.items():
         values |= {f"{name}_at_{k}": pytrec[f"{measure}_{k}"] for k in k_values}
         if name == "recall" and 1 in k_values:

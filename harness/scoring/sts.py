@@ -12,16 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics.pairwise import (
-    paired_cosine_distances,
-    paired_euclidean_distances,
-    paired_manhattan_distances,
-)
 
-SIMILARITIES = ("cosine", "dot")
+from harness.core import similarity as sim
+
+SIMILARITIES = sim.SINGLE_VECTOR
 
 
 def normalise_scores(scores: Sequence[float], min_score: float, max_score: float) -> list[float]:
@@ -57,7 +51,7 @@ def sts_scores(
     if len(gold) < 2:
         raise ValueError("correlations need at least two pairs")
     target = normalise_scores(gold, min_score, max_score)
-    model_scores = _model_similarity(first, second, similarity)
+    model_scores = sim.paired(first, second, similarity)
     metrics = dict(zip(("pearson", "spearman"), _correlations(target, model_scores), strict=True))
     for name in PAIR_SIMILARITIES:
         pearson, spearman = _correlations(target, pair_similarities(first, second, name))
@@ -71,6 +65,12 @@ PAIR_SIMILARITIES = ("cosine", "manhattan", "euclidean")
 def pair_similarities(first: np.ndarray, second: np.ndarray, name: str) -> np.ndarray:
     """Each pair's similarity under mteb's ``cosine``, ``manhattan`` or ``euclidean`` scores
     (the two distances negated)."""
+    from sklearn.metrics.pairwise import (
+        paired_cosine_distances,
+        paired_euclidean_distances,
+        paired_manhattan_distances,
+    )
+
     if name == "cosine":
         return 1 - paired_cosine_distances(first, second)
     if name == "manhattan":
@@ -80,16 +80,9 @@ def pair_similarities(first: np.ndarray, second: np.ndarray, name: str) -> np.nd
     raise ValueError(f"unknown pair similarity {name!r}; use one of {PAIR_SIMILARITIES}")
 
 
-def _model_similarity(first: np.ndarray, second: np.ndarray, similarity: str) -> np.ndarray:
-    """Row-wise cosine similarity (L2-normalised rows) or dot product, in float32."""
-    a = torch.from_numpy(np.ascontiguousarray(first, dtype=np.float32))
-    b = torch.from_numpy(np.ascontiguousarray(second, dtype=np.float32))
-    if similarity == "cosine":
-        a, b = F.normalize(a, p=2, dim=1), F.normalize(b, p=2, dim=1)
-    return (a * b).sum(dim=-1).numpy()
-
-
 def _correlations(target: list[float], predicted: np.ndarray) -> tuple[float, float]:
     """(Pearson, Spearman) of the gold scores and the predictions, in float64."""
+    from scipy.stats import pearsonr, spearmanr
+
     values = np.asarray(predicted, dtype=np.float64)
     return float(pearsonr(target, values)[0]), float(spearmanr(target, values)[0])

@@ -19,10 +19,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from sklearn import metrics
 
+from harness.core import similarity as sim
 from harness.scoring.classification import CLASSIFICATION_METRICS, prediction_metrics
 
 LabelScoring = Literal["similarity", "softmax"]
@@ -37,20 +35,17 @@ def label_scores(
     similarity: str = "cosine",
 ) -> np.ndarray:
     """The (n_inputs, n_labels) score matrix of inputs against label prompt vectors."""
-    a = torch.from_numpy(_matrix(inputs, "inputs"))
-    b = torch.from_numpy(_matrix(label_vectors, "label vectors"))
+    a, b = _matrix(inputs, "inputs"), _matrix(label_vectors, "label vectors")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"inputs {tuple(a.shape)} and labels {tuple(b.shape)} differ in width")
+        raise ValueError(f"inputs {a.shape} and labels {b.shape} differ in width")
     if scoring == "softmax":
-        logits = (a / a.norm(dim=-1, keepdim=True)) @ (b / b.norm(dim=-1, keepdim=True)).T
+        import torch
+
+        logits = torch.from_numpy(sim.matrix(a, b, sim.COSINE))
         return (logits * SOFTMAX_SCALE).softmax(dim=-1).numpy()
     if scoring != "similarity":
         raise ValueError(f"unknown label scoring {scoring!r}; use 'similarity' or 'softmax'")
-    if similarity == "cosine":
-        return (F.normalize(a, p=2, dim=1) @ F.normalize(b, p=2, dim=1).T).numpy()
-    if similarity == "dot":
-        return (a @ b.T).numpy()
-    raise ValueError(f"zero-shot scoring supports cosine and dot similarity, not {similarity!r}")
+    return sim.matrix(a, b, similarity)
 
 
 def ensemble_label_vectors(prompt_vectors: np.ndarray) -> np.ndarray:
@@ -59,11 +54,12 @@ def ensemble_label_vectors(prompt_vectors: np.ndarray) -> np.ndarray:
     Each prompt vector is L2-normalised, the templates of a label are averaged, and the mean is
     L2-normalised again.
     """
+    import torch
+
     vectors = np.asarray(prompt_vectors, dtype=np.float32)
     if vectors.ndim != 3 or 0 in vectors.shape:
         raise ValueError(f"expected (n_templates, n_labels, d) vectors, got {vectors.shape}")
-    mean = F.normalize(torch.from_numpy(vectors), p=2, dim=2).mean(dim=0)
-    return F.normalize(mean, p=2, dim=1).numpy()
+    return sim.normalise(sim.normalise(torch.from_numpy(vectors)).mean(dim=0)).numpy()
 
 
 def predictions(scores: np.ndarray) -> np.ndarray:
@@ -80,6 +76,8 @@ def zero_shot_metrics(labels: Sequence[int], scores: np.ndarray) -> dict[str, fl
     include 1 (a subset of a multi-class split), mteb's call to scikit-learn raises; here the
     two are ``None``.
     """
+    from sklearn import metrics
+
     y_true = np.asarray(labels)
     scores = np.asarray(scores)
     if scores.ndim != 2 or len(y_true) != len(scores) or len(y_true) == 0:

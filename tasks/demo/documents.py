@@ -117,7 +117,7 @@ def build_documents(out_dir: Path) -> None:
     towns = sample_towns(N_PAGES, (DATA_SEED, TASK_INDEX, 1))
     order = np.random.default_rng((DATA_SEED, TASK_INDEX, 2)).permutation(len(towns))
     page_of = {int(k): f"page{position:03d}" for position, k in enumerate(order)}
-    corpus = [
+    corpus: list[Row] = [
         {
             "id": page_of[int(k)],
             "modality": "image",

@@ -1,0 +1,111 @@
+"""The model families by name: the built-in ones, then those installed plugins declare under the
+entry-point group ``harness.model_families`` (``name = module:attr``, the attribute a
+``model_adapters.family.Family`` of that name).
+
+Importing this module is cheap: each family's adapter module loads with its first model.
+"""
+
+from __future__ import annotations
+
+from harness.core.plugins import Registry
+from model_adapters.family import Family, ModelFiles, config_model_type
+
+FAMILIES_GROUP = "harness.model_families"
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+CLIP = "clip"
+OCR = "ocr"
+MLLM = "mllm"
+LATE_INTERACTION = "late-interaction"
+# Config model types served by the mllm family (model_adapters/mllm.py).
+MLLM_MODEL_TYPES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen2_5_omni_thinker"})
+# Config model types served by the late-interaction family (model_adapters/late_interaction.py).
+LATE_INTERACTION_MODEL_TYPES = frozenset({"colpali", "colqwen2"})
+
+
+def _has_modules_file(files: ModelFiles) -> bool:
+    """A sentence-transformers model: it has modules.json."""
+    return files.file("modules.json") is not None
+
+
+def _is_mllm(files: ModelFiles) -> bool:
+    return config_model_type(files) in MLLM_MODEL_TYPES
+
+
+def _is_late_interaction(files: ModelFiles) -> bool:
+    return config_model_type(files) in LATE_INTERACTION_MODEL_TYPES
+
+
+def _is_dual_encoder(files: ModelFiles) -> bool:
+    """Whether transformers' AutoModel class for the model's type has both feature methods."""
+    model_type = config_model_type(files)
+    if model_type is None:
+        return False
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    names = MODEL_MAPPING_NAMES.get(model_type) or ""
+    class_name = names if isinstance(names, str) else names[0]  # a tuple names it first
+    try:
+        model_class = getattr(transformers, class_name, None)
+        return all(
+            hasattr(model_class, method) for method in ("get_text_features", "get_image_features")
+        )
+    except ImportError:  # the model needs a library that is not installed
+        return False
+
+
+def _adopt_family(name: str, loaded: object) -> Family:
+    """A plugin's family: a ``Family`` record named after its entry point."""
+    if not isinstance(loaded, Family):
+        raise TypeError(f"expected a model_adapters.family.Family, got {loaded!r}")
+    if loaded.name != name:
+        raise ValueError(f"its record says its name is {loaded.name!r}, not {name!r}")
+    return loaded
+
+
+# In detection order: a model with modules.json is a sentence-transformers model whatever its
+# config says, and a config model type of its own family beats the generic dual-encoder test.
+BUILTIN_FAMILIES = (
+    Family(
+        name=SENTENCE_TRANSFORMERS,
+        modalities=("text",),
+        factory="model_adapters.sentence_transformers:SentenceTransformerAdapter",
+        detects=_has_modules_file,
+        description="text models saved by sentence-transformers (modules.json)",
+    ),
+    Family(
+        name=MLLM,
+        modalities=("image", "text"),
+        factory="model_adapters.mllm:MllmAdapter",
+        detects=_is_mllm,
+        description="Qwen2-VL-family multimodal LLMs, last-token pooled",
+    ),
+    Family(
+        name=LATE_INTERACTION,
+        modalities=("image", "text"),
+        factory="model_adapters.late_interaction:LateInteractionAdapter",
+        detects=_is_late_interaction,
+        description="ColPali/ColQwen2 multi-vector (MaxSim) retrievers",
+    ),
+    Family(
+        name=CLIP,
+        modalities=("image", "text"),
+        factory="model_adapters.clip:ClipAdapter",
+        detects=_is_dual_encoder,
+        description="transformers dual encoders with get_text_features and get_image_features",
+    ),
+    Family(
+        name=OCR,
+        modalities=("image", "text"),
+        factory="model_adapters.ocr:OcrTextAdapter",
+        description="Tesseract reads each page; a sentence-transformers model embeds the text",
+    ),
+)
+# Every family by name. Listing the names imports no adapter module; a plugin's module is
+# imported when its family is first looked up (or asked whether it detects a model).
+FAMILIES: Registry[Family] = Registry(
+    "model family",
+    FAMILIES_GROUP,
+    {family.name: family for family in BUILTIN_FAMILIES},
+    _adopt_family,
+)
