@@ -65,3 +65,13 @@ def test_leaderboard_builds_the_site_without_heavy_imports(tmp_path: Path) -> No
     assert status == 0, output
     assert (site / "index.html").is_file()
     assert heavy == []
+
+
+def test_dry_run_loads_no_model_library() -> None:
+    """A dry run reads local datasets (to count their inputs) but never imports a model
+    library or scikit-learn."""
+    argv = ("run", "--model", "demo-clip", "--tasks", "DemoShapesT2IRetrieval", "--dry-run")
+    status, heavy, output = run_light(*argv)
+    assert status == 0, output
+    assert "600 inputs to encode" in output
+    assert heavy == ["datasets"]

@@ -13,7 +13,7 @@ import datasets
 import pytest
 import yaml
 
-from harness.app.runner import with_data_dirs
+from harness.app.plan import with_data_dirs
 from harness.core.errors import HarnessError
 from tasks.registry import builtin_tasks, load_task_file
 from tasks.retrieval import Retrieval, RetrievalSplit, _subset_groups

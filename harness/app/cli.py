@@ -311,8 +311,7 @@ def _launch_ranks(argv: list[str], devices: list[int]) -> int:
 def _dry_run(jobs: list[tuple[str, list[str]]], executor: str, data_dirs: dict[str, Path]) -> int:
     """Print the plan of each model's run (and the Ray jobs), then every problem the runs
     would meet before scoring; exit 2 when there are any."""
-    from harness.app.plan import plan, preflight
-    from harness.app.runner import data_dir_problems, with_data_dirs
+    from harness.app.plan import data_dir_problems, plan, preflight, with_data_dirs
     from model_adapters.registry import model_modalities
     from tasks.registry import resolve_tasks
 

@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.app.plan import with_data_dirs
 from harness.app.runner import (
     FAILED,
     RunSettings,
     TaskOutcome,
     failures_note,
     run_tasks,
-    with_data_dirs,
 )
 from harness.app.table import format_table
 from harness.core.errors import HarnessError

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
@@ -194,3 +195,34 @@ def preflight(
             except HarnessError as error:
                 problems.append(str(error))
     return problems
+
+
+def data_dir_problems(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> list[str]:
+    """What is wrong with ``--data-dir``: tasks not being run, folders that do not exist."""
+    problems = []
+    unknown = sorted(set(data_dirs) - {task.name for task in tasks})
+    if unknown:
+        problems.append(f"--data-dir names task(s) that are not being run: {', '.join(unknown)}")
+    for name, path in data_dirs.items():
+        if not path.is_dir():
+            problems.append(f"--data-dir {name}={path}: no such directory")
+    return problems
+
+
+def with_data_dirs(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> list[TaskDefinition]:
+    """The tasks, each named in ``data_dirs`` reading its dataset from that local directory."""
+    problems = data_dir_problems(tasks, data_dirs)
+    if problems:
+        raise HarnessError("\n".join(problems))
+    return [
+        task.model_copy(
+            update={
+                "dataset": task.dataset.model_copy(
+                    update={"path": str(data_dirs[task.name].resolve()), "revision": None}
+                )
+            }
+        )
+        if task.name in data_dirs
+        else task
+        for task in tasks
+    ]

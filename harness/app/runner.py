@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.app.plan import check_result_names, modality_problem
+from harness.app.plan import check_result_names, modality_problem, with_data_dirs
 from harness.app.table import format_table
 from harness.core.adapter import Adapter
 from harness.core.errors import HarnessError
@@ -199,18 +199,6 @@ def run_tasks(
     return RunReport(folder, outcomes, encoder)
 
 
-def data_dir_problems(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> list[str]:
-    """What is wrong with ``--data-dir``: tasks not being run, folders that do not exist."""
-    problems = []
-    unknown = sorted(set(data_dirs) - {task.name for task in tasks})
-    if unknown:
-        problems.append(f"--data-dir names task(s) that are not being run: {', '.join(unknown)}")
-    for name, path in data_dirs.items():
-        if not path.is_dir():
-            problems.append(f"--data-dir {name}={path}: no such directory")
-    return problems
-
-
 def _run_task(
     task: TaskDefinition, encoder: BatchEncoder, settings: RunSettings, path: Path, *, writes: bool
 ) -> list[TaskOutcome]:
@@ -265,25 +253,6 @@ def _stored_result(path: Path, identity: dict[str, Any]) -> tuple[ResultFile | N
         return stored, ""
     more = f"; +{len(changed) - 2} more" if len(changed) > 2 else ""
     return None, "; ".join(changed[:2]) + more
-
-
-def with_data_dirs(tasks: list[TaskDefinition], data_dirs: dict[str, Path]) -> list[TaskDefinition]:
-    """The tasks, each named in ``data_dirs`` reading its dataset from that local directory."""
-    problems = data_dir_problems(tasks, data_dirs)
-    if problems:
-        raise HarnessError("\n".join(problems))
-    return [
-        task.model_copy(
-            update={
-                "dataset": task.dataset.model_copy(
-                    update={"path": str(data_dirs[task.name].resolve()), "revision": None}
-                )
-            }
-        )
-        if task.name in data_dirs
-        else task
-        for task in tasks
-    ]
 
 
 def _existing(result: ResultFile, path: Path) -> list[TaskOutcome]:
