@@ -19,12 +19,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@
 
 # System packages: Tesseract OCR with English, Thai, Lao, Vietnamese and Malay data (the OCR
-# baseline), the fonts that render document pages, and chromium (the leaderboard's browser tests).
+# baseline), the fonts that render document pages, chromium (the leaderboard's browser tests), and
+# espeak-ng and sox (the speech and sounds of the audio demo and its tests).
 # Missing ones are installed with apt-get, as root or with sudo; where that is impossible a note
 # is printed and the tests that need them skip.
 SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-tha tesseract-ocr-lao \
 	tesseract-ocr-vie tesseract-ocr-msa fonts-thai-tlwg fonts-lao fonts-noto-core fonts-dejavu-core \
-	chromium
+	chromium espeak-ng sox
 
 system-packages:
 	@if ! command -v dpkg-query >/dev/null 2>&1; then \
