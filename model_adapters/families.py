@@ -15,9 +15,16 @@ SENTENCE_TRANSFORMERS = "sentence-transformers"
 CLIP = "clip"
 OCR = "ocr"
 MLLM = "mllm"
+MLLM_VISION = "mllm-vision"
+CLAP = "clap"
+AUDIO_ENCODER = "audio-encoder"
 LATE_INTERACTION = "late-interaction"
-# Config model types served by the mllm family (model_adapters/mllm.py).
-MLLM_MODEL_TYPES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen2_5_omni_thinker"})
+# Config model types served by model_adapters/mllm.py: the mllm family (Omni thinkers: audio,
+# images and text) and the mllm-vision family (images and text).
+MLLM_MODEL_TYPES = frozenset({"qwen2_5_omni", "qwen2_5_omni_thinker"})
+MLLM_VISION_MODEL_TYPES = frozenset({"qwen2_vl", "qwen2_5_vl"})
+# Config model types served by the audio-encoder family (model_adapters/audio_encoder.py).
+AUDIO_ENCODER_MODEL_TYPES = frozenset({"whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio"})
 # Config model types served by the late-interaction family (model_adapters/late_interaction.py).
 LATE_INTERACTION_MODEL_TYPES = frozenset({"colpali", "colqwen2"})
 
@@ -29,6 +36,18 @@ def _has_modules_file(files: ModelFiles) -> bool:
 
 def _is_mllm(files: ModelFiles) -> bool:
     return config_model_type(files) in MLLM_MODEL_TYPES
+
+
+def _is_mllm_vision(files: ModelFiles) -> bool:
+    return config_model_type(files) in MLLM_VISION_MODEL_TYPES
+
+
+def _is_clap(files: ModelFiles) -> bool:
+    return config_model_type(files) == "clap"
+
+
+def _is_audio_encoder(files: ModelFiles) -> bool:
+    return config_model_type(files) in AUDIO_ENCODER_MODEL_TYPES
 
 
 def _is_late_interaction(files: ModelFiles) -> bool:
@@ -75,10 +94,31 @@ BUILTIN_FAMILIES = (
     ),
     Family(
         name=MLLM,
-        modalities=("image", "text"),
+        modalities=("audio", "image", "text"),
         factory="model_adapters.mllm:MllmAdapter",
         detects=_is_mllm,
-        description="Qwen2-VL-family multimodal LLMs, last-token pooled",
+        description="Qwen2.5-Omni thinkers (LCO-Embedding): audio, images and text, last token",
+    ),
+    Family(
+        name=MLLM_VISION,
+        modalities=("image", "text"),
+        factory="model_adapters.mllm:MllmAdapter",
+        detects=_is_mllm_vision,
+        description="Qwen2-VL and Qwen2.5-VL multimodal LLMs (the mllm adapter), last token",
+    ),
+    Family(
+        name=CLAP,
+        modalities=("audio", "text"),
+        factory="model_adapters.clap:ClapAdapter",
+        detects=_is_clap,
+        description="transformers ClapModel: audio and text towers, as mteb runs CLAP",
+    ),
+    Family(
+        name=AUDIO_ENCODER,
+        modalities=("audio",),
+        factory="model_adapters.audio_encoder:AudioEncoderAdapter",
+        detects=_is_audio_encoder,
+        description="Whisper's encoder and wav2vec2-style speech encoders, mean-pooled",
     ),
     Family(
         name=LATE_INTERACTION,

@@ -1,14 +1,22 @@
 """MLLM embedders (LCO-Embedding, E5-V style): the last token's final hidden state.
 
-Each item becomes one chat-templated prompt: the image (if any), then the text, then a
-summarising suffix for the item's modality; the prompt is rendered with the model's own chat
-template and a generation prompt. A batch is left-padded, so the last position of every row is
-that item's last token; its final hidden state, L2-normalised, is the embedding.
+Each item becomes one chat-templated prompt: the audio clip and the image (if any), then the
+text, then a summarising suffix for the item's modality; the prompt is rendered with the model's
+own chat template and a generation prompt. A batch is left-padded, so the last position of
+every row is that item's last token; its final hidden state, L2-normalised, is the embedding.
 
 The processor is assembled from the tokenizer and the image processor rather than through
 ``AutoProcessor``, whose Qwen2-VL/2.5-VL/Omni variants require a video processor that needs
 torchvision: the image placeholder is expanded here to ``prod(image_grid_thw) / merge_size**2``
 tokens, exactly as those processors do.
+
+A Qwen2.5-Omni thinker also embeds audio, as mteb's LCO-Embedding wrapper does: the clip is
+resampled to the Whisper feature extractor's rate (16 kHz) and cut to ``max_audio_seconds``
+(default: the extractor's 300 s window) in the DataLoader workers, and its log-mel frames are
+computed there as ``Qwen2_5OmniProcessor`` computes them (it pads every clip to the window; the
+frames of the clip itself depend only on the silence right after it, so the clip is padded by a
+few frames instead and only its own frames kept). The audio placeholder is expanded to the
+audio tower's output length.
 """
 
 from __future__ import annotations
@@ -23,11 +31,16 @@ import numpy as np
 import torch
 import transformers
 from PIL import Image
-from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
+from transformers.models.qwen2_5_omni.processing_qwen2_5_omni import (
+    _get_feat_extract_output_lengths as audio_token_count,
+)
 from transformers.utils import cached_file
 
 from harness.core.adapter import AdapterMeta, Item, Role, check_options
+from harness.core.audio import Waveform, resample, truncate
 from harness.core.errors import BadInputError, HarnessError
+from model_adapters.audio_encoder import max_seconds_option
 from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import (
     DTYPES,
@@ -48,14 +61,20 @@ MODEL_CLASSES = {
     "qwen2_5_omni_thinker": "Qwen2_5OmniThinkerForConditionalGeneration",
 }
 # Prompt presets: the user turn's text for each modality, ``{text}`` standing for the item's text.
-# An image, when present, always comes first in the user turn. ``lco`` follows mteb's
-# LCO-Embedding wrapper (an image+text item takes the image suffix); ``e5v`` takes E5-V's wording
-# (mteb's e5_v.py), rendered with the model's chat template.
+# An audio clip and an image, when present, always come first in the user turn, in that order.
+# ``lco`` follows mteb's LCO-Embedding wrapper (an item takes the suffix of its image, else of
+# its audio, else of its text); ``e5v`` takes E5-V's wording (mteb's e5_v.py), rendered with the
+# model's chat template, and has no audio prompts.
+_LCO_SUFFIX = "\nSummarize the above {modality} in one word:"
 PRESETS: dict[str, dict[str, str]] = {
     "lco": {
-        "text": "{text}\nSummarize the above text in one word:",
-        "image": "\nSummarize the above image in one word:",
-        "image,text": "{text}\nSummarize the above image in one word:",
+        "text": "{text}" + _LCO_SUFFIX.format(modality="text"),
+        "image": _LCO_SUFFIX.format(modality="image"),
+        "image,text": "{text}" + _LCO_SUFFIX.format(modality="image"),
+        "audio": _LCO_SUFFIX.format(modality="audio"),
+        "audio,text": "{text}" + _LCO_SUFFIX.format(modality="audio"),
+        "audio,image": _LCO_SUFFIX.format(modality="image"),
+        "audio,image,text": "{text}" + _LCO_SUFFIX.format(modality="image"),
     },
     "e5v": {
         "text": "{text}\nSummary above sentence in one word: ",
@@ -66,7 +85,13 @@ PRESETS: dict[str, dict[str, str]] = {
 # Where a task instruction goes: nowhere (as mteb's and the authors' LCO evaluation code do),
 # as the system message (replacing the template's default one), or before the item's text.
 INSTRUCTION_MODES = ("ignore", "system", "prefix")
-OPTIONS = frozenset({"preset", "instruction", "max_text_tokens", "max_pixels", "cuda_dtype"})
+OPTIONS = frozenset(
+    {"preset", "instruction", "max_text_tokens", "max_pixels", "cuda_dtype", "max_audio_seconds"}
+)
+# How messages name an item's parts.
+_PARTS = {"text": "a text", "image": "an image", "audio": "an audio clip"}
+# Silence after a clip, in hop lengths, beyond the last STFT window that reaches into the clip.
+_AUDIO_TAIL_HOPS = 4
 DEFAULT_MAX_TEXT_TOKENS = 300
 CHAT_TEMPLATE_FIX = (
     "add the chat template of its base model to the model directory "
@@ -75,13 +100,15 @@ CHAT_TEMPLATE_FIX = (
 
 
 class MllmAdapter:
-    """Encode texts, images and image+text items with a Qwen2-VL-family model.
+    """Encode texts, images and image+text items with a Qwen2-VL-family model, and audio
+    clips alone or with them with a Qwen2.5-Omni thinker.
 
     ``options``: ``preset`` (``"lco"`` or ``"e5v"``), ``instruction`` (one of
     ``INSTRUCTION_MODES``, default ``"ignore"``), ``max_text_tokens`` (texts are cut to this
     many tokens before prompting, default 300 as in the LCO-Embedding evaluation),
     ``max_pixels`` (an image is resized to at most this many pixels; default: the image
-    processor's own limit, as mteb runs it) and
+    processor's own limit, as mteb runs it), ``max_audio_seconds`` (an Omni thinker's clips
+    are cut to this length; default: its feature extractor's window, as mteb runs it) and
     ``cuda_dtype`` (the dtype used on a CUDA device when the run asks for float32, the CLI's
     default; registered LCO models set ``bfloat16``, the dtype their authors and mteb run them
     in. An explicit ``--dtype float32`` cannot be told apart from the default: to run such a
@@ -113,6 +140,7 @@ class MllmAdapter:
         if settings["max_pixels"] is None:
             settings["max_pixels"] = int(self.image_processor.size["longest_edge"])
         self.image_token = str(self.tokenizer.convert_ids_to_tokens(config.image_token_id))
+        audio_settings = self._load_audio(request, config, settings.pop("max_audio_seconds"))
         self._prompts = PRESETS[settings["preset"]]
         self._instruction_mode = settings["instruction"]
         self._max_text_tokens = settings["max_text_tokens"]
@@ -126,7 +154,7 @@ class MllmAdapter:
             revision=request.revision,
             family="mllm",
             similarity="cosine",
-            modalities=("image", "text"),
+            modalities=("audio", "image", "text") if audio_settings else ("image", "text"),
             dtype=dtype,
             embed_dim=int(_text_config(self.model.config).hidden_size),
             n_parameters=n_parameters(self.model),
@@ -136,8 +164,31 @@ class MllmAdapter:
                 "pooling": "last_token",
                 "padding_side": "left",
                 "image_processor": type(self.image_processor).__name__,
+                **audio_settings,
             },
         )
+
+    def _load_audio(
+        self, request: LoadRequest, config: Any, max_seconds: float | None
+    ) -> dict[str, Any]:
+        """An Omni thinker's feature extractor and audio placeholder; its audio settings (none
+        for a model without an audio tower)."""
+        self.feature_extractor: Any = None
+        if getattr(config, "audio_config", None) is None:
+            if max_seconds is not None:
+                raise HarnessError(
+                    f"option max_audio_seconds: model {request.name!r} embeds no audio"
+                )
+            return {}
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(
+            request.source, revision=request.hub_revision
+        )
+        self.audio_token = str(self.tokenizer.convert_ids_to_tokens(config.audio_token_id))
+        return {
+            "sampling_rate": int(self.feature_extractor.sampling_rate),
+            "max_audio_seconds": max_seconds or float(self.feature_extractor.chunk_length),
+            "feature_extractor": type(self.feature_extractor).__name__,
+        }
 
     def _last_position_only(self) -> None:
         """Only hidden states are used: let the LM head see the last position alone."""
@@ -153,39 +204,71 @@ class MllmAdapter:
         if not items:
             return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
         for index, item in enumerate(items):
-            if item.get("text") is None and item.get("image") is None:
-                raise BadInputError(f"item {index} has neither a text nor an image")
+            if all(item.get(name) is None for name in self.meta.modalities):
+                *others, last = [_PARTS[name] for name in _PARTS if name in self.meta.modalities]
+                raise BadInputError(f"item {index} has neither {', '.join(others)} nor {last}")
         items = [self.preprocess(item) for item in items]
         prompts = [self.prompt(item, instruction) for item in items]
         images = [item["image"] for item in items if item.get("image") is not None]
-        return self._embed(prompts, images)
+        clips = [item["audio"] for item in items if item.get("audio") is not None]
+        return self._embed(prompts, images, clips)
 
     def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
-        """Run the image processor on the item's image (in a DataLoader worker): ``image``
-        becomes its patches, ``{"pixel_values": (patches, d), "image_grid_thw": (1, 3)}``,
-        at most ``max_pixels`` pixels. An item without a PIL image (text only, or already
-        preprocessed) is returned as it is."""
-        image = item.get("image")
-        if not isinstance(image, Image.Image):
-            return item
-        size = {
-            "shortest_edge": self.image_processor.size["shortest_edge"],
-            "longest_edge": self.meta.options["max_pixels"],
+        """Run the image processor on the item's image and the feature extractor on its audio
+        clip (in a DataLoader worker): ``image`` becomes its patches, ``{"pixel_values":
+        (patches, d), "image_grid_thw": (1, 3)}``, at most ``max_pixels`` pixels, and
+        ``audio`` its log-mel frames, ``{"input_features": (1, mels, frames),
+        "feature_attention_mask": (1, frames)}``. Parts already preprocessed are kept."""
+        image, clip = item.get("image"), item.get("audio")
+        if isinstance(image, Image.Image):
+            size = {
+                "shortest_edge": self.image_processor.size["shortest_edge"],
+                "longest_edge": self.meta.options["max_pixels"],
+            }
+            pixels = self.image_processor(images=[_rgb(image)], size=size, return_tensors="pt")
+            item = {**item, "image": to_numpy(pixels)}
+        if isinstance(clip, Waveform):
+            item = {**item, "audio": self._log_mel(clip)}
+        return item
+
+    def _log_mel(self, clip: Waveform) -> dict[str, np.ndarray]:
+        """The clip's log-mel frames at the extractor's rate, cut to ``max_audio_seconds``."""
+        if self.feature_extractor is None:
+            raise BadInputError(f"model {self.meta.name!r} embeds no audio (no audio tower)")
+        extractor = self.feature_extractor
+        options = self.meta.options
+        samples = truncate(
+            resample(clip, options["sampling_rate"]), options["max_audio_seconds"]
+        ).samples
+        hop = int(extractor.hop_length)
+        frames = -(-len(samples) // hop)
+        features = extractor(
+            samples,
+            sampling_rate=options["sampling_rate"],
+            padding="max_length",
+            max_length=(frames + extractor.n_fft // hop + _AUDIO_TAIL_HOPS) * hop,
+            truncation=False,
+            return_attention_mask=True,
+            return_tensors="np",
+        )
+        return {
+            "input_features": np.asarray(features["input_features"])[..., :frames],
+            "feature_attention_mask": np.asarray(features["attention_mask"])[..., :frames],
         }
-        pixels = self.image_processor(images=[_rgb(image)], size=size, return_tensors="pt")
-        return {**item, "image": to_numpy(pixels)}
 
     def prompt(self, item: Item, instruction: str | None = None) -> str:
-        """The chat-templated prompt of one item, with one image placeholder per image."""
-        has_image = item.get("image") is not None
+        """The chat-templated prompt of one item, with one placeholder per image and per
+        audio clip."""
         text = item.get("text")
-        present = (("image", has_image), ("text", text is not None))
-        modality = ",".join(name for name, here in present if here)
+        present = [name for name in ("audio", "image", "text") if item.get(name) is not None]
+        modality = ",".join(present)
+        if modality not in self._prompts:
+            raise BadInputError(f"the prompt preset has no prompt for {modality} items; use lco")
         if text is not None:
             text = self._truncate(text)
             if instruction and self._instruction_mode == "prefix":
                 text = f"{instruction}\n{text}"
-        content: list[dict[str, str]] = [{"type": "image"}] if has_image else []
+        content = [{"type": name} for name in present if name != "text"]
         content.append({"type": "text", "text": self._prompts[modality].format(text=text)})
         messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
         if instruction and self._instruction_mode == "system":
@@ -203,43 +286,56 @@ class MllmAdapter:
         return str(self.tokenizer.decode(ids[: self._max_text_tokens]))
 
     def model_inputs(
-        self, prompts: list[str], images: list[Mapping[str, np.ndarray]]
+        self,
+        prompts: list[str],
+        images: list[Mapping[str, np.ndarray]],
+        clips: Sequence[Mapping[str, np.ndarray]] = (),
     ) -> dict[str, Any]:
-        """Token ids (left-padded) and the preprocessed images' pixel inputs, concatenated,
-        image placeholders expanded."""
+        """Token ids (left-padded), the preprocessed images' pixel inputs, concatenated, and
+        the clips' log-mel frames, padded; image and audio placeholders expanded."""
         inputs: dict[str, Any] = {}
         if images:
             inputs.update(concatenated(images))
-            prompts = self._expand_image_tokens(prompts, inputs["image_grid_thw"])
+            counts = inputs["image_grid_thw"].prod(dim=-1) // self.image_processor.merge_size**2
+            prompts = self._expand_tokens(prompts, self.image_token, counts.tolist(), "image")
+        if clips:
+            inputs.update(_padded_frames(clips))
+            counts = audio_token_count(inputs["feature_attention_mask"].sum(-1))
+            prompts = self._expand_tokens(prompts, self.audio_token, counts.tolist(), "audio")
         inputs.update(self.tokenizer(prompts, padding=True, return_tensors="pt"))
         if images and self._wants_token_types:
             image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
             inputs["mm_token_type_ids"] = (inputs["input_ids"] == image_id).int()
         return inputs
 
-    def _expand_image_tokens(self, prompts: list[str], grid_thw: torch.Tensor) -> list[str]:
-        """Replace the n-th image placeholder by as many tokens as the n-th image yields."""
-        counts = (grid_thw.prod(dim=-1) // self.image_processor.merge_size**2).tolist()
-        placeholders = sum(prompt.count(self.image_token) for prompt in prompts)
+    def _expand_tokens(
+        self, prompts: list[str], token: str, counts: list[int], kind: str
+    ) -> list[str]:
+        """Replace the n-th ``token`` placeholder by as many tokens as the n-th input of that
+        ``kind`` (image, audio) yields."""
+        placeholders = sum(prompt.count(token) for prompt in prompts)
         if placeholders != len(counts):
             raise HarnessError(
-                f"the chat template of model {self.meta.name!r} placed {placeholders} image "
-                f"placeholder(s) {self.image_token!r} for {len(counts)} image(s); "
+                f"the chat template of model {self.meta.name!r} placed {placeholders} {kind} "
+                f"placeholder(s) {token!r} for {len(counts)} {kind}(s); "
                 "use the base model's chat template"
             )
         remaining = iter(counts)
         expanded = []
         for prompt in prompts:
-            first, *rest = prompt.split(self.image_token)
-            expanded.append(
-                first + "".join(self.image_token * next(remaining) + piece for piece in rest)
-            )
+            first, *rest = prompt.split(token)
+            expanded.append(first + "".join(token * next(remaining) + piece for piece in rest))
         return expanded
 
     @torch.inference_mode()
-    def _embed(self, prompts: list[str], images: list[Mapping[str, np.ndarray]]) -> np.ndarray:
+    def _embed(
+        self,
+        prompts: list[str],
+        images: list[Mapping[str, np.ndarray]],
+        clips: list[Mapping[str, np.ndarray]],
+    ) -> np.ndarray:
         """One forward pass; the last position's final hidden state, L2-normalised."""
-        inputs = self.model_inputs(prompts, images)
+        inputs = self.model_inputs(prompts, images, clips)
         inputs = {key: self._to_device(value) for key, value in inputs.items()}
         output = self.model(**inputs, output_hidden_states=True, return_dict=True)
         last = output.hidden_states[-1][:, -1, :].float()
@@ -261,6 +357,9 @@ def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
         "max_text_tokens": options.get("max_text_tokens", DEFAULT_MAX_TEXT_TOKENS),
         "max_pixels": options.get("max_pixels"),
         "cuda_dtype": options.get("cuda_dtype"),
+        "max_audio_seconds": max_seconds_option(
+            options.get("max_audio_seconds"), "max_audio_seconds"
+        ),
     }
     if settings["preset"] not in PRESETS:
         raise HarnessError(f"option preset must be one of {sorted(PRESETS)}")
@@ -316,6 +415,19 @@ def _read_template(path: str) -> str:
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     return json.loads(text)["chat_template"] if path.endswith(".json") else text
+
+
+def _padded_frames(clips: Sequence[Mapping[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """The clips' log-mel frames padded with zeros to the longest, and their frame mask."""
+    longest = max(clip["input_features"].shape[-1] for clip in clips)
+
+    def pad(array: np.ndarray) -> np.ndarray:
+        return np.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, longest - array.shape[-1])])
+
+    return {
+        key: torch.from_numpy(np.concatenate([pad(clip[key]) for clip in clips]))
+        for key in ("input_features", "feature_attention_mask")
+    }
 
 
 def _rgb(image: Image.Image) -> Image.Image:

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.core.adapter import Adapter
 from harness.core.errors import HarnessError, UnknownNameError
-from model_adapters.families import CLIP, FAMILIES, MLLM, OCR, SENTENCE_TRANSFORMERS
+from model_adapters.families import CLAP, CLIP, FAMILIES, MLLM, OCR, SENTENCE_TRANSFORMERS
 from model_adapters.family import Family, LoadRequest, config_model_type
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
@@ -120,6 +120,13 @@ _ENTRIES = (
         source=str(Path(__file__).resolve().parent / "demo_clip"),
         revision="demo-v1",
         description="small CLIP model trained for the demo, shipped in model_adapters/demo_clip",
+    ),
+    ModelEntry(
+        name="demo-clap",
+        family=CLAP,
+        source=str(Path(__file__).resolve().parent / "demo_clap"),
+        revision="demo-v1",
+        description="small CLAP trained for the audio demo, shipped in model_adapters/demo_clap",
     ),
 )
 _REGISTRY = MappingProxyType({entry.name: entry for entry in _ENTRIES})

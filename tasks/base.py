@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError, UnknownNameError
@@ -26,9 +32,23 @@ Scores = dict[str, Any]
 
 
 class Protocol(BaseModel):
-    """Protocol constants of a task type; entries override them under ``protocol:``."""
+    """Protocol constants of a task type; entries override them under ``protocol:``.
+
+    ``unrecorded_defaults`` names options added after results were recorded: they are left out
+    of the dumped record while at their default, so that those results keep their identity.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    unrecorded_defaults: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unrecorded_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        fields = type(self).model_fields
+        for name in self.unrecorded_defaults:
+            if getattr(self, name) == fields[name].get_default(call_default_factory=True):
+                data.pop(name, None)
+        return data
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,16 +43,17 @@ class LabelledSplit(LoadedSplit):
         return replace(self, items=items, labels=labels)
 
 
-def load_labelled(task: TaskDefinition, split: str) -> LabelledSplit:
-    """Load ``split`` as raw items (stored values, nothing decoded) with their labels; the
-    input column is named after the category's query modality (``image``, ``text``...)."""
+def load_labelled(task: TaskDefinition, split: str, config: str | None = None) -> LabelledSplit:
+    """Load ``split`` of ``config`` (default: the config of part ``default``) as raw items
+    (stored values, nothing decoded) with their labels; the input column is named after the
+    category's query modality (``image``, ``text``, ``audio``...)."""
     if len(task.sides.query) != 1:
         raise HarnessError(
             f"task {task.name}: a labelled split has one input column, so the category must "
             f"have one query modality (it is {task.category!r})."
         )
     (part,) = task.sides.query
-    config = task.dataset.configs.get("default", "default")
+    config = config or task.dataset.configs.get("default", "default")
     data = load_part(task, "default", config, split)
     input_column = column(task, part)
     label_column = column(task, "label")

@@ -26,10 +26,14 @@ Reproduced defects of mteb:
   LRAP is computed on the hard 0/1 predictions, so it ranks tied labels. ``classifier:
   logistic`` runs the declared one-vs-rest logistic regression instead, with LRAP on its
   probabilities (not MIEB-comparable).
-- The generator outlives a split: a second evaluation split continues the random stream where
-  the first stopped, so a split's sample depends on the splits evaluated before it. This is
-  reproduced from the split's position in ``eval_splits``.
+- The generator outlives a split and a subset: a later evaluation split or subset continues
+  the random stream where the earlier ones stopped (splits outermost, then subsets), so a
+  sample depends on what was evaluated before it. This is reproduced from the positions in
+  ``eval_splits`` and ``protocol.subsets``.
 - mteb fits on ``np.stack`` of per-row tensors, a float32 numpy array (``fit_dtype: float32``).
+
+``protocol.subsets`` (``{config: [languages]}``) scores each config as its own subset, with its
+own train and evaluation splits (MAEB's FSD2019Kaggle: ``curated`` and ``noisy``).
 
 ``--limit N`` scores the first N rows of the (cut) evaluation split. Fewer sampled train rows
 than neighbours, or (with ``classifier: logistic``) a label present in all or none of them, is
@@ -40,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from harness.core.encoder import Encoder
 from harness.scoring.classification import (
@@ -56,10 +60,13 @@ from tasks.definition import TaskDefinition
 from tasks.labelled import LabelledSplit
 from tasks.linear_probe import (
     ProbeSplit,
+    ProbeSubsets,
     encode_sample,
     experiment_outcome,
     load_train_and_test,
     require_label_shape,
+    score_subsets,
+    subset_configs,
     warn_on_label_coverage,
 )
 
@@ -75,9 +82,12 @@ class MultilabelProtocol(Protocol):
     max_eval_samples: PositiveInt | None = 3000
     fit_dtype: FitDtype = "float32"
     train_split: str = "train"
+    subsets: dict[str, list[str]] = Field(default_factory=dict)
+
+    unrecorded_defaults = ("subsets",)
 
 
-class MultilabelClassification(TaskType[ProbeSplit]):
+class MultilabelClassification(TaskType[ProbeSubsets]):
     """k-shot multilabel classification on frozen embeddings; LRAP, F1, accuracy, hamming."""
 
     name = "multilabel_classification"
@@ -85,37 +95,60 @@ class MultilabelClassification(TaskType[ProbeSplit]):
     metrics = MULTILABEL_METRICS
     protocol_model = MultilabelProtocol
 
-    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> ProbeSplit:
-        """The train split with its k-shot samples, and the (cut) evaluation split's first
-        ``limit`` rows, with lists of labels."""
+    def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> ProbeSubsets:
+        """Each subset's train split with its k-shot samples, and its (cut) evaluation split's
+        first ``limit`` rows, with lists of labels."""
         protocol = self.protocol(task)
         assert isinstance(protocol, MultilabelProtocol)
-        train, test = load_train_and_test(task, protocol.train_split, split, None)
-        for data in (train, test):
-            require_label_shape(task, data.split, data.labels, lists=True)
-        test = _cut(test, protocol.max_eval_samples, protocol.seed, limit)
-        warn_on_label_coverage(
-            task, _flat(train.labels), _flat(test.labels), protocol.samples_per_label, split
-        )
-        earlier = task.eval_splits.index(split) if split in task.eval_splits else 0
-        samples = multilabel_kshot_samples(
-            train.labels,
-            protocol.samples_per_label,
-            protocol.n_experiments,
-            protocol.seed,
-            earlier_experiments=earlier * protocol.n_experiments,
-        )
-        return ProbeSplit(split=split, train=train, samples=samples, test=test)
+        data = {
+            name: load_train_and_test(task, protocol.train_split, split, None, config)
+            for name, config in subset_configs(task, protocol.subsets).items()
+        }
+        sizes = [len(train.items) for train, _ in data.values()]
+        earlier_splits = task.eval_splits.index(split) if split in task.eval_splits else 0
+        parts = {}
+        for position, (name, (train, test)) in enumerate(data.items()):
+            for part in (train, test):
+                require_label_shape(task, part.split, part.labels, lists=True)
+            test = _cut(test, protocol.max_eval_samples, protocol.seed, limit)
+            warn_on_label_coverage(
+                task, _flat(train.labels), _flat(test.labels), protocol.samples_per_label, split
+            )
+            earlier = sizes * earlier_splits + sizes[:position]
+            samples = multilabel_kshot_samples(
+                train.labels,
+                protocol.samples_per_label,
+                protocol.n_experiments,
+                protocol.seed,
+                earlier_shuffles=[size for size in earlier for _ in range(protocol.n_experiments)],
+            )
+            parts[name] = ProbeSplit(split=split, train=train, samples=samples, test=test)
+        return ProbeSubsets(split=split, subsets=parts)
 
-    def score(self, task: TaskDefinition, loaded: ProbeSplit, encoder: Encoder) -> SplitOutcome:
-        """Encode the sampled train rows and the evaluation rows once each, fit, score."""
+    def score(self, task: TaskDefinition, loaded: ProbeSubsets, encoder: Encoder) -> SplitOutcome:
+        """Per subset: encode the sampled train rows and the evaluation rows once each, fit,
+        score."""
         protocol = self.protocol(task)
         assert isinstance(protocol, MultilabelProtocol)
-        sample = encode_sample(task, encoder, loaded.train, loaded.samples, loaded.test)
+        return score_subsets(
+            protocol.subsets,
+            loaded,
+            lambda subset, part: self._score_subset(task, protocol, encoder, subset, part),
+        )
+
+    def _score_subset(
+        self,
+        task: TaskDefinition,
+        protocol: MultilabelProtocol,
+        encoder: Encoder,
+        subset: str,
+        part: ProbeSplit,
+    ) -> SplitOutcome:
+        sample = encode_sample(task, encoder, part.train, part.samples, part.test)
         return experiment_outcome(
             self,
             task,
-            loaded.split,
+            part.split,
             sample,
             lambda: multilabel_scores(
                 sample.train_vectors,
@@ -127,6 +160,7 @@ class MultilabelClassification(TaskType[ProbeSplit]):
                 n_neighbors=protocol.n_neighbors,
                 fit_dtype=protocol.fit_dtype,
             ),
+            subset,
         )
 
 

@@ -35,6 +35,9 @@ BUILTIN_TYPES = {
     "linear_probe": "tasks.linear_probe:LinearProbe",
     "multilabel_classification": "tasks.multilabel:MultilabelClassification",
     "compositionality": "tasks.compositionality:Compositionality",
+    "pair_classification": "tasks.pair_classification:PairClassification",
+    "reranking": "tasks.reranking:Reranking",
+    "clustering_fast": "tasks.clustering_fast:ClusteringFast",
 }
 
 

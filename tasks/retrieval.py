@@ -1,11 +1,15 @@
 """Any-to-any retrieval over BEIR-style datasets, scored as mteb scores it.
 
-Reads the layouts MIEB's retrieval datasets use on the hub: configs ``corpus``, ``queries`` (or
-``query``) and ``qrels`` (or ``default``); columns ``id``/``_id`` (ViDoRe: ``query-id`` and
-``corpus-id``), ``text``, ``image``, ``modality``, and ``query-id``, ``corpus-id``, ``score``.
-``paired`` reads instead one table of images with their captions (see ``PairedSpec``), and
-``split_subsets`` scores each named split of the dataset as its own subset, as mteb's
-multilingual image-caption tasks (WIT, XM3600, XFlickr30k-CO) store their languages.
+Reads the layouts MIEB's and MAEB's retrieval datasets use on the hub: configs ``corpus``,
+``queries`` (or ``query``) and ``qrels`` (or ``default``); columns ``id``/``_id`` (ViDoRe:
+``query-id`` and ``corpus-id``), one per modality of the side (``text``, ``image``, ``audio``),
+``modality``, and ``query-id``, ``corpus-id``, ``score``. ``paired`` reads instead one table of
+images or clips with their captions (see ``PairedSpec``), and ``split_subsets`` scores each
+named split of the dataset as its own subset, as mteb's multilingual image-caption tasks (WIT,
+XM3600, XFlickr30k-CO) store their languages; ``config_subsets`` the paired table of each named
+config (MAEB's CommonVoice: one config per language).
+``grouped`` reads one table whose rows are queries and documents related by a shared value
+(MAEB's JamAlt tasks; see ``GroupedSpec``).
 
 A query or corpus id that appears on several rows, and a (query, document) pair judged more
 than once, are an error by default that names them. ``duplicates: last`` keeps the last row of
@@ -125,12 +129,16 @@ class SubsetSpec(BaseModel):
         return self
 
 
-class PairedSpec(BaseModel):
-    """A table of images with their captions (columns ``id``, ``image``, ``text``), read as mteb
-    reads it into queries, corpus and qrels; the category must be t2i or i2t.
+class PairedSpec(Protocol):
+    """A table of images (or audio clips) with their captions (columns ``id``, ``image`` or
+    ``audio``, ``text``), read as mteb reads it into queries, corpus and qrels; the category
+    must be t2i, i2t, t2a or a2t.
 
     The image side gets one item per row, the text side one per caption (``text`` holds one
-    caption or a list), and a query's relevant documents are the other side of its own row.
+    caption or a list, or with ``caption_separator`` captions joined by it, split as
+    ``str.split`` splits them, empty pieces included and encoded as mteb encodes them: MAEB's
+    Clotho joins its captions with "."), and a
+    query's relevant documents are the other side of its own row.
     Ids are mteb's: ``query-<key>`` / ``corpus-<key>``, plus ``-<n>`` for the n-th caption of a
     list, where the key is the ``id`` column (``ids: column``) or ``<split>-<row number>``
     (``ids: row``). The queries are the rows of the split being scored; the corpus the rows of
@@ -138,21 +146,22 @@ class PairedSpec(BaseModel):
     when ``unique_text``. ``require_text`` first drops rows without a caption.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     ids: Literal["column", "row"] = "column"
     corpus_splits: list[str] = Field(default_factory=list)
     unique_text: bool = False
     require_text: bool = False
+    caption_separator: str | None = None
+
+    unrecorded_defaults = ("caption_separator",)
 
 
 @dataclass(frozen=True)
 class PairedRow:
-    """One row of a paired table: its key, caption(s) and, where needed, its image."""
+    """One row of a paired table: its key, caption(s) and, where needed, its image or clip."""
 
     key: str
     captions: str | list[str] | None
-    image: Any = None  # the stored cell, read by ``RawItem.read``
+    media: Any = None  # the stored cell, read by ``RawItem.read``
 
     def text_ids(self, prefix: str) -> list[tuple[str, str]]:
         """(id, caption) of each caption, named as mteb names them; none without a caption."""
@@ -161,6 +170,28 @@ class PairedRow:
         if isinstance(self.captions, str):
             return [(f"{prefix}-{self.key}", self.captions)]
         return [(f"{prefix}-{self.key}-{n}", text) for n, text in enumerate(self.captions)]
+
+
+class GroupedSpec(Protocol):
+    """One table whose every row is both a query and a document, relevant to each other when
+    they share ``group_column``'s value, as mteb's JamAlt tasks read it (``group_column``:
+    ``artist`` or ``text``): the query side's column (by the category's modality) is the query,
+    the document side's the document. Ids are ``query-<key>`` / ``corpus-<key>``, the key being
+    ``id_template`` filled with the row's columns (JamAlt: ``{song_name}{line_indices[0]}``); a
+    query is relevant to its own row's document. ``subsets`` (``{value: [languages]}``) scores
+    the rows of each value of ``subset_column`` on their own (JamAlt: ``song_language``).
+    """
+
+    group_column: str
+    id_template: str = "{id}"
+    subset_column: str | None = None
+    subsets: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _subsets_need_a_column(self) -> GroupedSpec:
+        if self.subsets and self.subset_column is None:
+            raise ValueError("grouped: `subsets` needs the `subset_column` that holds them")
+        return self
 
 
 class RetrievalProtocol(Protocol):
@@ -174,6 +205,10 @@ class RetrievalProtocol(Protocol):
     subsets: SubsetSpec | None = None
     paired: PairedSpec | None = None
     split_subsets: dict[str, list[str]] = Field(default_factory=dict)
+    grouped: GroupedSpec | None = None
+    config_subsets: dict[str, list[str]] = Field(default_factory=dict)
+
+    unrecorded_defaults = ("grouped", "config_subsets")
 
     @field_validator("k_values")
     @classmethod
@@ -186,7 +221,21 @@ class RetrievalProtocol(Protocol):
     def _one_kind_of_subset(self) -> RetrievalProtocol:
         if self.subsets is not None and self.split_subsets:
             raise ValueError("give either `subsets` (of the queries) or `split_subsets`, not both")
+        if self.grouped is not None and (self.paired or self.subsets or self.split_subsets):
+            raise ValueError("`grouped` is a layout of its own: no `paired`, `subsets` or "
+                             "`split_subsets` with it")  # fmt: skip
+        if self.config_subsets and (self.paired is None or self.subsets or self.split_subsets):
+            raise ValueError("`config_subsets` reads a `paired` table from each config: give "
+                             "`paired`, and no `subsets` or `split_subsets`")  # fmt: skip
         return self
+
+    @property
+    def subset_languages(self) -> dict[str, list[str]]:
+        """The subsets scored on their own (dataset splits or configs, or groups of rows), by
+        name."""
+        if self.grouped is not None:
+            return self.grouped.subsets
+        return self.split_subsets or self.config_subsets
 
 
 class Retrieval(TaskType[RetrievalData]):
@@ -208,6 +257,20 @@ class Retrieval(TaskType[RetrievalData]):
         dataset split named there; ``limit`` keeps the first queries of each."""
         protocol = self.protocol(task)
         assert isinstance(protocol, RetrievalProtocol)
+        if protocol.grouped is not None and protocol.grouped.subsets:
+            whole = self._load_split(task, protocol, split, None)
+            subset_of = _grouped_subsets(task, protocol.grouped, split)
+            parts = {
+                subset: _rows_of(whole, subset_of, subset, limit)
+                for subset in protocol.grouped.subsets
+            }
+            return RetrievalData(split=split, parts=parts)
+        if protocol.config_subsets:
+            parts = {
+                config: self._load_data(_in_config(task, config), protocol, split, limit)
+                for config in protocol.config_subsets
+            }
+            return RetrievalData(split=split, parts=parts)
         data_splits = {name: name for name in protocol.split_subsets} or {"default": split}
         parts = {
             subset: self._load_data(task, protocol, data_split, limit)
@@ -218,16 +281,17 @@ class Retrieval(TaskType[RetrievalData]):
     def score(self, task: TaskDefinition, loaded: RetrievalData, encoder: Encoder) -> SplitOutcome:
         """Encode queries and corpus, rank documents for every query, score with pytrec_eval.
 
-        With ``split_subsets`` each subset is the dataset split of that name, scored on its own.
+        With ``split_subsets`` each subset is the dataset split of that name, with ``grouped``
+        subsets the rows of that value, scored on its own.
         """
         protocol = self.protocol(task)
         assert isinstance(protocol, RetrievalProtocol)
-        if not protocol.split_subsets:
+        if not protocol.subset_languages:
             return self._score_data(task, protocol, encoder, loaded.split, loaded.parts["default"])
         entries: list[Scores] = []
         skipped: list[str] = []
         units: dict[str, UnitScores] = {}
-        for subset, languages in protocol.split_subsets.items():
+        for subset, languages in protocol.subset_languages.items():
             outcome = self._score_data(task, protocol, encoder, subset, loaded.parts[subset])
             entries += [
                 {**entry, "hf_subset": subset, "languages": languages} for entry in outcome.subsets
@@ -290,6 +354,10 @@ class Retrieval(TaskType[RetrievalData]):
         """Queries with positives, the corpus, and their qrels (a subclass may add more)."""
         if protocol.paired is not None:
             queries, corpus, qrels = self._paired(task, protocol.paired, split, protocol.duplicates)
+        elif protocol.grouped is not None:
+            queries, corpus, qrels = self._grouped(
+                task, protocol.grouped, split, protocol.duplicates
+            )
         else:
             qrels = self._qrels(task, split, protocol.duplicates)
             queries = self._items(task, "queries", split, protocol.duplicates)
@@ -327,31 +395,38 @@ class Retrieval(TaskType[RetrievalData]):
     def _paired(
         self, task: TaskDefinition, spec: PairedSpec, split: str, duplicates: str
     ) -> tuple[list[RawItem], list[RawItem], Qrels]:
-        """Queries, corpus and qrels from a table of images with their captions (``PairedSpec``)."""
-        if {task.sides.query, task.sides.document} != {("text",), ("image",)}:
-            raise HarnessError(f"task {task.name}: the paired layout needs category t2i or i2t")
+        """Queries, corpus and qrels from a table of images or clips with their captions
+        (``PairedSpec``)."""
+        pair = {task.sides.query, task.sides.document}
+        media = [side[0] for side in pair if side in (("image",), ("audio",))]
+        if len(media) != 1 or ("text",) not in pair:
+            raise HarnessError(
+                f"task {task.name}: the paired layout needs category t2i, i2t, t2a or a2t"
+            )
+        modality = media[0]
         text_queries = task.sides.query == ("text",)
-        text_column, image_column = column(task, "text"), column(task, "image")
+        text_column, media_column = column(task, "text"), column(task, modality)
+        split_captions = spec.caption_separator is not None
         if spec.corpus_splits:
-            query_rows = self._paired_rows(task, spec, split, images=not text_queries)
+            query_rows = self._paired_rows(task, spec, split, modality, not text_queries)
             corpus_rows = [
                 row
                 for corpus_split in spec.corpus_splits
-                for row in self._paired_rows(task, spec, corpus_split, images=text_queries)
+                for row in self._paired_rows(task, spec, corpus_split, modality, text_queries)
             ]
         else:  # one table holds both sides: read it once
-            query_rows = corpus_rows = self._paired_rows(task, spec, split, images=True)
+            query_rows = corpus_rows = self._paired_rows(task, spec, split, modality, True)
         if spec.unique_text:
             firsts = {_hashable(row.captions): row for row in reversed(corpus_rows)}
             corpus_rows = [row for row in corpus_rows if firsts[_hashable(row.captions)] is row]
         if text_queries:
             queries = [
-                RawItem.read(item_id, {"text": (text_column, text)})
+                _caption(item_id, text_column, text, split_captions)
                 for row in query_rows
                 for item_id, text in row.text_ids("query")
             ]
             corpus = [
-                RawItem.read(f"corpus-{row.key}", {"image": (image_column, row.image)})
+                RawItem.read(f"corpus-{row.key}", {modality: (media_column, row.media)})
                 for row in corpus_rows
             ]
             qrels = {
@@ -361,13 +436,15 @@ class Retrieval(TaskType[RetrievalData]):
             }
         else:
             queries = [
-                RawItem.read(f"query-{row.key}", {"image": (image_column, row.image)})
+                RawItem.read(f"query-{row.key}", {modality: (media_column, row.media)})
                 for row in query_rows
             ]
             corpus = [  # mteb strips a document's text
-                RawItem.read(
+                _caption(
                     item_id,
-                    {"text": (text_column, text.strip() if isinstance(text, str) else text)},
+                    text_column,
+                    text.strip() if isinstance(text, str) else text,
+                    split_captions,
                 )
                 for row in corpus_rows
                 for item_id, text in row.text_ids("corpus")
@@ -382,28 +459,87 @@ class Retrieval(TaskType[RetrievalData]):
         return queries, corpus, qrels
 
     def _paired_rows(
-        self, task: TaskDefinition, spec: PairedSpec, split: str, *, images: bool
+        self, task: TaskDefinition, spec: PairedSpec, split: str, modality: str, with_media: bool
     ) -> list[PairedRow]:
-        """One split's rows; images (kept encoded) only when ``images``."""
+        """One split's rows; their images or clips (kept encoded) only when ``with_media``."""
         config = resolve_config(task, "pairs", ("default",))
-        names = {name: column(task, name) for name in ("id", "text", "image")}
+        names = {"id": column(task, "id"), "text": column(task, "text")}
+        names["media"] = column(task, modality)
         needed = [names["text"], *([names["id"]] if spec.ids == "column" else [])]
-        needed += [names["image"]] if images else []
+        needed += [names["media"]] if with_media else []
         data = load_part(task, "pairs", config, split)
         require_columns(task, data, config, needed)
-        data = undecoded(data.select_columns(needed), [names["image"]])
+        data = undecoded(data.select_columns(needed), [names["media"]])
         captions = data[names["text"]]
+        if spec.caption_separator is not None:
+            captions = [
+                text.split(spec.caption_separator) if isinstance(text, str) else text
+                for text in captions
+            ]
         keep = [n for n, text in enumerate(captions) if text is not None or not spec.require_text]
         row_ids = data[names["id"]] if spec.ids == "column" else None
-        pictures = data[names["image"]] if images else None
+        cells = data[names["media"]] if with_media else None
         return [
             PairedRow(
                 key=str(row_ids[n]) if row_ids is not None else f"{split}-{number}",
                 captions=captions[n],
-                image=pictures[n] if pictures is not None else None,
+                media=cells[n] if cells is not None else None,
             )
             for number, n in enumerate(keep)
         ]
+
+    def _grouped(
+        self,
+        task: TaskDefinition,
+        spec: GroupedSpec,
+        split: str,
+        duplicates: str,
+    ) -> tuple[list[RawItem], list[RawItem], Qrels]:
+        """Queries, corpus and qrels from a table of rows related by a shared value within
+        their subset (``GroupedSpec``)."""
+        if len(task.sides.query) != 1 or len(task.sides.document) != 1:
+            raise HarnessError(
+                f"task {task.name}: the grouped layout reads one column per side, so the "
+                f"category needs one modality on each side (it is {task.category!r})"
+            )
+        (query_part,), (document_part,) = task.sides.query, task.sides.document
+        query_column, document_column = column(task, query_part), column(task, document_part)
+        config, data = _grouped_table(task, spec, split)
+        require_columns(task, data, config, [query_column, document_column, spec.group_column])
+        keys = _grouped_keys(task, spec, data)
+        data = undecoded(data, [query_column, document_column])
+        subsets = data[spec.subset_column] if spec.subset_column else [None] * len(keys)
+        queries = [
+            RawItem.read(f"query-{key}", {query_part: (query_column, value)})
+            for key, value in zip(keys, data[query_column], strict=True)
+        ]
+        corpus = [  # mteb strips a document's text
+            RawItem.read(
+                f"corpus-{key}",
+                {
+                    document_part: (
+                        document_column,
+                        value.strip() if isinstance(value, str) else value,
+                    )
+                },
+            )
+            for key, value in zip(keys, data[document_column], strict=True)
+        ]
+        shared = [
+            (_hashable(subset), _hashable(value))
+            for subset, value in zip(subsets, data[spec.group_column], strict=True)
+        ]
+        groups: dict[Any, set[str]] = {}
+        for key, group in zip(keys, shared, strict=True):
+            groups.setdefault(group, set()).add(key)
+        qrels = {
+            f"query-{key}": {f"corpus-{other}": 1 for other in groups[group]}
+            for key, group in zip(keys, shared, strict=True)
+        }
+        where = f"rows of config {config!r}"
+        queries = _unique(task, split, f"query {where}", queries, duplicates)
+        corpus = _unique(task, split, f"corpus {where}", corpus, duplicates)
+        return queries, corpus, qrels
 
     def _qrels(self, task: TaskDefinition, split: str, duplicates: str = "error") -> Qrels:
         """The judgments; a pair judged twice is an error unless ``duplicates: last``."""
@@ -435,13 +571,11 @@ class Retrieval(TaskType[RetrievalData]):
         data = load_part(task, part, config, split)
         id_column = _id_column(task, part, data)
         side = task.sides.query if part == "queries" else task.sides.document
-        text = column(task, "text") if "text" in side else None
-        image = column(task, "image") if "image" in side else None
-        require_columns(task, data, config, [id_column, *(c for c in (text, image) if c)])
-        if image:
-            data = undecoded(data, [image])
+        columns = {name: column(task, name) for name in side}
+        require_columns(task, data, config, [id_column, *columns.values()])
+        data = undecoded(data, columns.values())
         title = column(task, "title")
-        items = list(_raw_items(data, id_column, text, image, title, strip=part == "corpus"))
+        items = list(_raw_items(data, id_column, columns, title, strip=part == "corpus"))
         return _unique(task, split, f"{part} (column {id_column!r})", items, duplicates)
 
     def _split_scores(
@@ -508,6 +642,20 @@ class Retrieval(TaskType[RetrievalData]):
         require_columns(task, data, config, [id_column, spec.column])
         values = dict(zip(map(str, data[id_column]), data[spec.column], strict=True))
         return lambda item_id: None if values.get(item_id) is None else str(values[item_id])
+
+
+def _in_config(task: TaskDefinition, config: str) -> TaskDefinition:
+    """``task`` reading its paired table from ``config`` (one of ``config_subsets``)."""
+    configs = {**task.dataset.configs, "pairs": config}
+    return task.model_copy(update={"dataset": task.dataset.model_copy(update={"configs": configs})})
+
+
+def _caption(item_id: str, text_column: str, text: Any, split_captions: bool) -> RawItem:
+    """A caption's item. An empty piece of a split caption is kept (an empty text is bad input
+    elsewhere): mteb encodes it as a query or document like any other."""
+    if split_captions and text == "":
+        return RawItem.of(item_id, text="")
+    return RawItem.read(item_id, {"text": (text_column, text)})
 
 
 def _subset_groups(
@@ -604,46 +752,38 @@ def _known_qrels(
 def _raw_items(
     data: datasets.Dataset,
     id_column: str,
-    text_column: str | None,
-    image_column: str | None,
+    columns: Mapping[str, str],
     title_column: str,
     *,
     strip: bool = False,
 ) -> Iterable[RawItem]:
-    """Rows as raw items; a ``modality`` column, where present, says which fields an item has
-    (without one, an item of a mixed side has whichever of text and image it holds).
+    """Rows as raw items with a part per modality of ``columns`` (modality name -> column); a
+    ``modality`` column, where present, says which parts an item has (without one, an item of
+    a mixed side has whichever parts it holds).
 
     A document's text is its title and text joined, stripped (``strip``), as mteb reads a corpus.
     A cell that cannot be used makes the item faulty (see ``RawItem.read``).
     """
     has_modality = "modality" in data.column_names
+    text_column = columns.get("text")
     has_title = text_column is not None and title_column in data.column_names
-    mixed = text_column is not None and image_column is not None
+    mixed = len(columns) > 1
     for row in data:
-        modality = str(row["modality"] or "") if has_modality else "image,text"
-        text_part = text_column if "text" in modality else None
-        text = row[text_column] if text_part else None
-        title = row[title_column] if has_title else None
-        if isinstance(text, str) and isinstance(title, str) and title:
-            text = f"{title} {text}".strip()
-        elif isinstance(text, str) and strip:
-            text = text.strip()
-        image_part = image_column if "image" in modality else None
-        if text_part is None and image_part is None:
-            parts = " or ".join(
-                f"'{p}'" for p, c in (("text", text_column), ("image", image_column)) if c
-            )
+        modality = str(row["modality"] or "") if has_modality else ",".join(columns)
+        present = [name for name in columns if name in modality]
+        if not present:
+            parts = " or ".join(f"'{name}'" for name in columns)
             fault = f"column 'modality' holds {modality!r}, which names no {parts} part"
             yield RawItem(str(row[id_column]), fault=f"{fault}; fix the row or drop it")
             continue
-        cells = {
-            name: (part, value)
-            for name, part, value in (
-                ("text", text_part, text),
-                ("image", image_part, row[image_column] if image_part else None),
-            )
-            if part is not None
-        }
+        cells = {name: (columns[name], row[columns[name]]) for name in present}
+        if "text" in cells:
+            text, title = cells["text"][1], row[title_column] if has_title else None
+            if isinstance(text, str) and isinstance(title, str) and title:
+                text = f"{title} {text}".strip()
+            elif isinstance(text, str) and strip:
+                text = text.strip()
+            cells["text"] = (cells["text"][0], text)
         yield RawItem.read(row[id_column], cells, optional=mixed and not has_modality)
 
 
@@ -658,6 +798,58 @@ def _limit(
     relevant = {doc for query in queries for doc in qrels[query.id]}
     extra = {doc.id for doc in corpus[:limit]}
     return queries, [doc for doc in corpus if doc.id in relevant or doc.id in extra]
+
+
+def _grouped_table(
+    task: TaskDefinition, spec: GroupedSpec, split: str
+) -> tuple[str, datasets.Dataset]:
+    """A grouped layout's config and table."""
+    config = resolve_config(task, "pairs", ("default",))
+    data = load_part(task, "pairs", config, split)
+    if spec.subset_column is not None:
+        require_columns(task, data, config, [spec.subset_column])
+    return config, data
+
+
+def _grouped_keys(task: TaskDefinition, spec: GroupedSpec, data: datasets.Dataset) -> list[str]:
+    """Each row's key, from its columns that hold no clip or image (nothing is decoded)."""
+    media = {column(task, name) for name in (*task.sides.query, *task.sides.document)}
+    fields = [c for c in data.column_names if c not in media or c == column(task, "text")]
+    rows = undecoded(data.select_columns(fields), fields)
+    return [_fill_id(task, spec.id_template, row) for row in rows]
+
+
+def _grouped_subsets(task: TaskDefinition, spec: GroupedSpec, split: str) -> dict[str, str]:
+    """The subset (``subset_column``'s value) of every query and document id."""
+    assert spec.subset_column is not None
+    _, data = _grouped_table(task, spec, split)
+    keys = _grouped_keys(task, spec, data)
+    subset_of: dict[str, str] = {}
+    for key, value in zip(keys, data[spec.subset_column], strict=True):
+        subset_of[f"query-{key}"] = subset_of[f"corpus-{key}"] = str(value)
+    return subset_of
+
+
+def _rows_of(
+    data: RetrievalSplit, subset_of: Mapping[str, str], subset: str, limit: int | None
+) -> RetrievalSplit:
+    """The queries and documents of one subset (their first ``limit`` queries)."""
+    queries = [query for query in data.queries if subset_of.get(query.id) == subset]
+    corpus = [doc for doc in data.corpus if subset_of.get(doc.id) == subset]
+    if limit is not None:
+        queries, corpus = _limit(queries, corpus, data.qrels, limit)
+    return RetrievalSplit(queries, corpus, {query.id: data.qrels[query.id] for query in queries})
+
+
+def _fill_id(task: TaskDefinition, template: str, row: Mapping[str, Any]) -> str:
+    """``template`` filled with a row's columns; a clear error naming a missing one."""
+    try:
+        return template.format(**row)
+    except (KeyError, IndexError, AttributeError) as error:
+        raise HarnessError(
+            f"task {task.name}: grouped.id_template {template!r} names {error}, which the rows "
+            f"do not have (columns: {', '.join(row)})"
+        ) from None
 
 
 def _hashable(captions: str | list[str] | None) -> str | tuple[str, ...] | None:

@@ -21,7 +21,8 @@ Reproduced defects of mteb:
   on near-ties). Entries pick the path with ``label_scoring: softmax`` or
   ``label_scoring: similarity``. An entry that names neither gets the path mteb takes for a
   task of its category declared the usual way: ``softmax`` for images (``i2t``, modalities
-  ``["image", "text"]``), ``similarity`` for texts (``t2t``). The resolved path is recorded
+  ``["image", "text"]``), ``similarity`` for texts (``t2t``) and audio (``a2t``, MAEB's
+  modalities ``["audio", "text"]``). The resolved path is recorded
   in the result's protocol.
 - Some mteb tasks read label names with ``readlines()``, so their prompts keep a newline
   (``"a photo showing the country of Andorra\\n."``); an entry reproduces this by listing the
@@ -64,10 +65,12 @@ from tasks.loading import column
 
 PLACEHOLDER = "{label}"
 # mteb's scoring path for a task that does not name one, by the query (input) modalities: image
-# tasks declare the modalities ["image", "text"] (softmax), text tasks ["text"] (similarity).
+# tasks declare the modalities ["image", "text"] (softmax), text tasks ["text"] and audio tasks
+# (MAEB) ["audio", "text"] (similarity).
 DEFAULT_LABEL_SCORING: dict[tuple[str, ...], LabelScoring] = {
     ("image",): "softmax",
     ("text",): "similarity",
+    ("audio",): "similarity",
 }
 # (pattern, replacement) regular-expression substitutions, applied in order.
 Rewrites = tuple[tuple[str, str], ...]
@@ -155,13 +158,14 @@ class ZeroShotClassification(TaskType[ZeroShotSplit]):
 
     def protocol(self, task: TaskDefinition) -> ZeroShotProtocol:
         """The validated protocol, ``label_scoring`` resolved; the category must classify
-        into text labels (``i2t`` or ``t2t``)."""
+        into text labels (``i2t``, ``t2t`` or ``a2t``)."""
         protocol = super().protocol(task)
         assert isinstance(protocol, ZeroShotProtocol)
         if task.sides.document != ("text",) or task.sides.query not in DEFAULT_LABEL_SCORING:
             raise HarnessError(
-                f"task {task.name}: zero-shot classification matches images or texts to text "
-                f"label prompts, so its category must be i2t or t2t, not {task.category}"
+                f"task {task.name}: zero-shot classification matches images, texts or audio to "
+                f"text label prompts, so its category must be i2t, t2t or a2t, not "
+                f"{task.category}"
             )
         if protocol.label_scoring is None:
             scoring = DEFAULT_LABEL_SCORING[task.sides.query]

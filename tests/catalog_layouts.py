@@ -36,17 +36,25 @@ DATA_PROTOCOL_KEYS = frozenset(
         "paired",
         "where",
         "candidates",
+        # MAEB's: the splits a cross-validated probe reads, and mteb's reshaping of the labels
+        "cross_validation_folds",
+        "exclude_labels",
+        "label_ids",
+        "stratified_subsample",
     }
 )
 
 
-def catalog_tasks(*types: str) -> list[TaskDefinition]:
-    """The built-in entries that are not demo tasks, of the given types (all when none given)."""
+def catalog_tasks(*types: str, audio: bool = False) -> list[TaskDefinition]:
+    """The built-in entries that are not demo tasks, of the given types (all when none given):
+    those without audio inputs (MIEB, ViDoRe...), or with ``audio`` those with (MAEB)."""
     demo = set(demo_tasks())
     return [
         task
         for name, task in sorted(builtin_tasks().items())
-        if name not in demo and (not types or task.type in types)
+        if name not in demo
+        and (not types or task.type in types)
+        and ("audio" in task.input_modalities) == audio
     ]
 
 

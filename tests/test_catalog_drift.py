@@ -1,8 +1,8 @@
 """The catalog against mteb's own metadata (shipped inside the mteb package, read offline).
 
 Every catalog entry that mteb knows must name the same dataset path and revision, eval splits,
-main score and type family as mteb's task of the same name; every benchmark that mirrors one of
-mteb's must list the same tasks.
+main score, category, eval languages (but for aggregate tasks) and type family as mteb's task of
+the same name; every benchmark that mirrors one of mteb's must list the same tasks.
 """
 
 from __future__ import annotations
@@ -24,10 +24,17 @@ with warnings.catch_warnings():
 # Our task type -> the mteb task types it reproduces.
 MTEB_TYPES = {
     "retrieval": {"Any2AnyRetrieval", "Any2AnyMultilingualRetrieval", "DocumentUnderstanding"},
-    "linear_probe": {"ImageClassification"},
-    "multilabel_classification": {"ImageClassification", "ImageMultilabelClassification"},
-    "zero_shot_classification": {"ZeroShotClassification"},
+    "linear_probe": {"ImageClassification", "AudioClassification"},
+    "multilabel_classification": {
+        "ImageClassification",
+        "ImageMultilabelClassification",
+        "AudioMultilabelClassification",
+    },
+    "zero_shot_classification": {"ZeroShotClassification", "AudioZeroshotClassification"},
     "clustering": {"ImageClustering"},
+    "clustering_fast": {"AudioClustering"},
+    "pair_classification": {"AudioPairClassification"},
+    "reranking": {"AudioReranking"},
     "compositionality": {"Compositionality"},
     "multiple_choice": {"VisionCentricQA"},
     "visual_sts": {"VisualSTS(eng)", "VisualSTS(multi)"},
@@ -57,7 +64,7 @@ def reference_dataset(task: Any) -> dict[str, str]:
     return task.metadata.dataset
 
 
-CATALOG = catalog_tasks()
+CATALOG = catalog_tasks() + catalog_tasks(audio=True)
 
 
 def test_catalog_is_not_empty() -> None:
@@ -76,9 +83,26 @@ def test_entry_matches_mteb_metadata(entry: Any) -> None:
     assert entry.eval_splits == list(metadata.eval_splits)
     assert task_type(entry).main_score(entry) == metadata.main_score
     assert metadata.type in MTEB_TYPES[entry.type]
+    assert entry.category == expected_category(entry, metadata)
     if not reference.is_aggregate:
+        assert entry.languages == mteb_languages(metadata)
         sizes = metadata.n_samples or {}
         assert entry.n_samples == {split: sizes[split] for split in entry.eval_splits}
+
+
+def mteb_languages(metadata: Any) -> list[str]:
+    """mteb's eval languages, in order, each once (a multilingual task's over its subsets)."""
+    langs = metadata.eval_langs
+    groups = langs.values() if isinstance(langs, dict) else [langs]
+    return list(dict.fromkeys(code for group in groups for code in group))
+
+
+def expected_category(entry: Any, metadata: Any) -> str:
+    """mteb's category in our letters: an entry scored against class labels (``c``) keeps
+    mteb's query side (mteb files some under i2t, a2a or a2t)."""
+    if entry.sides.labels:
+        return metadata.category.partition("2")[0] + "2c"
+    return str(metadata.category)
 
 
 @pytest.mark.parametrize(
@@ -91,11 +115,19 @@ def test_benchmark_lists_mtebs_tasks(benchmark: Any) -> None:
     assert list(benchmark.tasks) == [task.metadata.name for task in reference.tasks]
 
 
-def test_drift_check_catches_a_changed_revision() -> None:
-    """The comparison itself can fail: a catalog entry with another revision differs."""
-    entry = next(task for task in CATALOG if mteb_task(task.name) is not None)
-    changed = entry.model_copy(
-        update={"dataset": entry.dataset.model_copy(update={"revision": "0" * 40})}
-    )
-    with pytest.raises(AssertionError):
-        test_entry_matches_mteb_metadata(changed)
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda entry: {"dataset": entry.dataset.model_copy(update={"revision": "0" * 40})},
+        lambda entry: {"languages": [*entry.languages, "xxx-Latn"]},
+        lambda entry: {"category": "t2t" if entry.category != "t2t" else "i2i"},
+    ],
+    ids=["revision", "languages", "category"],
+)
+def test_drift_check_catches_a_change(change: Any) -> None:
+    """The comparison itself can fail: an entry with another revision, languages or category
+    differs (for an audio entry too)."""
+    for catalog in (catalog_tasks(), catalog_tasks(audio=True)):
+        entry = next(task for task in catalog if mteb_task(task.name) is not None)
+        with pytest.raises(AssertionError):
+            test_entry_matches_mteb_metadata(entry.model_copy(update=change(entry)))

@@ -1,9 +1,9 @@
 """Issue 14, items 2 and 3: the modality registry is the single source of what an input part
 is, and an adapter's preprocess step runs in the DataLoader workers.
 
-A toy audio modality and a toy video modality, registered here and nowhere else, go through
-categories, items, cache keys, sharding costs, dataset columns and the encoder end to end,
-with no change to task types, the encoder, sharding or scorers.
+A toy sonar modality (float32 samples) and a toy video modality, registered here and nowhere
+else, go through categories, items, cache keys, sharding costs, dataset columns and the encoder
+end to end, with no change to task types, the encoder, sharding or scorers.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _wave(*samples: float) -> bytes:
 def _read_audio(value: Any) -> StoredAudio:
     stored = value.get("bytes") if isinstance(value, dict) else value
     if not isinstance(stored, bytes) or not stored or len(stored) % 4:
-        raise ValueError("holds no float32 samples where audio belongs; store them in it")
+        raise ValueError("holds no float32 samples where sonar belongs; store them in it")
     return StoredAudio(stored)
 
 
@@ -71,8 +71,8 @@ def _audio_feature(feature: Any) -> Any | None:
 
 
 AUDIO = Modality(
-    name="audio",
-    letter="a",
+    name="sonar",
+    letter="s",
     read=_read_audio,
     digest=bytes,
     cost=lambda value: float(len(value) // 4),
@@ -90,70 +90,70 @@ def toy_modalities() -> Iterator[None]:
     try:
         yield
     finally:
-        unregister("audio")
+        unregister("sonar")
         unregister("video")
 
 
-def test_text_and_image_are_built_in_in_cache_key_order() -> None:
-    assert [entry.name for entry in registered()] == ["text", "image"]
-    assert [entry.letter for entry in registered()] == ["t", "i"]
+def test_text_image_and_audio_are_built_in_in_cache_key_order() -> None:
+    assert [entry.name for entry in registered()] == ["text", "image", "audio"]
+    assert [entry.letter for entry in registered()] == ["t", "i", "a"]
     with pytest.raises(ValueError, match="built in"):
         unregister("text")
 
 
 def test_a_new_modality_needs_a_new_name_and_letter(toy_modalities: None) -> None:
     with pytest.raises(ValueError, match="clashes"):
-        register(Modality(name="audio", letter="u", read=bytes, digest=bytes, cost=float))
+        register(Modality(name="sonar", letter="u", read=bytes, digest=bytes, cost=float))
     with pytest.raises(ValueError, match="clashes"):
-        register(Modality(name="speech", letter="a", read=bytes, digest=bytes, cost=float))
+        register(Modality(name="speech", letter="s", read=bytes, digest=bytes, cost=float))
     with pytest.raises(ValueError, match="cannot be a letter"):
         register(Modality(name="labels", letter="c", read=bytes, digest=bytes, cost=float))
 
 
 def test_categories_with_new_letters_parse(toy_modalities: None) -> None:
-    assert parse_category("a2t").query == ("audio",)
-    sides = parse_category("va2t")
-    assert sides.query == ("audio", "video") and sides.document == ("text",)
-    assert parse_category("t2a").inputs == ("text", "audio")
-    assert parse_category("a2c").labels
+    assert parse_category("s2t").query == ("sonar",)
+    sides = parse_category("vs2t")
+    assert sides.query == ("sonar", "video") and sides.document == ("text",)
+    assert parse_category("t2s").inputs == ("text", "sonar")
+    assert parse_category("s2c").labels
 
 
 def test_unregistered_letters_do_not_parse() -> None:
-    with pytest.raises(ValueError, match="'a' is not a set of modality letters"):
-        parse_category("a2t")
+    with pytest.raises(ValueError, match="'s' is not a set of modality letters"):
+        parse_category("s2t")
 
 
 def test_items_carry_new_parts_with_stable_keys_and_costs(toy_modalities: None) -> None:
-    item = RawItem.read("x", {"audio": ("clip", _wave(0.5, -0.5)), "text": ("caption", "hi")})
-    assert item.fault is None and item.modality == "audio,text"
-    # Parts hash in registration order: text, image, then audio.
+    item = RawItem.read("x", {"sonar": ("clip", _wave(0.5, -0.5)), "text": ("caption", "hi")})
+    assert item.fault is None and item.modality == "sonar,text"
+    # Parts hash in registration order: text, image, audio, then sonar.
     assert item.content_digest() == (
-        "909d2df3db2aaedefbc707ff9641fdf871a370ec8962ea5ff375ee7f2bf51f24"
+        "101b45421e2bdb25966a63b04bb0ceaa91f5ddc5dab04ce79111474dfccade53"
     )
-    same = RawItem.of("y", text="hi", audio=StoredAudio(_wave(0.5, -0.5)))
+    same = RawItem.of("y", text="hi", sonar=StoredAudio(_wave(0.5, -0.5)))
     assert same.content_digest() == item.content_digest()
     assert item_cost(item) == 1 + 2 + 2  # one, two samples, two characters
     decoded = item.decoded()
-    assert decoded["text"] == "hi" and decoded["audio"].tolist() == [0.5, -0.5]
+    assert decoded["text"] == "hi" and decoded["sonar"].tolist() == [0.5, -0.5]
 
 
 def test_bad_new_parts_are_faults_naming_their_column(toy_modalities: None) -> None:
-    unreadable = RawItem.read("x", {"audio": ("clip", b"abc")})
+    unreadable = RawItem.read("x", {"sonar": ("clip", b"abc")})
     assert unreadable.fault == (
-        "column 'clip' holds no float32 samples where audio belongs; store them in it"
+        "column 'clip' holds no float32 samples where sonar belongs; store them in it"
     )
-    undecodable = RawItem.read("y", {"audio": ("clip", _wave(float("nan")))})
-    with pytest.raises(BadInputError, match="the audio in column 'clip' cannot be decoded"):
+    undecodable = RawItem.read("y", {"sonar": ("clip", _wave(float("nan")))})
+    with pytest.raises(BadInputError, match="the sonar in column 'clip' cannot be decoded"):
         undecodable.decoded()
-    empty = RawItem.read("z", {"text": ("q", " "), "audio": ("clip", None)}, optional=True)
-    assert empty.fault == "has neither text nor audio (columns 'q' and 'clip' are empty)"
+    empty = RawItem.read("z", {"text": ("q", " "), "sonar": ("clip", None)}, optional=True)
+    assert empty.fault == "has neither text nor sonar (columns 'q' and 'clip' are empty)"
 
 
 def test_parts_must_be_registered() -> None:
-    with pytest.raises(KeyError, match="no modality 'audio'"):
-        RawItem.of("x", audio=b"\0\0\0\0")
-    with pytest.raises(KeyError, match="no modality 'audio'"):
-        RawItem.read("x", {"text": ("q", "hi"), "audio": ("clip", b"\0\0\0\0")})
+    with pytest.raises(KeyError, match="no modality 'sonar'"):
+        RawItem.of("x", sonar=b"\0\0\0\0")
+    with pytest.raises(KeyError, match="no modality 'sonar'"):
+        RawItem.read("x", {"text": ("q", "hi"), "sonar": ("clip", b"\0\0\0\0")})
 
 
 def test_new_columns_are_read_undecoded(
@@ -162,14 +162,14 @@ def test_new_columns_are_read_undecoded(
     data = undecoded(undecoded_dataset, ["id", "clip"])
     assert data.features["clip"] == datasets.Audio(decode=False)
     assert data[0]["clip"]["bytes"] == _wave(1.0, 2.0)
-    assert modality("audio").read(data[0]["clip"]) == _wave(1.0, 2.0)
+    assert modality("sonar").read(data[0]["clip"]) == _wave(1.0, 2.0)
 
 
 class ToyAudioAdapter:
     """Embeds audio by its mean and length and text by its length; its preprocess step (a
     stand-in for resampling) runs in the workers and records the process it ran in."""
 
-    meta = AdapterMeta("toy-audio", "v1", "test", "cosine", ("audio", "text"), "float32")
+    meta = AdapterMeta("toy-audio", "v1", "test", "cosine", ("sonar", "text"), "float32")
 
     def __init__(self) -> None:
         self.pids: set[int] = set()
@@ -177,9 +177,9 @@ class ToyAudioAdapter:
     def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
         if "pid" in item:
             return item
-        audio = item.get("audio")
+        audio = item.get("sonar")
         resampled = None if audio is None else audio[::2]
-        return {**item, "audio": resampled, "pid": os.getpid()}
+        return {**item, "sonar": resampled, "pid": os.getpid()}
 
     def encode(
         self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
@@ -188,14 +188,14 @@ class ToyAudioAdapter:
         self.pids |= {item["pid"] for item in items}
         rows = []
         for item in items:
-            audio = item["audio"] if item["audio"] is not None else np.zeros(1, np.float32)
+            audio = item["sonar"] if item["sonar"] is not None else np.zeros(1, np.float32)
             rows.append([float(audio.mean()), len(audio), len(item.get("text") or ""), 1.0])
         return np.asarray(rows, dtype=np.float32)
 
 
 def _toy_items() -> list[RawItem]:
-    items = [RawItem.of(f"a{n}", audio=_wave(*range(n + 1))) for n in range(6)]
-    items += [RawItem.of("both", audio=_wave(3.0, 1.0), text="a dog barks")]
+    items = [RawItem.of(f"a{n}", sonar=_wave(*range(n + 1))) for n in range(6)]
+    items += [RawItem.of("both", sonar=_wave(3.0, 1.0), text="a dog barks")]
     return [*items, RawItem.of("t0", text="rain on a roof")]
 
 
@@ -222,7 +222,7 @@ def test_new_modality_encodes_end_to_end_in_workers(toy_modalities: None, tmp_pa
 def test_preprocess_errors_of_bad_input_skip_the_item(toy_modalities: None) -> None:
     class Picky(ToyAudioAdapter):
         def preprocess(self, item: Item, **kwargs: Any) -> Item:
-            if item.get("audio") is not None and len(item["audio"]) > 4:
+            if item.get("sonar") is not None and len(item["sonar"]) > 4:
                 raise BadInputError("the audio is longer than 4 samples")
             return super().preprocess(item, **kwargs)
 

@@ -309,7 +309,8 @@ def test_multilabel_samples_follow_mteb_generator_across_splits() -> None:
     draws = [task._undersample_data_indices(label_sets, 8, None)[0] for _ in range(8)]
     expected = [[int(i) for i in draw] for draw in draws]
     assert multilabel_kshot_samples(label_sets, 8, 4) == expected[:4]
-    assert multilabel_kshot_samples(label_sets, 8, 4, earlier_experiments=4) == expected[4:]
+    earlier = [len(label_sets)] * 4
+    assert multilabel_kshot_samples(label_sets, 8, 4, earlier_shuffles=earlier) == expected[4:]
 
 
 @pytest.mark.parametrize(("n_rows", "n_samples"), [(300, 100), (257, 200), (90, 89)])

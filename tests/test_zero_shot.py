@@ -290,7 +290,7 @@ def test_bad_protocols_are_refused_when_the_file_loads(
 
 def test_category_must_classify_into_text_labels(tmp_path: Path) -> None:
     path = task_file(tmp_path / "t.yaml", [entry("Bad", tmp_path, category="t2i")])
-    with pytest.raises(HarnessError, match="must be i2t or t2t"):
+    with pytest.raises(HarnessError, match="must be i2t, t2t or a2t"):
         load_task_file(path)
 
 

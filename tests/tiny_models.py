@@ -1,5 +1,5 @@
-"""Builders for tiny, randomly initialised models saved to a directory: dual encoders and
-Qwen2-VL-family chat models.
+"""Builders for tiny, randomly initialised models saved to a directory: dual encoders,
+Qwen2-VL-family chat models and audio encoders (CLAP, Whisper, wav2vec2, HuBERT).
 
 Every builder is deterministic: fixed seeds and a tokenizer built from a fixed word-level
 vocabulary (never a trained BPE, whose ties break in hash order).
@@ -7,11 +7,15 @@ vocabulary (never a trained BPE, whose ties break in hash order).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
+    ClapConfig,
+    ClapFeatureExtractor,
+    ClapModel,
     CLIPConfig,
     CLIPImageProcessorPil,
     CLIPModel,
@@ -21,6 +25,8 @@ from transformers import (
     ColQwen2Config,
     ColQwen2ForRetrieval,
     ColQwen2Processor,
+    HubertConfig,
+    HubertModel,
     PreTrainedModel,
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
@@ -33,7 +39,14 @@ from transformers import (
     SiglipConfig,
     SiglipImageProcessorPil,
     SiglipModel,
+    Wav2Vec2Config,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2Model,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperModel,
 )
+from transformers.feature_extraction_utils import FeatureExtractionMixin
 from transformers.image_processing_utils import ImageProcessingMixin
 
 SEED = 1234
@@ -104,10 +117,11 @@ def _text_tower(tokenizer: PreTrainedTokenizerFast) -> dict[str, object]:
 def _save(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerFast,
-    processor: ImageProcessingMixin,
+    processor: ImageProcessingMixin | FeatureExtractionMixin,
     directory: Path,
 ) -> Path:
-    """Save the model, its tokenizer and its image processor side by side."""
+    """Save the model, its tokenizer and its image processor (or feature extractor) side by
+    side."""
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     processor.save_pretrained(directory)
@@ -169,6 +183,8 @@ CHAT_SPECIALS = (
     "<|video_pad|>",
     "<unk>",
 )
+# Qwen2.5-Omni's audio tokens, after every other word (so the other tokens keep their ids).
+AUDIO_SPECIALS = ("<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>")
 _CHAT_VOCABULARY = """
 system user assistant you helpful summarize summary above text image sentence one word find
 screenshot that relevant to question : ' . ,
@@ -182,6 +198,7 @@ QWEN_CHAT_TEMPLATE = (
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for part in message['content'] %}"
     "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
     "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -192,7 +209,7 @@ MLLM_MAX_PIXELS = 112 * 112
 
 def chat_tokenizer(chat_template: str | None = QWEN_CHAT_TEMPLATE) -> PreTrainedTokenizerFast:
     """A lower-casing word-level tokenizer with Qwen's special tokens and a chat template."""
-    words = dict.fromkeys([*CHAT_SPECIALS, *WORDS, *CHAT_WORDS])
+    words = dict.fromkeys([*CHAT_SPECIALS, *WORDS, *CHAT_WORDS, *AUDIO_SPECIALS])
     vocab = {token: index for index, token in enumerate(words)}
     assert len(vocab) <= VOCAB_SIZE
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -203,7 +220,7 @@ def chat_tokenizer(chat_template: str | None = QWEN_CHAT_TEMPLATE) -> PreTrained
         unk_token="<unk>",
         pad_token="<|endoftext|>",
         eos_token="<|im_end|>",
-        additional_special_tokens=list(CHAT_SPECIALS[1:7]),
+        additional_special_tokens=[*CHAT_SPECIALS[1:7], *AUDIO_SPECIALS],
         chat_template=chat_template,
         model_max_length=512,
     )
@@ -279,7 +296,9 @@ def build_tiny_qwen2_5_vl(directory: str | Path) -> Path:
 def build_tiny_qwen2_5_omni_thinker(directory: str | Path) -> Path:
     """Save a tiny random ``Qwen2_5OmniThinkerForConditionalGeneration``; return the directory.
 
-    Its audio tower is tiny too; the tokenizer has no audio tokens (texts and images only).
+    Its audio tower is tiny too (8 mel bins); as in the hub's Omni repositories, one
+    preprocessor_config.json holds both the image processor's and the Whisper feature
+    extractor's settings.
     """
     tokenizer = chat_tokenizer()
     ids = tokenizer.convert_tokens_to_ids
@@ -306,16 +325,21 @@ def build_tiny_qwen2_5_omni_thinker(directory: str | Path) -> Path:
         text_config=_qwen_text(tokenizer),
         image_token_index=ids("<|image_pad|>"),
         video_token_index=ids("<|video_pad|>"),
-        audio_token_index=ids("<unk>"),
-        audio_start_token_id=ids("<unk>"),
-        audio_end_token_id=ids("<unk>"),
+        audio_token_index=ids("<|AUDIO|>"),
+        audio_start_token_id=ids("<|audio_bos|>"),
+        audio_end_token_id=ids("<|audio_eos|>"),
         vision_start_token_id=ids("<|vision_start|>"),
         vision_end_token_id=ids("<|vision_end|>"),
         user_token_id=ids("user"),
     )
     torch.manual_seed(SEED)
     model = Qwen2_5OmniThinkerForConditionalGeneration(config)
-    return _save_mllm(model, tokenizer, Path(directory))
+    directory = _save_mllm(model, tokenizer, Path(directory))
+    audio = WhisperFeatureExtractor(feature_size=8, chunk_length=30, return_attention_mask=True)
+    config_file = directory / "preprocessor_config.json"
+    merged = {**json.loads(config_file.read_text()), **audio.to_dict()}
+    config_file.write_text(json.dumps(merged, indent=2, sort_keys=True))
+    return directory
 
 
 def build_tiny_colqwen2(directory: str | Path) -> Path:
@@ -375,4 +399,96 @@ def build_tiny_colpali(directory: str | Path) -> Path:
     directory = Path(directory)
     ColPaliForRetrieval(ColPaliConfig(vlm_config=vlm, embedding_dim=16)).save_pretrained(directory)
     processor.save_pretrained(directory)
+    return directory
+
+
+def build_tiny_clap(directory: str | Path, *, fusion: bool = False) -> Path:
+    """Save a tiny random ``ClapModel`` (64 mel bins, as the fusion path requires; a 1 s window
+    at 48 kHz) with its
+    tokenizer and feature extractor; return the directory. ``fusion`` builds a checkpoint
+    that fuses long clips (``truncation="fusion"``), else one that crops them."""
+    tokenizer = _word_level_tokenizer(
+        {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"},
+        "<s> $A </s>",
+        ["input_ids", "attention_mask"],
+    )
+    text = {**_text_tower(tokenizer), "max_position_embeddings": 2 * MAX_TOKENS}
+    audio = {
+        "num_mel_bins": 64,
+        "spec_size": 128,
+        "window_size": 4,
+        "patch_size": 4,
+        "depths": [1, 1],
+        "num_attention_heads": [2, 2],
+        "hidden_size": HIDDEN,
+        "patch_embeds_hidden_size": 16,
+        "enable_fusion": fusion,
+    }
+    config = ClapConfig(text_config=text, audio_config=audio, projection_dim=24)
+    extractor = ClapFeatureExtractor(
+        feature_size=64,
+        max_length_s=1,
+        truncation="fusion" if fusion else "rand_trunc",
+        padding="repeatpad",
+    )
+    torch.manual_seed(SEED)
+    return _save(ClapModel(config), tokenizer, extractor, Path(directory))
+
+
+def build_tiny_whisper(directory: str | Path) -> Path:
+    """Save a tiny random ``WhisperModel`` (8 mel bins, a 1 s window at 16 kHz) with its
+    feature extractor; return the directory."""
+    config = WhisperConfig(
+        vocab_size=VOCAB_SIZE,
+        num_mel_bins=8,
+        d_model=16,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=2 * HIDDEN,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=2 * HIDDEN,
+        max_source_positions=50,
+        max_target_positions=MAX_TOKENS,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=1,
+        decoder_start_token_id=2,
+    )
+    torch.manual_seed(SEED)
+    directory = Path(directory)
+    WhisperModel(config).save_pretrained(directory)
+    WhisperFeatureExtractor(feature_size=8, chunk_length=1).save_pretrained(directory)
+    return directory
+
+
+def build_tiny_wav2vec2(
+    directory: str | Path, *, kind: str = "wav2vec2", norm: str = "layer"
+) -> Path:
+    """Save a tiny random ``Wav2Vec2Model`` (``kind="wav2vec2"``) or ``HubertModel``
+    (``"hubert"``) whose feature encoder uses ``norm`` (``"layer"`` or ``"group"``), with its
+    feature extractor; return the directory."""
+    settings = {
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": HIDDEN,
+        "conv_dim": (8, 8),
+        "conv_stride": (5, 2),
+        "conv_kernel": (10, 3),
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 2,
+        "feat_extract_norm": norm,
+        "do_stable_layer_norm": norm == "layer",
+    }
+    config_class, model_class = {
+        "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+        "hubert": (HubertConfig, HubertModel),
+    }[kind]
+    torch.manual_seed(SEED)
+    directory = Path(directory)
+    model_class(config_class(**settings)).save_pretrained(directory)
+    Wav2Vec2FeatureExtractor(
+        do_normalize=True, return_attention_mask=norm == "layer"
+    ).save_pretrained(directory)
     return directory

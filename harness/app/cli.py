@@ -21,9 +21,11 @@ from harness.scoring.bootstrap import LEVEL
 if TYPE_CHECKING:
     from harness.app.runner import RunSettings, TaskOutcome
 
-# The embedded demo: demo-clip on every demo task, and the OCR + MiniLM baseline on the
-# document task (when Tesseract is installed; `make demo` installs it).
+# The embedded demo: demo-clip on every image and text demo task, demo-clap on the audio ones,
+# and the OCR + MiniLM baseline on the document task (when Tesseract is installed; `make demo`
+# installs it).
 DEMO_MODEL = "demo-clip"
+DEMO_AUDIO_MODEL = "demo-clap"
 DEMO_OCR_BASELINE = ("ocr-tesseract-minilm", ["DemoDocRetrieval"])
 # The exit status of a command stopped by a closed pipe (128 + SIGPIPE), as shells report it.
 SIGPIPE_STATUS = 141
@@ -366,8 +368,12 @@ def _run_on_ray(
 
 def _demo_jobs(tasks: list[str]) -> list[tuple[str, list[str]]]:
     """The models and tasks of the embedded demo."""
+    from tasks.registry import builtin_tasks
+
     print("No --model/--tasks given: running the embedded offline demo.")
-    jobs = [(DEMO_MODEL, tasks)]
+    known = builtin_tasks()
+    audio = [name for name in tasks if "audio" in known[name].input_modalities]
+    jobs = [(DEMO_MODEL, [name for name in tasks if name not in audio]), (DEMO_AUDIO_MODEL, audio)]
     if shutil.which("tesseract"):
         jobs.append(DEMO_OCR_BASELINE)
     else:

@@ -311,7 +311,7 @@ def _evaluate(
             model=ModelRecord.of(encoder.adapter.meta),
             task=TaskRecord.model_validate(prepared.record),
             run_settings=settings.recorded(),
-            environment=environment(),
+            environment=environment(task.input_modalities),
             encoding=encoding,
             warnings=degenerate_warnings(encoding, encoder.adapter.meta.name),
             skipped_inputs=skipped,

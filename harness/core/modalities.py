@@ -3,14 +3,15 @@
 A modality is one :class:`Modality` record. Categories (``t2i``, ``it2t``, ``a2t``, ``va2t``...)
 parse through the registry letter by letter, and items carry any set of parts, one per
 modality. Adding a modality is one :func:`register` call: no task type, encoder, sharding or
-scorer changes. Text (:mod:`harness.core.text`) and image (:mod:`harness.core.image`) are the
-built-in entries, registered in that order on first use.
+scorer changes. Text (:mod:`harness.core.text`), image (:mod:`harness.core.image`) and audio
+(:mod:`harness.core.audio`) are the built-in entries, registered in that order on first use.
 
 The record's callables work on a part's *stored* value (text, or an image's encoded bytes):
 ``read`` turns a dataset cell into it, ``digest`` hashes it for the cache key without decoding,
 ``decode`` turns it into what adapters receive (in the DataLoader workers), ``cost`` weighs it
 for sharding, ``length`` orders items for batching, and ``undecoded_feature`` says how a
-``datasets`` column of it is read without decoding.
+``datasets`` column of it is read without decoding; ``pipeline`` names the libraries that decode
+it, for the result files.
 """
 
 from __future__ import annotations
@@ -52,17 +53,22 @@ class Modality:
     length: Callable[[Any], int] = _no_length
     # A ``datasets`` feature -> the feature that reads it undecoded, or None to keep it.
     undecoded_feature: Callable[[Any], Any | None] = _kept_feature
+    # The libraries that decode and convert its values, with their versions (e.g.
+    # {"decoder": "soundfile 0.14.0 ..."}), recorded in each result of a task with such inputs.
+    pipeline: Callable[[], dict[str, str]] | None = None
 
 
 _REGISTRY: dict[str, Modality] = {}
 
 
 def _builtin() -> tuple[Modality, ...]:
-    """Text and image, in the order of their parts in every cache key (it never changes)."""
+    """Text, image and audio, in the order of their parts in every cache key (it never
+    changes: a new built-in entry goes last)."""
+    from harness.core.audio import AUDIO
     from harness.core.image import IMAGE
     from harness.core.text import TEXT
 
-    return (TEXT, IMAGE)
+    return (TEXT, IMAGE, AUDIO)
 
 
 def _entries() -> dict[str, Modality]:

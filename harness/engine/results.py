@@ -13,6 +13,7 @@ import json
 import math
 import platform
 import re
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 import harness
 from harness.core.adapter import AdapterMeta
 from harness.core.errors import HarnessError
+from harness.core.modalities import modality, ordered
 from harness.engine.atomic import write_atomic
 from harness.engine.main_score import split_score
 from harness.engine.records import IdentityRecord, ModelRecord, SettingsRecord, TaskRecord
@@ -139,14 +141,19 @@ class ResultFile(BaseModel):
         return {split: split_score(entries) for split, entries in self.scores.items()}
 
 
-def environment() -> dict[str, str]:
-    """Versions of Python and the libraries that shape the numbers."""
+def environment(modalities: Iterable[str] = ()) -> dict[str, str]:
+    """Versions of Python and the libraries that shape the numbers, and the pipeline of each
+    of ``modalities`` that has one (``audio_decoder``, ``audio_resampler``...)."""
     versions = {"python": platform.python_version(), "platform": platform.platform()}
     for package in ("torch", "transformers", "datasets", "mteb", "numpy", "scikit-learn"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
+    for name in ordered(modalities):
+        pipeline = modality(name).pipeline
+        if pipeline is not None:
+            versions |= {f"{name}_{part}": what for part, what in pipeline().items()}
     return versions
 
 

@@ -201,20 +201,22 @@ def multilabel_kshot_samples(
     n_experiments: int,
     seed: int = 42,
     *,
-    earlier_experiments: int = 0,
+    earlier_shuffles: Sequence[int] = (),
 ) -> list[list[int]]:
     """The train rows of each experiment, in the order mteb hands them to the classifier.
 
-    mteb's generator lives as long as the task object, so a second evaluation split continues
-    where the first stopped: ``earlier_experiments`` shuffles are drawn and discarded first.
+    mteb's generator lives as long as the task object, so a later evaluation split or subset
+    continues where the earlier ones stopped: ``earlier_shuffles`` gives the size of each train
+    split that an earlier experiment shuffled; those shuffles are drawn and discarded first.
     """
     rng = np.random.default_rng(seed)
+    for size in earlier_shuffles:
+        rng.shuffle(np.arange(size))
     samples = []
-    for experiment in range(earlier_experiments + n_experiments):
+    for _ in range(n_experiments):
         order = np.arange(len(label_sets))
         rng.shuffle(order)
-        if experiment >= earlier_experiments:
-            samples.append(_greedy_cover(label_sets, order.tolist(), samples_per_label))
+        samples.append(_greedy_cover(label_sets, order.tolist(), samples_per_label))
     return samples
 
 

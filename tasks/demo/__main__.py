@@ -8,6 +8,7 @@ from pathlib import Path
 
 import datasets
 
+from tasks.demo.audio import build_audio
 from tasks.demo.build import build_demo_datasets
 from tasks.demo.classification import build_classification
 from tasks.demo.compositionality import build_compositionality
@@ -20,6 +21,7 @@ def build_all(out_dir: Path) -> None:
     """Every demo task type's datasets, deterministically, under ``out_dir``."""
     build_demo_datasets(out_dir)
     for build in (
+        build_audio,
         build_classification,
         build_compositionality,
         build_documents,
