@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
     CLIPConfig,
     CLIPImageProcessorPil,
@@ -31,6 +29,7 @@ from transformers import (
 )
 
 from tasks.demo.shapes import GENERATOR_VERSION, Scene, render, sample_scenes, vocabulary
+from tasks.demo.training import warmup_cosine, word_level_tokenizer
 
 TRAIN_SEED = 31337
 TORCH_SEED = 0
@@ -56,21 +55,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     Ids: ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2, ``<eos>`` 3, then the words in vocabulary order.
     Every sequence is ``<bos> words <eos>``.
     """
-    tokens = [*SPECIAL_TOKENS.values(), *vocabulary()]
-    vocab = {token: index for index, token in enumerate(tokens)}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
-    backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    bos, eos = SPECIAL_TOKENS["bos_token"], SPECIAL_TOKENS["eos_token"]
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", special_tokens=[(bos, vocab[bos]), (eos, vocab[eos])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        model_max_length=MAX_TOKENS,
-        model_input_names=["input_ids", "attention_mask"],
-        **SPECIAL_TOKENS,
-    )
+    return word_level_tokenizer(vocabulary(), SPECIAL_TOKENS, MAX_TOKENS)
 
 
 def build_image_processor() -> CLIPImageProcessorPil:
@@ -112,10 +97,7 @@ def train_batch(step: int, batch_size: int) -> tuple[list[Scene], list[Image.Ima
 
 def learning_rate(step: int, steps: int) -> float:
     """Linear warm-up, then cosine decay to zero."""
-    if step < WARMUP_STEPS:
-        return LEARNING_RATE * (step + 1) / WARMUP_STEPS
-    progress = (step - WARMUP_STEPS) / max(1, steps - WARMUP_STEPS)
-    return LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, steps, peak=LEARNING_RATE, warmup=WARMUP_STEPS)
 
 
 def train(
