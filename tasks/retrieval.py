@@ -14,8 +14,11 @@ config (MAEB's CommonVoice: one config per language).
 A query or corpus id that appears on several rows, and a (query, document) pair judged more
 than once, are an error by default that names them. ``duplicates: last`` keeps the last row of
 each id and the last judgment of each pair: what mteb's qrels loader keeps
-(``dict(zip(corpus-id, score))``); mteb has no rule for a repeated query or corpus id (every
-row is encoded and searched, and its results dict keeps one score per id).
+(``dict(zip(corpus-id, score))``). ``duplicates: pool`` keeps every row, as mteb does (MAEB's
+FleursT2ARetrieval: a sentence id repeats once per speaker): every row is encoded and searched,
+the rows that share a query id pool their hits into one top-k list and a document id found
+more than once keeps one score, both as mteb's search builds its results (see
+``harness.scoring.pooled_search``).
 
 Judgments that name a query or a document the dataset lacks are an error by default. mteb
 ignores them silently: a judged query that is not among the queries is never run, and a document
@@ -40,6 +43,7 @@ from harness.core.errors import HarnessError
 from harness.core.items import RawItem
 from harness.core.similarity import MAXSIM
 from harness.scoring.bootstrap import UnitScores
+from harness.scoring.pooled_search import pooled_run
 from harness.scoring.retrieval import (
     DEFAULT_K_VALUES,
     drop_queries_without_positives,
@@ -61,6 +65,7 @@ CONFIG_CANDIDATES = {
 }
 ID_CANDIDATES = {"queries": ("_id", "query-id"), "corpus": ("_id", "corpus-id")}
 SHOWN_IDS = 5
+MTEB_CORPUS_CHUNK = 50_000  # documents mteb's dense search scores at once
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
 
@@ -201,7 +206,7 @@ class RetrievalProtocol(Protocol):
     skip_first_result: bool = False
     ignore_identical_ids: bool = False
     unknown_qrels: Literal["error", "mteb", "drop"] = "error"
-    duplicates: Literal["error", "last"] = "error"
+    duplicates: Literal["error", "last", "pool"] = "error"
     subsets: SubsetSpec | None = None
     paired: PairedSpec | None = None
     split_subsets: dict[str, list[str]] = Field(default_factory=dict)
@@ -335,6 +340,12 @@ class Retrieval(TaskType[RetrievalData]):
                     f"task {task.name}: all {len(items)} {part} item(s) of split {split!r} were "
                     "skipped as bad input, so nothing is left to score. Fix the dataset."
                 )
+        if protocol.duplicates == "pool" and len(corpus_ids) > MTEB_CORPUS_CHUNK:
+            raise HarnessError(
+                f"task {task.name}: `duplicates: pool` reproduces mteb's search of one corpus "
+                f"chunk (at most {MTEB_CORPUS_CHUNK} documents), but the corpus of split "
+                f"{split!r} holds {len(corpus_ids)}; split it into subsets or drop the option."
+            )
         run = self._search(
             data,
             protocol,
@@ -380,16 +391,22 @@ class Retrieval(TaskType[RetrievalData]):
         """The run: every query's top max(k) documents of the whole corpus.
 
         Multi-vector embeddings are scored by MaxSim with mteb's zero-padding convention.
+        With ``duplicates: pool`` each query row offers its best hits to its id's top k, as
+        mteb's search does in its one corpus chunk (k + 1 hits; MaxSim: k).
         """
         similarity = encoder.adapter.meta.similarity
         multi_vector = similarity == MAXSIM  # ragged (tokens, d) arrays, one per item
+        k = max(protocol.k_values)
+        pool = protocol.duplicates == "pool"
         scores, indices = top_k_search(
             list(queries.vectors) if multi_vector else queries.vectors,
             list(corpus.vectors) if multi_vector else corpus.vectors,
-            max(protocol.k_values),
+            k + 1 if pool and not multi_vector else k,
             similarity=similarity,
             device=encoder.device,
         )
+        if pool:
+            return pooled_run(queries.ids, corpus.ids, scores, indices, k)
         return run_from_top_k(queries.ids, corpus.ids, scores, indices)
 
     def _paired(
@@ -682,10 +699,10 @@ def _unique(
     task: TaskDefinition, split: str, where: str, items: list[RawItem], duplicates: str
 ) -> list[RawItem]:
     """``items`` with unique ids: a repeated id is an error, or (``duplicates: last``) its
-    last row is kept, in the place of its first."""
+    last row is kept, in the place of its first; ``duplicates: pool`` keeps every row."""
     counts = Counter(item.id for item in items)
     repeated = [item_id for item_id, count in counts.items() if count > 1]
-    if not repeated:
+    if not repeated or duplicates == "pool":
         return items
     if duplicates == "error":
         raise _duplicates_error(task, split, where, "id", repeated)
@@ -703,7 +720,8 @@ def _duplicates_error(
     return HarnessError(
         f"task {task.name}: the {where} of split {split!r} repeat {len(repeated)} {what}(s): "
         f"{shown}. Fix the dataset so each appears once, or set `duplicates: last` under "
-        "protocol to keep the last row of each (what mteb keeps of a repeated judgment)."
+        "protocol to keep the last row of each (what mteb keeps of a repeated judgment), or "
+        "`duplicates: pool` to keep every row of a repeated id and search them as mteb does."
     )
 
 

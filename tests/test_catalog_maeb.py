@@ -48,13 +48,6 @@ RATE = 16_000  # the fixtures' clips and the toy model's rate
 N_LABELS = 3
 LABEL_NAMES = ("calm", "happy", "sad")
 TOY_MODEL = "toy-maeb"
-# MAEB tasks without an entry yet: their mteb dataset_transform builds queries, corpus and qrels
-# in ways the retrieval type does not read yet (see tasks/definitions/maeb_retrieval.yaml).
-PENDING = frozenset(
-    {
-        "FleursT2ARetrieval",  # a row is a text-audio pair whose id repeats across speakers
-    }
-)
 # Label columns an entry reads under another name than mteb's task class: mteb derives them in
 # dataset_transform from the entry's column (`gender` to 0/1 ids; the entries map them with
 # `label_ids`, checked against mteb's transform below).
@@ -71,14 +64,13 @@ METRICS = {
 }
 
 
-def test_catalog_defines_every_maeb_task_but_the_pending_ones() -> None:
-    """Every task of both benchmarks is an entry, but those whose layout the retrieval type
-    cannot read yet (``PENDING``); an entry that lands must leave ``PENDING``."""
+def test_catalog_defines_every_maeb_task() -> None:
+    """Every task of both benchmarks is an entry, and every MAEB entry is in ``maeb``."""
     for name, mteb_name in BENCHMARKS.items():
         benchmark = builtin_benchmarks()[name]
         assert benchmark.mteb_name == mteb_name
-        assert set(benchmark.missing_tasks()) == set(PENDING) & set(benchmark.tasks)
-    assert {task.name for task in CATALOG} == set(builtin_benchmarks()["maeb"].tasks) - PENDING
+        assert benchmark.missing_tasks() == []
+    assert {task.name for task in CATALOG} == set(builtin_benchmarks()["maeb"].tasks)
 
 
 # --- fixtures: the layouts, with generated clips ----------------------------------------------
@@ -290,6 +282,30 @@ def write_paired_fixture(task: TaskDefinition, root: Path, n: int = 6) -> Path:
     return write_configs(root, dict.fromkeys(configs, splits), features)
 
 
+def write_repeated_ids_fixture(task: TaskDefinition, root: Path, n: int = 4) -> Path:
+    """FLEURS' layout (``duplicates: pool``; one config per language): a row per recording,
+    its sentence's integer ``id`` and transcription repeated for each of its speakers (two,
+    the first sentence one), every clip different."""
+    rows = [sentence for sentence in range(n) for _ in range(1 if sentence == 0 else 2)]
+    names = {name: column(task, name) for name in ("id", "text", "audio")}
+    columns: dict[str, list[Any]] = {
+        names["id"]: [1000 + sentence for sentence in rows],
+        names["text"]: [
+            f"sound number {sentence % N_LABELS} sentence {sentence}" for sentence in rows
+        ],
+        names["audio"]: [wav(sentence % N_LABELS, row) for row, sentence in enumerate(rows)],
+    }
+    features = datasets.Features(
+        {
+            names["id"]: datasets.Value("int32"),
+            names["text"]: datasets.Value("string"),
+            names["audio"]: datasets.Audio(),
+        }
+    )
+    splits = dict.fromkeys(task.eval_splits, columns)
+    return write_configs(root, dict.fromkeys(task.protocol["config_subsets"], splits), features)
+
+
 def write_grouped_fixture(task: TaskDefinition, root: Path) -> Path:
     """One table of sung lines (``grouped``): a clip, its lyric, the artist, the song, the line
     numbers and the language; two artists per language, each line sung twice."""
@@ -321,6 +337,8 @@ def write_grouped_fixture(task: TaskDefinition, root: Path) -> Path:
 
 
 def write_retrieval_fixture(task: TaskDefinition, root: Path) -> Path:
+    if task.protocol.get("duplicates") == "pool":
+        return write_repeated_ids_fixture(task, root)
     if "paired" in task.protocol:
         return write_paired_fixture(task, root)
     if "grouped" in task.protocol:
@@ -534,6 +552,51 @@ def test_label_reshaping_matches_mtebs_dataset_transform(task: TaskDefinition) -
         task, LabelledSplit(items, names, None, split="x"), evaluated=True, seed=protocol.seed
     )
     assert ours.labels == expected
+
+
+def test_repeated_ids_are_read_as_mtebs_dataset_transform_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FLEURS' layout, read by the entry and by mteb's FleursT2ARetrieval from the same local
+    dataset: the same query and document rows in the same order (every speaker's row, ids
+    repeated), the same texts and clips, and the same judgments (mteb's ids, prefixed as
+    ``paired`` names them). ``tests/test_pooled_search.py`` checks the search and the scores
+    of such rows against mteb's. mteb reads the clips undecoded here (torchcodec is not
+    installed); its transform does not look into them."""
+    (task,) = [task for task in CATALOG if task.protocol.get("duplicates") == "pool"]
+    languages = dict(list(task.protocol["config_subsets"].items())[:2])
+    task = task.model_copy(update={"protocol": {**task.protocol, "config_subsets": languages}})
+    fixture = write_repeated_ids_fixture(task, tmp_path / "fixture")
+    local = {"path": str(fixture), "revision": None}
+    task = task.model_copy(update={"dataset": task.dataset.model_copy(update=local)})
+    loaded: Any = task_type(task).load(task, "test")
+    reference = copy.deepcopy(mteb_task(task.name))
+    reference.hf_subsets = list(languages)
+    reference.metadata = reference.metadata.model_copy(update={"dataset": local})  # not the class's
+    load_dataset = datasets.load_dataset
+    monkeypatch.setattr(
+        datasets,
+        "load_dataset",
+        lambda *args, **kwargs: load_dataset(*args, **kwargs).cast_column(
+            "audio", datasets.Audio(decode=False)
+        ),
+    )
+    reference.load_data()
+    for language in languages:
+        part = loaded.parts[language]
+        queries = reference.queries[language]["test"]
+        corpus = reference.corpus[language]["test"]
+        assert [query.id for query in part.queries] == [f"query-{i}" for i in queries["id"]]
+        assert len(set(queries["id"])) < len(queries)  # ids repeat
+        assert [query.parts["text"] for query in part.queries] == queries["text"]
+        assert [doc.id for doc in part.corpus] == [f"corpus-{i}" for i in corpus["id"]]
+        assert [doc.parts["audio"].data for doc in part.corpus] == [
+            clip["bytes"] for clip in corpus["audio"]
+        ]
+        assert part.qrels == {
+            f"query-{query}": {f"corpus-{doc}": score for doc, score in docs.items()}
+            for query, docs in reference.relevant_docs[language]["test"].items()
+        }
 
 
 def test_config_subsets_need_a_paired_table() -> None:

@@ -302,7 +302,7 @@ def test_yaml_alias_bomb_is_refused_at_once(
         ({"k_values": [1, 5]}, None, ["main score 'ndcg_at_10'", "ndcg_at_5"]),
         ({}, "ndcg@10", ["main score 'ndcg@10'", "Did you mean: ndcg_at_10"]),
         ({"unknown_qrels": "ignore"}, None, ["unknown_qrels", "'error', 'mteb' or 'drop'"]),
-        ({"duplicates": "first"}, None, ["duplicates", "'error' or 'last'"]),
+        ({"duplicates": "first"}, None, ["duplicates", "'error', 'last' or 'pool'"]),
     ],
     ids=["zero-k", "negative-k", "main-score-not-at-k", "bad-main-score", "bad-policy", "dups"],
 )
