@@ -1,53 +1,70 @@
-"""Counters installed in a benchmark child process: image decodes and model forward calls.
+"""Counters installed in a benchmark child process: decodes and model forward calls.
 
-Both sides of the comparison run the same transformers CLIP, so counting
-``get_image_features``/``get_text_features`` calls and PIL decodes gives the same measure on
+Both sides of the comparison run the same transformers model, so counting its feature methods
+(``get_image_features``/``get_audio_features`` and ``get_text_features``) and the library's
+decodes (PIL pixel decodes for images, ``soundfile.read`` for clips) gives the same measure on
 each side. The counters live in shared memory, so decodes in forked DataLoader workers count.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import multiprocessing
 import resource
 from pathlib import Path
 from typing import Any
 
+from benchmarks.suites import STACKS
+
 _COUNTERS: dict[str, Any] = {}
 
 
-def install() -> None:
-    """Wrap PIL's decoder and CLIP's two feature methods with shared counters."""
-    from PIL import ImageFile
-    from transformers import CLIPModel
+def install(modality: str) -> None:
+    """Wrap the modality's decoder and its model's feature methods with shared counters."""
+    import transformers
 
-    for name in ("images_decoded", "image_forwards", "text_forwards"):
+    stack = STACKS[modality]
+    for name in ("decoded", *stack.forwards):
         _COUNTERS[name] = multiprocessing.Value("q", 0)
+    _DECODERS[modality]()
+    model_class = getattr(transformers, stack.model_class)
+    for method in stack.forwards:
+        _wrap(model_class, method, method)
+
+
+def _count_pil_decodes() -> None:
+    from PIL import ImageFile
+
     original_load = ImageFile.ImageFile.load
 
     def counted_load(self: Any) -> Any:
         if getattr(self, "tile", None):  # pixels still encoded: this call decodes them
-            _bump("images_decoded")
+            _bump("decoded")
         return original_load(self)
 
     ImageFile.ImageFile.load = counted_load  # type: ignore[method-assign]
-    for method, counter in (
-        ("get_image_features", "image_forwards"),
-        ("get_text_features", "text_forwards"),
-    ):
-        _wrap_method(CLIPModel, method, counter)
 
 
-def _wrap_method(cls: type, method: str, counter: str) -> None:
-    original = getattr(cls, method)
+def _count_soundfile_reads() -> None:
+    import soundfile
+
+    _wrap(soundfile, "read", "decoded")
+
+
+_DECODERS = {"image": _count_pil_decodes, "audio": _count_soundfile_reads}
+
+
+def _wrap(owner: Any, name: str, counter: str) -> None:
+    original = getattr(owner, name)
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         _bump(counter)
         return original(*args, **kwargs)
 
-    counted.__signature__ = __import__("inspect").signature(original)  # type: ignore[attr-defined]
+    counted.__signature__ = inspect.signature(original)  # type: ignore[attr-defined]
     counted.__wrapped__ = original  # type: ignore[attr-defined]
-    setattr(cls, method, counted)
+    setattr(owner, name, counted)
 
 
 def _bump(name: str) -> None:
@@ -56,11 +73,14 @@ def _bump(name: str) -> None:
         counter.value += 1
 
 
-def counts() -> dict[str, int]:
-    """The counts so far, plus forward calls in total."""
-    values = {name: int(counter.value) for name, counter in _COUNTERS.items()}
-    values["forward_calls"] = values.get("image_forwards", 0) + values.get("text_forwards", 0)
-    return values
+def counts() -> dict[str, Any]:
+    """Decodes and forward calls: per feature method and in total."""
+    forwards = {name: int(c.value) for name, c in _COUNTERS.items() if name != "decoded"}
+    return {
+        "decoded": int(_COUNTERS["decoded"].value),
+        "forwards": forwards,
+        "forward_calls": sum(forwards.values()),
+    }
 
 
 def peak_rss_mib() -> float:

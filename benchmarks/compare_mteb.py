@@ -1,17 +1,21 @@
-"""Side-by-side benchmark: the same CLIP on the same data through mteb and through ``harness run``.
+"""Side-by-side benchmark: the same model on the same data through mteb and through ``harness run``.
 
 Each side runs in its own fresh process (``benchmarks/mteb_side.py``,
 ``benchmarks/harness_side.py``); this script builds the models, starts the processes one after
-the other, and prints, per suite, wall time, time inside the run, peak RSS, images decoded,
-model forward calls, the ratio between the sides, and the main scores of both sides, which
-must agree.
+the other, and prints, per suite, wall time, time inside the run, peak RSS, items decoded
+(images or clips), model forward calls, the ratio between the sides, and the main scores of
+both sides, which must agree.
 
-Suites: (a) text-to-image retrieval; (b) linear probe, zero-shot and clustering over one image
-set, as CIFAR10 has in MIEB; (c) suite (b) again through the harness with the cache (b) left
-(mteb has no cross-task cache; its row repeats (b)); (d) a Winoground-style compositionality task.
+Suites (``benchmarks/suites.py``), images with a CLIP: (a) text-to-image retrieval; (b) linear
+probe, zero-shot and clustering over one image set, as CIFAR10 has in MIEB; (c) suite (b) again
+through the harness with the cache (b) left (mteb has no cross-task cache; its row repeats
+(b)); (d) a Winoground-style compositionality task. Audio with the demo CLAP: (e) audio-to-text
+retrieval; (f) linear probe, zero-shot and clustering over one clip set, with MAEB's protocols;
+(g) suite (f) with the cache (f) left.
 
-    python -m benchmarks.compare_mteb                 # demo CLIP and ViT-B/32-size CLIP
+    python -m benchmarks.compare_mteb                 # all suites; images also at ViT-B/32 size
     python -m benchmarks.compare_mteb --models demo   # quick
+    python -m benchmarks.compare_mteb --models demo --suites e,f,g --repeat 2   # audio only
 """
 
 from __future__ import annotations
@@ -27,18 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.models import DEMO_CLIP, ROOT
+from benchmarks.suites import ROOT, STACKS, SUITES, Suite
 
-SUITES = ("a", "b", "c", "d")
-SUITE_NAMES = {
-    "a": "t2i retrieval",
-    "b": "probe+zero-shot+clustering",
-    "c": "(b) with a warm cache",
-    "d": "compositionality",
-}
-# Targets of the issue, as the least harness-over-mteb speed-up per suite (for (c): over cold).
 SCORE_DECIMALS = 6
-TARGETS = {"a": 1.5, "b": 2.5, "c": 20.0, "d": 3.0}
 MODEL_DIR_CACHE = Path(
     os.environ.get("HARNESS_BENCH_MODELS", Path.home() / ".cache" / "harness-bench")
 )
@@ -90,10 +85,16 @@ def run_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, f
     return wall, usage.ru_maxrss / 1024
 
 
-def model_dir(kind: str, workdir: Path, env: dict[str, str], log: Path) -> Path:
-    """The directory of a model, built (once, cached) when it is not shipped."""
-    if kind == "demo":
-        return DEMO_CLIP
+def model_dir(
+    kind: str, modality: str, workdir: Path, env: dict[str, str], log: Path
+) -> Path | None:
+    """The directory of a model, built (once, cached) when it is not shipped; None when the
+    modality has no model of that kind (only images have built ones)."""
+    shipped = STACKS[modality].shipped
+    if kind in shipped:
+        return shipped[kind]
+    if modality != "image":
+        return None
     directory = (MODEL_DIR_CACHE if kind == "b32" else workdir) / f"clip-{kind}-random"
     if not (directory / "model.safetensors").exists():
         run_child([sys.executable, "-m", "benchmarks.models", kind, str(directory)], env, log)
@@ -101,25 +102,27 @@ def model_dir(kind: str, workdir: Path, env: dict[str, str], log: Path) -> Path:
 
 
 def measure_suite(
-    model: Path, suite: str, workdir: Path, env: dict[str, str], log: Path, batch_size: int
+    model: Path, suite: Suite, workdir: Path, env: dict[str, str], log: Path, batch_size: int
 ) -> dict[str, Measure]:
-    """Run one suite on both sides; (c) reuses the cache that (b) left."""
+    """Run one suite on both sides; a warm suite reuses the cache its cold suite left and runs
+    on the harness side only."""
     out: dict[str, Measure] = {}
-    tag = f"{model.name}-{suite}"
-    cache = workdir / f"cache-{model.name}-{'b' if suite == 'c' else suite}"
+    tag = f"{model.name}-{suite.key}"
+    cache = workdir / f"cache-{model.name}-{suite.cache_of}"
     sides: dict[str, list[str]] = {
         "harness": [
             "benchmarks.harness_side",
             str(model),
-            suite,
+            suite.key,
             "",
             str(workdir / f"out-{tag}"),
             str(cache),
             str(batch_size),
         ],
     }
-    if suite != "c":
-        sides = {"mteb": ["benchmarks.mteb_side", str(model), suite, "", str(batch_size)], **sides}
+    if suite.warm_of is None:
+        mteb = ["benchmarks.mteb_side", str(model), suite.key, "", str(batch_size)]
+        sides = {"mteb": mteb, **sides}
     for side, args in sides.items():
         report = workdir / f"{side}-{tag}.json"
         args[args.index("")] = str(report)
@@ -140,7 +143,7 @@ def ratio(slow: float, fast: float) -> str:
     return f"{slow / fast:.2f}x" if fast > 0 else "-"
 
 
-def print_table(rows: list[tuple[str, str, dict[str, Measure]]], load: str) -> bool:
+def print_table(rows: list[tuple[str, Suite, dict[str, Measure]]], load: str) -> bool:
     """Print the table; returns whether every pair of main scores agrees."""
     header = (
         "model",
@@ -149,42 +152,41 @@ def print_table(rows: list[tuple[str, str, dict[str, Measure]]], load: str) -> b
         "wall s",
         "run s",
         "peak RSS MiB",
-        "images decoded",
+        "decoded",
         "forward calls",
         "main scores",
     )
     lines = [header]
     agree = True
-    cold: dict[str, Measure] = {}
+    cold: dict[tuple[str, str], Measure] = {}
     for model, suite, sides in rows:
         for side, m in sides.items():
             scores = " ".join(f"{v:.6f}" for _, v in sorted(m.scores.items()))
             lines.append(
                 (
                     model,
-                    suite,
+                    suite.key,
                     side,
                     f"{m.wall:.1f}",
                     f"{m.run:.1f}",
                     f"{m.peak_rss_mib:.0f}",
-                    str(m.report["images_decoded"]),
+                    str(m.report["decoded"]),
                     str(m.report["forward_calls"]),
                     scores,
                 )
             )
         harness = sides["harness"]
-        if suite == "b":
-            cold[model] = harness
-        reference = sides.get("mteb") or (cold.get(model) if suite == "c" else None)
+        cold[model, suite.key] = harness
+        reference = sides.get("mteb") or cold.get((model, suite.cache_of))
         if reference is None:
             continue
         same = same_scores(reference.scores, harness.scores)
         agree &= same
-        against = "harness cold" if suite == "c" else "mteb"
+        against = "mteb" if "mteb" in sides else "harness cold"
         lines.append(
             (
                 model,
-                suite,
+                suite.key,
                 f"speed-up vs {against}",
                 ratio(reference.wall, harness.wall),
                 ratio(reference.run, harness.run),
@@ -208,35 +210,62 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def best_of(rounds: list[dict[str, Measure]]) -> dict[str, Measure]:
+    """Per side, the round with the least wall time."""
+    return {side: min((r[side] for r in rounds), key=lambda m: m.wall) for side in rounds[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="demo,b32", help="comma-separated: demo, tiny, b32")
-    parser.add_argument("--suites", default=",".join(SUITES), help="comma-separated: a, b, c, d")
+    parser.add_argument(
+        "--models", default="demo,b32", help="comma-separated: demo, tiny, b32 (audio: demo only)"
+    )
+    parser.add_argument(
+        "--suites", default=",".join(SUITES), help=f"comma-separated, of {', '.join(SUITES)}"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run every suite this many times, keep the fastest"
+    )
     parser.add_argument("--workdir", type=Path, help="keep reports and logs here")
     parser.add_argument("--json", type=Path, help="also write every measure to this JSON file")
     args = parser.parse_args(argv)
-    suites = [s for s in SUITES if s in args.suites.split(",")]
-    if "c" in suites and "b" not in suites:
-        parser.error("suite c reruns suite b warm: list b too")
+    keys = args.suites.split(",")
+    if unknown := sorted(set(keys) - set(SUITES)):
+        parser.error(f"unknown suites {unknown}; known: {', '.join(SUITES)}")
+    suites = [suite for key, suite in SUITES.items() if key in keys]
+    for suite in suites:
+        if suite.warm_of and suite.warm_of not in keys:
+            parser.error(f"suite {suite.key} reruns suite {suite.warm_of} warm: list it too")
     load = load_average()
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as temporary:
         workdir = args.workdir or Path(temporary)
         workdir.mkdir(parents=True, exist_ok=True)
         env, log = child_env(workdir), workdir / "children.log"
         print(f"children's output: {log}", flush=True)
-        rows = []
-        for kind in args.models.split(","):
-            model = model_dir(kind, workdir, env, log)
-            for suite in suites:
-                print(f"  {kind} suite {suite} ({SUITE_NAMES[suite]}) ...", flush=True)
-                rows.append(
-                    (kind, suite, measure_suite(model, suite, workdir, env, log, args.batch_size))
-                )
-        agree = print_table(rows, load)
+        measured: dict[tuple[str, str], list[dict[str, Measure]]] = {}
+        for round_number in range(args.repeat):
+            round_dir = workdir / f"round-{round_number}"
+            round_dir.mkdir(exist_ok=True)
+            for kind in args.models.split(","):
+                for suite in suites:
+                    model = model_dir(kind, suite.modality, workdir, env, log)
+                    if model is None:
+                        continue  # no model of this kind for the suite's modality
+                    print(f"  {kind} suite {suite.key} ({suite.title}) ...", flush=True)
+                    measure = measure_suite(model, suite, round_dir, env, log, args.batch_size)
+                    measured.setdefault((kind, suite.key), []).append(measure)
+        agree = all(
+            same_scores(rounds[0][side].scores, other[side].scores)
+            for rounds in measured.values()
+            for other in rounds
+            for side in other
+        )
+        rows = [(kind, SUITES[key], best_of(rounds)) for (kind, key), rounds in measured.items()]
+        agree &= print_table(rows, load)
         if args.json:
             payload = [
-                {"model": m, "suite": s, **{k: vars(v) for k, v in sides.items()}}
+                {"model": m, "suite": s.key, **{k: vars(v) for k, v in sides.items()}}
                 for m, s, sides in rows
             ]
             args.json.write_text(json.dumps(payload, indent=1))

@@ -1,7 +1,8 @@
 """One side of the comparison: ``harness run`` on the demo tasks, in this process.
 
-Run as ``python -m benchmarks.harness_side MODEL_DIR SUITE REPORT.json OUTPUT CACHE``; it calls
-the ``harness`` console entry point with the suite's tasks, then reads the result files.
+Run as ``python -m benchmarks.harness_side MODEL_DIR SUITE REPORT.json OUTPUT CACHE [BATCH]``;
+it calls the ``harness`` console entry point with the suite's tasks, then reads the result
+files.
 """
 
 from __future__ import annotations
@@ -12,22 +13,18 @@ import time
 from pathlib import Path
 
 from benchmarks import _probe
-
-SUITE_TASKS = {
-    "a": ["DemoShapesT2IRetrieval"],
-    "b": ["DemoShapesClassification", "DemoShapesZeroShot", "DemoShapesClustering"],
-    "d": ["DemoShapesWinoground"],
-}
+from benchmarks.suites import SUITES
 
 
 def main(
     model_dir: str, suite: str, report: Path, output: Path, cache: Path, batch_size: int = 32
 ) -> None:
     """Run the suite through the harness CLI; write scores, counts, time and memory."""
-    _probe.install()
+    chosen = SUITES[suite]
+    _probe.install(chosen.modality)
     from harness.app.cli import main as harness_main
 
-    tasks = SUITE_TASKS["b" if suite == "c" else suite]
+    tasks = chosen.tasks
     start = time.perf_counter()
     argv = [
         "run",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_CLIP = ROOT / "model_adapters" / "demo_clip"
+from benchmarks.suites import DEMO_CLIP
+
 B32_SEED = 0
 
 

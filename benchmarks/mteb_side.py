@@ -1,13 +1,16 @@
 """One side of the comparison: mteb's own ``evaluate`` on mteb task classes over local files.
 
-The task classes are built as mteb's mock tasks are (``mteb/mocks/mock_tasks``): a subclass of
-the abstract task with its ``TaskMetadata`` and a ``load_data`` that reads the local demo
-parquet files. Their class constants are MIEB's (CIFAR10 for the probe, zero-shot and
-clustering; Winoground's and ARO's column layout for compositionality). The model is a minimal
-encoder in mteb's protocol over the same transformers CLIP and preprocessing as
-``model_adapters/clip.py``; it returns torch tensors, as mteb's CLIP wrapper does.
+The tasks are ``benchmarks/mteb_tasks.py``'s. For images the model is a minimal encoder in
+mteb's protocol over the same transformers CLIP and preprocessing as ``model_adapters/clip.py``;
+it returns torch tensors, as mteb's CLIP wrapper does. For audio it is mteb's own CLAP wrapper
+(``ClapZeroShotWrapper``). Two stand-ins make mteb's audio path run here: ``datasets`` decodes
+Audio columns through torchcodec, which is not installed, so its decode is soundfile's (the
+harness's decoder, and what torchcodec yields for the demo's 16-bit FLAC: float32 samples,
+channels averaged, as ``datasets``' AudioDecoder gives them); and mteb's audio collator imports
+torchaudio, which has no build for this torch, so a stand-in module is installed whose
+resampler refuses to run (the demo clips are at the demo CLAP's 16 kHz: nothing is resampled).
 
-Run as ``python -m benchmarks.mteb_side MODEL_DIR SUITE REPORT.json``.
+Run as ``python -m benchmarks.mteb_side MODEL_DIR SUITE REPORT.json [BATCH_SIZE]``.
 """
 
 from __future__ import annotations
@@ -18,125 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _probe
-
-DEMO = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"
-
-
-def _metadata(name: str, kind: str, main_score: str, category: str, modalities: list[str]) -> Any:
-    from mteb.abstasks.task_metadata import TaskMetadata
-
-    return TaskMetadata(
-        name=name,
-        type=kind,
-        main_score=main_score,
-        description=f"{name}, read from {DEMO / name}.",
-        reference="https://github.com/embeddings-benchmark/mteb",
-        dataset={"path": str(DEMO / name), "revision": "local"},
-        category=category,
-        modalities=modalities,
-        eval_splits=["test"],
-        eval_langs=["eng-Latn"],
-        date=("2025-01-01", "2025-01-01"),
-        dialect=[],
-        domains=[],
-        task_subtypes=[],
-        license="cc-by-4.0",
-        annotations_creators="derived",
-        sample_creation="found",
-        bibtex_citation="",
-    )
-
-
-def _load(name: str, config: str | None = None) -> Any:
-    import datasets
-
-    return datasets.load_dataset(str(DEMO / name), config)
-
-
-def build_tasks(suite: str) -> list[Any]:
-    """mteb task objects of one suite: ``a`` retrieval, ``b`` CIFAR10-style trio, ``d`` pairs."""
-    from mteb.abstasks import (
-        AbsTaskClassification,
-        AbsTaskClusteringLegacy,
-        AbsTaskRetrieval,
-        AbsTaskZeroShotClassification,
-    )
-    from mteb.abstasks.image.image_text_pair_classification import (
-        AbsTaskImageTextPairClassification,
-    )
-
-    class DemoShapesT2IRetrieval(AbsTaskRetrieval):
-        metadata = _metadata(
-            "DemoShapesT2IRetrieval", "Any2AnyRetrieval", "ndcg_at_10", "t2i", ["text", "image"]
-        )
-
-        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
-            name = self.metadata.name
-            queries = _load(name, "queries")["test"].remove_columns(["modality", "image"])
-            corpus = _load(name, "corpus")["test"].remove_columns(["modality", "text"])
-            relevant: dict[str, dict[str, int]] = {}
-            for row in _load(name, "qrels")["test"]:
-                relevant.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-            split = {
-                "queries": queries,
-                "corpus": corpus,
-                "relevant_docs": relevant,
-                "top_ranked": None,
-            }
-            self.dataset = {"default": {"test": split}}
-            self.data_loaded = True
-
-    class DemoShapesClassification(AbsTaskClassification):
-        metadata = _metadata(
-            "DemoShapesClassification", "ImageClassification", "accuracy", "i2c", ["image"]
-        )
-        input_column_name = "image"
-        samples_per_label = 16
-        n_experiments = 5
-
-        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
-            self.dataset = _load("DemoShapesClassification")
-            self.data_loaded = True
-
-    class DemoShapesZeroShot(AbsTaskZeroShotClassification):
-        metadata = _metadata(
-            "DemoShapesZeroShot", "ZeroShotClassification", "accuracy", "i2t", ["text", "image"]
-        )
-        input_column_name = "image"
-
-        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
-            self.dataset = _load("DemoShapesClassification")
-            self.data_loaded = True
-
-        def get_candidate_labels(self) -> list[str]:
-            return list(self.dataset["test"].features[self.label_column_name].names)
-
-    class DemoShapesClustering(AbsTaskClusteringLegacy):
-        metadata = _metadata("DemoShapesClustering", "ImageClustering", "nmi", "i2c", ["image"])
-        input_column_name = "image"
-        label_column_name = "label"
-
-        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
-            self.dataset = {"test": _load("DemoShapesClassification")["test"]}
-            self.data_loaded = True
-
-    class DemoShapesWinoground(AbsTaskImageTextPairClassification):
-        metadata = _metadata(
-            "DemoShapesWinoground", "Compositionality", "accuracy", "i2t", ["text", "image"]
-        )
-        images_column_names = ("image_0", "image_1")
-        texts_column_names = ("caption_0", "caption_1")
-
-        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
-            self.dataset = _load("DemoShapesWinoground")
-            self.data_loaded = True
-
-    suites = {
-        "a": [DemoShapesT2IRetrieval],
-        "b": [DemoShapesClassification, DemoShapesZeroShot, DemoShapesClustering],
-        "d": [DemoShapesWinoground],
-    }
-    return [cls() for cls in suites[suite]]
+from benchmarks.mteb_tasks import build_tasks
+from benchmarks.suites import SUITES
 
 
 class ClipEncoder:
@@ -170,7 +56,7 @@ class ClipEncoder:
         import torch
 
         features = inputs.dataset.features
-        chunks = []
+        chunks: list[Any] = []
         with torch.inference_mode():
             for batch in inputs:
                 vectors = None
@@ -215,13 +101,61 @@ def _pooled(output: Any) -> Any:
     return (output if hasattr(output, "shape") else output.pooler_output).float()
 
 
+def decode_with_soundfile(self: Any, value: dict[str, Any], token_per_repo_id: Any = None) -> Any:
+    """``datasets.Audio.decode_example`` without torchcodec: the clip's samples (float32,
+    channels averaged) and rate, under the keys mteb reads from datasets' AudioDecoder."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    if not isinstance(value, dict) or "array" in value:
+        return value
+    source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
+    samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
+    return {"array": np.mean(samples, axis=1, dtype=np.float32), "sampling_rate": int(rate)}
+
+
+class _NoResampling:
+    """torchaudio's ``transforms.Resample`` stand-in: the demo clips never need resampling."""
+
+    def __init__(self, orig_freq: int, new_freq: int, **kwargs: Any) -> None:
+        raise AssertionError(
+            f"mteb asked to resample {orig_freq} Hz to {new_freq} Hz: this benchmark's clips "
+            "must be at the model's rate (torchaudio is not installable here)"
+        )
+
+
+def install_audio_stand_ins() -> None:
+    """Decode ``datasets`` Audio columns with soundfile; a torchaudio that cannot resample."""
+    import types
+
+    import datasets
+
+    datasets.Audio.decode_example = decode_with_soundfile
+    torchaudio = types.ModuleType("torchaudio")
+    torchaudio.transforms = types.SimpleNamespace(Resample=_NoResampling)  # type: ignore[attr-defined]
+    sys.modules["torchaudio"] = torchaudio
+
+
+def load_model(modality: str, model_dir: str) -> Any:
+    """The suite's model in mteb's protocol: the CLIP encoder above, or mteb's CLAP wrapper."""
+    if modality == "image":
+        return ClipEncoder(model_dir)
+    install_audio_stand_ins()
+    from mteb.models.model_implementations.clap_models import ClapZeroShotWrapper
+
+    return ClapZeroShotWrapper(model_dir, revision=None, device="cpu")  # type: ignore[arg-type]
+
+
 def main(model_dir: str, suite: str, report: Path, batch_size: int = 32) -> None:
     """Evaluate the suite's tasks through mteb and write scores, counts, time and memory."""
-    _probe.install()
+    chosen = SUITES[suite]
+    _probe.install(chosen.modality)
     start = time.perf_counter()
-    model = ClipEncoder(model_dir)
+    model = load_model(chosen.modality, model_dir)
     scores: dict[str, float] = {}
-    for task in build_tasks(suite):
+    for task in build_tasks(chosen.tasks):
         task.load_data()
         result = task.evaluate(
             model, "test", encode_kwargs={"batch_size": batch_size, "show_progress_bar": False}

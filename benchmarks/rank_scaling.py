@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.models import ROOT, build_b32
+from benchmarks.models import build_b32
+from benchmarks.suites import ROOT
 
 TASK = "DemoShapesI2IRetrieval"
 

@@ -94,7 +94,7 @@ def _mteb_search(queries: Any, corpus: Any) -> Any:
     from mteb.models.search_wrappers import chunked_full_corpus_search
     from mteb.similarity_functions import cos_sim
 
-    from benchmarks.mteb_side import _metadata
+    from benchmarks.mteb_tasks import _metadata
 
     ids = [str(i) for i in range(len(corpus))]
     task_corpus = datasets.Dataset.from_dict({"id": ids, "text": ids})
