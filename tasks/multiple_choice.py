@@ -38,7 +38,7 @@ from pydantic import Field
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError
 from harness.core.items import RawItem
-from harness.scoring.multiple_choice import candidate_run
+from harness.scoring.candidates import candidate_run
 from tasks.definition import TaskDefinition
 from tasks.loading import (
     column,

@@ -5,7 +5,7 @@ plus a config ``top_ranked`` with columns ``query-id`` and ``corpus-ids`` (the c
 documents of each query, a list). Each query is scored against its own candidates only, by the
 model's similarity, and its run (the best ``max(k_values)`` candidates) is scored as retrieval
 scores it: nDCG, MAP, recall, precision, MRR and hit rate at each k; MAEB's
-GTZANAudioReranking reports ``map_at_1000``. See ``harness.scoring.reranking``.
+GTZANAudioReranking reports ``map_at_1000``. See ``harness.scoring.candidates``.
 
 Only the candidates are encoded (mteb encodes the whole corpus; the scores are the same). A query
 without a candidate list gets an empty run, as in mteb; a candidate the corpus lacks is an error.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError
-from harness.scoring.reranking import rerank
+from harness.scoring.candidates import candidate_run
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, resolve_config
 from tasks.retrieval import (
@@ -106,7 +106,7 @@ class Reranking(Retrieval):
             query_id: [doc for doc in docs if doc in kept]
             for query_id, docs in data.candidates.items()
         }
-        return rerank(
+        return candidate_run(
             queries.ids,
             queries.vectors,
             corpus.ids,

@@ -28,7 +28,7 @@ from mteb.tasks.multichoice.eng.cv_bench import _load_data as mteb_cv_bench_data
 from harness.core.adapter import AdapterMeta
 from harness.core.errors import HarnessError
 from harness.engine.encoding import BatchEncoder
-from harness.scoring.multiple_choice import candidate_run
+from harness.scoring.candidates import candidate_run
 from harness.scoring.retrieval import retrieval_scores
 from tasks.definition import TaskDefinition
 from tasks.demo.multiple_choice import COLOUR_TASK, RELATION_TASK, build_multiple_choice

@@ -8,7 +8,7 @@ import datasets
 import numpy as np
 import pytest
 
-from harness.scoring.reranking import rerank
+from harness.scoring.candidates import candidate_run
 from harness.scoring.retrieval import DEFAULT_K_VALUES, retrieval_scores
 
 mteb = pytest.importorskip("mteb")
@@ -75,7 +75,7 @@ def mteb_scores(case: dict, similarity: str) -> dict[str, Any]:
 
 def our_scores(case: dict, similarity: str) -> dict[str, float]:
     vectors = case["vectors"]
-    run = rerank(
+    run = candidate_run(
         case["queries"],
         np.stack([vectors[q] for q in case["queries"]]),
         case["docs"],
@@ -106,7 +106,9 @@ def test_a_query_without_candidates_scores_zero_as_in_mteb() -> None:
 
 def test_only_the_candidates_are_ranked_best_first() -> None:
     vectors = np.asarray([[1.0, 0.0], [0.9, 0.1], [1.0, 0.05], [0.0, 1.0]], dtype=np.float32)
-    run = rerank(["q"], vectors[:1], ["a", "b", "c"], vectors[1:], {"q": ["c", "a"]}, top_k=1)
+    run = candidate_run(
+        ["q"], vectors[:1], ["a", "b", "c"], vectors[1:], {"q": ["c", "a"]}, top_k=1
+    )
     assert run == {"q": {"a": pytest.approx(0.99388373)}}
     with pytest.raises(ValueError, match="not in the corpus"):
-        rerank(["q"], vectors[:1], ["a"], vectors[1:2], {"q": ["z"]})
+        candidate_run(["q"], vectors[:1], ["a"], vectors[1:2], {"q": ["z"]}, top_k=5)

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.core import similarity
+from harness.scoring.candidates import candidate_run
 from harness.scoring.compositionality import cosine_similarities
-from harness.scoring.multiple_choice import candidate_run
 from harness.scoring.search import top_k_search
 from harness.scoring.sts import sts_scores
 from harness.scoring.zero_shot import label_scores

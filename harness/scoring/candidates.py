@@ -1,11 +1,12 @@
-"""Multiple choice as mteb scores it: every query ranks only its own candidates.
+"""Candidate ranking as mteb scores it: every query ranks only its own candidates.
 
-mteb casts multiple-choice tasks (CV-Bench, BLINK) as retrieval with a ``top_ranked`` list of
-candidates per query: each query is scored against its candidates alone, the best ``top_k``
-(``max(k_values)``, so in practice all of them) enter the run, and the run is scored with the
-ordinary retrieval metrics, ``accuracy`` being recall@1. This module builds that run, scoring
-each query against its candidates with the same float32 torch operations as that path (one
-query row against its candidate rows), so near-equal candidates rank alike.
+mteb casts multiple-choice tasks (CV-Bench, BLINK) and reranking tasks (MAEB's AudioReranking)
+as retrieval with a ``top_ranked`` list of candidates per query: each query is scored against its
+candidates alone, the best ``top_k`` (``max(k_values)``) enter the run, and the run is scored
+with the ordinary retrieval metrics (multiple choice's ``accuracy`` is recall@1). This module
+builds that run, scoring each query against its candidates with the same float32 torch
+operations as that path (one query row against its candidate rows), so near-equal candidates
+rank alike.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def candidate_run(
         ranked = list(dict.fromkeys(candidates.get(qid, ())))
         unknown = [doc for doc in ranked if doc not in row_of_doc]
         if unknown:
-            raise ValueError(f"candidate {unknown[0]!r} of query {qid!r} is not a doc id")
+            raise ValueError(
+                f"candidate {unknown[0]!r} of query {qid!r} is not a doc id (not in the corpus)"
+            )
         rows = [row_of_doc[doc] for doc in ranked]
         scores = (
             sim.matrix(queries[row : row + 1], docs[rows], similarity)[0].tolist() if rows else []
