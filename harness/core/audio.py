@@ -20,6 +20,7 @@ import soundfile
 import soxr
 
 from harness.core.modalities import Modality
+from harness.core.stored import StoredFile
 
 # soxr's "high quality" preset: a linear-phase filter passing 95% of the band (its distance to
 # mteb's torchaudio resampler: ``python -m benchmarks.audio_resampling``).
@@ -40,19 +41,8 @@ class Waveform:
 
 
 @dataclass(frozen=True)
-class EncodedAudio:
+class EncodedAudio(StoredFile):
     """A clip as stored: encoded file bytes (WAV, FLAC, MP3...) or a path to such a file."""
-
-    data: bytes | None = None
-    path: str | None = None
-
-    def read_bytes(self) -> bytes:
-        """The encoded bytes, read from disk when only a path is stored."""
-        if self.data is not None:
-            return self.data
-        assert self.path is not None
-        with open(self.path, "rb") as handle:
-            return handle.read()
 
 
 StoredAudio = EncodedAudio | Waveform
@@ -120,10 +110,7 @@ def _digest(audio: StoredAudio) -> bytes:
     """The stored bytes; an unreadable file hashes to its path and error (its decode reports
     it), and an in-memory waveform, which has no stored bytes, to its rate and samples."""
     if isinstance(audio, EncodedAudio):
-        try:
-            return audio.read_bytes()
-        except OSError as error:
-            return f"unreadable:{audio.path}:{error.strerror}".encode("utf-8", "replace")
+        return audio.key_bytes()
     return f"waveform:{audio.sampling_rate}:".encode() + audio.samples.tobytes()
 
 

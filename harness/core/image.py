@@ -11,14 +11,12 @@ from typing import Any
 from PIL import Image
 
 from harness.core.modalities import Modality
+from harness.core.stored import StoredFile
 
 
 @dataclass(frozen=True)
-class EncodedImage:
+class EncodedImage(StoredFile):
     """An image as stored: encoded bytes (PNG, JPEG, ...) or a path to such a file."""
-
-    data: bytes | None = None
-    path: str | None = None
 
     @classmethod
     def from_value(cls, value: Any) -> EncodedImage | Image.Image:
@@ -32,14 +30,6 @@ class EncodedImage:
         if isinstance(value, str):
             return cls(path=value)
         raise TypeError(f"not an image value: {type(value).__name__}")
-
-    def read_bytes(self) -> bytes:
-        """The encoded bytes, read from disk when only a path is stored."""
-        if self.data is not None:
-            return self.data
-        assert self.path is not None
-        with open(self.path, "rb") as handle:
-            return handle.read()
 
     def decode(self) -> Image.Image:
         """Decode into an RGB PIL image (fully loaded, so errors surface here)."""
@@ -75,10 +65,7 @@ def _digest(image: StoredImage) -> bytes:
     """The stored bytes; an unreadable file hashes to its path and error (its decode reports
     it), and an in-memory image, which has no stored bytes, to its pixels and geometry."""
     if isinstance(image, EncodedImage):
-        try:
-            return image.read_bytes()
-        except OSError as error:
-            return f"unreadable:{image.path}:{error.strerror}".encode("utf-8", "replace")
+        return image.key_bytes()
     return f"{image.mode}:{image.size}".encode() + image.tobytes()
 
 
