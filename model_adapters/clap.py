@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer
 
-from harness.core.adapter import AdapterMeta, Item, Role, check_options
+from harness.core.adapter import AdapterMeta, Item, Role, check_options, rows_by_part
 from harness.core.audio import Waveform, resample, truncate
-from harness.core.errors import BadInputError, HarnessError
+from harness.core.errors import HarnessError
 from model_adapters.audio_encoder import max_seconds_option
 from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import concatenated, n_parameters, resolve_device, resolve_dtype
@@ -110,11 +110,7 @@ class ClapAdapter:
         if not items:
             return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
         items = [self.preprocess(item) for item in items]
-        texts = [i for i, item in enumerate(items) if item.get("text") is not None]
-        clips = [i for i, item in enumerate(items) if item.get("audio") is not None]
-        empty = sorted(set(range(len(items))) - set(texts) - set(clips))
-        if empty:
-            raise BadInputError(f"item {empty[0]} has neither a text nor an audio clip")
+        texts, clips = rows_by_part(items, ("text", "audio"), "neither a text nor an audio clip")
         out = torch.zeros(len(items), self.meta.embed_dim or 0)
         if texts:
             out[texts] += self._encode_texts([items[i]["text"] for i in texts])

@@ -28,8 +28,8 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
-from harness.core.adapter import AdapterMeta, Item, Role, check_options
-from harness.core.errors import BadInputError, HarnessError
+from harness.core.adapter import AdapterMeta, Item, Role, check_options, rows_by_part
+from harness.core.errors import HarnessError
 from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import (
     concatenated,
@@ -148,11 +148,7 @@ class ClipAdapter:
         if not items:
             return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
         items = [self.preprocess(item) for item in items]
-        texts = [i for i, item in enumerate(items) if item.get("text") is not None]
-        images = [i for i, item in enumerate(items) if item.get("image") is not None]
-        empty = sorted(set(range(len(items))) - set(texts) - set(images))
-        if empty:
-            raise BadInputError(f"item {empty[0]} has neither a text nor an image")
+        texts, images = rows_by_part(items, ("text", "image"), "neither a text nor an image")
         text_vectors = self._encode_texts([items[i]["text"] for i in texts])
         image_vectors = self._encode_images([items[i]["image"] for i in images])
         return self._combine(len(items), texts, text_vectors, images, image_vectors)

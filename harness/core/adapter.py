@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.core.errors import HarnessError
+from harness.core.errors import BadInputError, HarnessError
 
 Role = Literal["query", "document"] | None
 Similarity = Literal["cosine", "dot", "maxsim"]
@@ -116,3 +116,13 @@ def check_options(family: str, options: Mapping[str, Any], known: frozenset[str]
         raise HarnessError(
             f"unknown option(s) {sorted(unknown)} for the {family} family; known: {sorted(known)}"
         )
+
+
+def rows_by_part(items: Sequence[Item], parts: Sequence[str], missing: str) -> list[list[int]]:
+    """For each of ``parts``, the rows of ``items`` that carry it; an item that carries none of
+    them is a ``BadInputError`` ("item i has {missing}")."""
+    rows = [[i for i, item in enumerate(items) if item.get(part) is not None] for part in parts]
+    empty = sorted(set(range(len(items))).difference(*rows))
+    if empty:
+        raise BadInputError(f"item {empty[0]} has {missing}")
+    return rows
