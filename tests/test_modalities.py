@@ -1,7 +1,7 @@
 """Issue 14, items 2 and 3: the modality registry is the single source of what an input part
 is, and an adapter's preprocess step runs in the DataLoader workers.
 
-A toy sonar modality (float32 samples) and a toy video modality, registered here and nowhere
+A toy sonar modality (float32 samples) and a toy depth-map modality, registered here and nowhere
 else, go through categories, items, cache keys, sharding costs, dataset columns and the encoder
 end to end, with no change to task types, the encoder, sharding or scorers.
 """
@@ -80,23 +80,23 @@ AUDIO = Modality(
     length=lambda value: len(value) // 4,
     undecoded_feature=_audio_feature,
 )
-VIDEO = Modality(name="video", letter="v", read=bytes, digest=bytes, cost=float)
+DEPTH = Modality(name="depth", letter="d", read=bytes, digest=bytes, cost=float)
 
 
 @pytest.fixture
 def toy_modalities() -> Iterator[None]:
     register(AUDIO)
-    register(VIDEO)
+    register(DEPTH)
     try:
         yield
     finally:
         unregister("sonar")
-        unregister("video")
+        unregister("depth")
 
 
-def test_text_image_and_audio_are_built_in_in_cache_key_order() -> None:
-    assert [entry.name for entry in registered()] == ["text", "image", "audio"]
-    assert [entry.letter for entry in registered()] == ["t", "i", "a"]
+def test_text_image_audio_and_video_are_built_in_in_cache_key_order() -> None:
+    assert [entry.name for entry in registered()] == ["text", "image", "audio", "video"]
+    assert [entry.letter for entry in registered()] == ["t", "i", "a", "v"]
     with pytest.raises(ValueError, match="built in"):
         unregister("text")
 
@@ -112,8 +112,8 @@ def test_a_new_modality_needs_a_new_name_and_letter(toy_modalities: None) -> Non
 
 def test_categories_with_new_letters_parse(toy_modalities: None) -> None:
     assert parse_category("s2t").query == ("sonar",)
-    sides = parse_category("vs2t")
-    assert sides.query == ("sonar", "video") and sides.document == ("text",)
+    sides = parse_category("ds2t")
+    assert sides.query == ("sonar", "depth") and sides.document == ("text",)
     assert parse_category("t2s").inputs == ("text", "sonar")
     assert parse_category("s2c").labels
 

@@ -3,8 +3,9 @@
 A modality is one :class:`Modality` record. Categories (``t2i``, ``it2t``, ``a2t``, ``va2t``...)
 parse through the registry letter by letter, and items carry any set of parts, one per
 modality. Adding a modality is one :func:`register` call: no task type, encoder, sharding or
-scorer changes. Text (:mod:`harness.core.text`), image (:mod:`harness.core.image`) and audio
-(:mod:`harness.core.audio`) are the built-in entries, registered in that order on first use.
+scorer changes. Text (:mod:`harness.core.text`), image (:mod:`harness.core.image`), audio
+(:mod:`harness.core.audio`) and video (:mod:`harness.core.video`) are the built-in entries,
+registered in that order on first use.
 
 The record's callables work on a part's *stored* value (text, or an image's encoded bytes):
 ``read`` turns a dataset cell into it, ``digest`` hashes it for the cache key without decoding,
@@ -62,13 +63,14 @@ _REGISTRY: dict[str, Modality] = {}
 
 
 def _builtin() -> tuple[Modality, ...]:
-    """Text, image and audio, in the order of their parts in every cache key (it never
+    """Text, image, audio and video, in the order of their parts in every cache key (it never
     changes: a new built-in entry goes last)."""
     from harness.core.audio import AUDIO
     from harness.core.image import IMAGE
     from harness.core.text import TEXT
+    from harness.core.video import VIDEO
 
-    return (TEXT, IMAGE, AUDIO)
+    return (TEXT, IMAGE, AUDIO, VIDEO)
 
 
 def _entries() -> dict[str, Modality]:
