@@ -4,6 +4,7 @@ the per-item errors of bad clips."""
 from __future__ import annotations
 
 import io
+import os
 from fractions import Fraction
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 from mteb.models.modality_collators import FramesCollator
 
 from harness.core.errors import BadInputError
+from harness.core.frame_store import LOCATION_VARIABLE, frame_store, keep, lookup
 from harness.core.items import RawItem
 from harness.core.modalities import modality, parse_category
 from harness.core.video import (
@@ -271,3 +273,40 @@ def test_a_clip_without_frames_is_a_bad_input() -> None:
     item = RawItem.read("v1", {"video": ("clip", buffer.getvalue())})
     with pytest.raises(BadInputError, match=r"column 'clip' cannot be decoded .*no frames"):
         item.decoded()
+
+
+def test_a_runs_frame_store_serves_a_clip_decoded_once(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = encode_video(ramp(20), 8.0)
+    calls: list[list[int]] = []
+    real_decode = Video._decode
+
+    def counted(self: Video, indices: list[int]) -> Any:
+        calls.append(list(indices))
+        return real_decode(self, indices)
+
+    monkeypatch.setattr(Video, "_decode", counted)
+    sampling = FrameSampling(num_frames=8)
+    with frame_store(tmp_path) as root:
+        assert os.environ[LOCATION_VARIABLE] == str(root)
+        first = Video(data).frames(sampling)
+        again = Video(data).frames(sampling)  # another item (another task) with the same clip
+        other = Video(data).frames(FrameSampling(num_frames=4))  # other frames: decoded
+        assert np.array_equal(first, again) and other.shape[0] == 4
+        assert len(calls) == 2
+    assert not root.exists() and LOCATION_VARIABLE not in os.environ
+    Video(data).frames(sampling)  # no store outside a run
+    assert len(calls) == 3
+
+
+def test_the_frame_store_stops_keeping_at_its_cap(tmp_path: Any) -> None:
+    frames = np.zeros((4, 16, 16, 3), np.uint8)
+    with frame_store(tmp_path, max_bytes=frames.nbytes * 2):
+        assert keep("clip-a", [0, 1, 2, 3], frames)
+        assert keep("clip-b", [0, 1, 2, 3], frames)
+        assert not keep("clip-c", [0, 1, 2, 3], frames)
+        assert lookup("clip-c", [0, 1, 2, 3]) is None
+        kept = lookup("clip-a", [0, 1, 2, 3])
+        assert kept is not None and np.array_equal(kept, frames)
+        assert lookup("clip-a", [0, 1, 2]) is None

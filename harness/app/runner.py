@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from harness.app.plan import check_result_names, modality_problem, with_data_dir
 from harness.app.table import format_table
 from harness.core.adapter import Adapter
 from harness.core.errors import HarnessError
+from harness.core.frame_store import frame_store
 from harness.engine.cache import EmbeddingCache, default_cache_dir
 from harness.engine.distributed import Shards
 from harness.engine.encoding import BatchEncoder, degenerate_warnings
@@ -184,19 +186,43 @@ def run_tasks(
         shards=shards,
     )
     outcomes: list[TaskOutcome] = []
-    for task in tasks:
-        path = result_path(settings.output, adapter.meta, task.name)
-        start = time.perf_counter()
-        try:
-            outcomes.extend(_run_task(task, encoder, settings, path, writes=writes))
-        except HarnessError as error:
-            if settings.fail_fast or shards is not None:
-                raise
-            seconds = time.perf_counter() - start
-            splits = ",".join(task.eval_splits)
-            reason = str(error).strip() or repr(error)
-            outcomes.append(TaskOutcome(task.name, splits, None, seconds, FAILED, path, reason))
+    with _frames_kept(tasks, settings):
+        for task in tasks:
+            outcomes.extend(_run_or_report(task, encoder, settings, shards, writes=writes))
     return RunReport(folder, outcomes, encoder)
+
+
+def _frames_kept(
+    tasks: Sequence[TaskDefinition], settings: RunSettings
+) -> AbstractContextManager[Any]:
+    """The run's frame store when a task has video inputs (each clip is then decoded once,
+    however many tasks share it), kept beside the embedding cache."""
+    if not any("video" in task.input_modalities for task in tasks):
+        return nullcontext()
+    return frame_store(settings.cache_dir)
+
+
+def _run_or_report(
+    task: TaskDefinition,
+    encoder: BatchEncoder,
+    settings: RunSettings,
+    shards: Shards | None,
+    *,
+    writes: bool,
+) -> list[TaskOutcome]:
+    """One task's outcomes; a ``HarnessError`` becomes a failed outcome unless it must stop
+    the run."""
+    path = result_path(settings.output, encoder.adapter.meta, task.name)
+    start = time.perf_counter()
+    try:
+        return _run_task(task, encoder, settings, path, writes=writes)
+    except HarnessError as error:
+        if settings.fail_fast or shards is not None:
+            raise
+        seconds = time.perf_counter() - start
+        splits = ",".join(task.eval_splits)
+        reason = str(error).strip() or repr(error)
+        return [TaskOutcome(task.name, splits, None, seconds, FAILED, path, reason)]
 
 
 def _run_task(

@@ -15,6 +15,7 @@ datasets); :func:`encode_video` writes clips (the demo's, the tests').
 from __future__ import annotations
 
 import bisect
+import hashlib
 import io
 import math
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from harness.core import frame_store
 from harness.core.modalities import Modality
 from harness.core.stored import StoredFile
 
@@ -147,17 +149,24 @@ class Video:
         """The frames ``sampling`` picks, decoded: uint8 RGB of shape ``(T, H, W, 3)``.
 
         When trailing frames fail to decode, the clip counts as the frames that do, and the
-        indices are picked again (mteb's fall-back); a ``ValueError`` when none decodes.
+        indices are picked again (mteb's fall-back); a ``ValueError`` when none decodes. Within
+        a run, the frames are kept in the run's frame store (:mod:`harness.core.frame_store`),
+        so a clip that several tasks share is decoded once.
         """
-        n_source = self.num_frames
+        asked = sampling.indices(self.num_frames, self.seconds)
+        kept = frame_store.lookup(self.digest, asked)
+        if kept is not None:
+            return kept
+        indices = asked
         while True:
-            indices = sampling.indices(n_source, self.seconds)
             decoded, decodable = self._decode(indices)
             if decoded is not None:
-                return np.stack([decoded[i] for i in indices])
+                frames = np.stack([decoded[i] for i in indices])
+                frame_store.keep(self.digest, asked, frames)
+                return frames
             if decodable == 0:
                 raise ValueError("none of its frames decodes; re-encode the clip")
-            n_source = decodable
+            indices = sampling.indices(decodable, self.seconds)
 
     def _decode(self, indices: Sequence[int]) -> tuple[dict[int, np.ndarray] | None, int]:
         """The frames at ``indices`` by index; or None and the number of leading frames that
@@ -195,8 +204,6 @@ class Video:
     @cached_property
     def digest(self) -> str:
         """A hash of the stored bytes (names the clip in the frame store)."""
-        import hashlib
-
         return hashlib.sha256(self._data).hexdigest()
 
 
