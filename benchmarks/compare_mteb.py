@@ -11,11 +11,15 @@ probe, zero-shot and clustering over one image set, as CIFAR10 has in MIEB; (c) 
 through the harness with the cache (b) left (mteb has no cross-task cache; its row repeats
 (b)); (d) a Winoground-style compositionality task. Audio with the demo CLAP: (e) audio-to-text
 retrieval; (f) linear probe, zero-shot and clustering over one clip set, with MAEB's protocols;
-(g) suite (f) with the cache (f) left.
+(g) suite (f) with the cache (f) left. Video with an X-CLIP: (h) text-to-video and
+video-to-text retrieval; (i) linear probe, zero-shot and clustering over one clip set; (j)
+suite (i) with the cache (i) left; (k) suite (i) through the harness without the embedding
+cache (the run's frame store alone keeps each clip to one decode), against (i)'s mteb side.
 
     python -m benchmarks.compare_mteb                 # all suites; images also at ViT-B/32 size
     python -m benchmarks.compare_mteb --models demo   # quick
     python -m benchmarks.compare_mteb --models demo --suites e,f,g --repeat 2   # audio only
+    python -m benchmarks.compare_mteb --models demo --suites h,i,j,k             # video only
 """
 
 from __future__ import annotations
@@ -89,26 +93,30 @@ def model_dir(
     kind: str, modality: str, workdir: Path, env: dict[str, str], log: Path
 ) -> Path | None:
     """The directory of a model, built (once, cached) when it is not shipped; None when the
-    modality has no model of that kind (only images have built ones)."""
-    shipped = STACKS[modality].shipped
-    if kind in shipped:
-        return shipped[kind]
-    if modality != "image":
+    modality has no model of that kind."""
+    stack = STACKS[modality]
+    if kind in stack.shipped:
+        shipped = stack.shipped[kind]
+        if not (shipped / "config.json").exists():
+            raise SystemExit(f"{shipped} is missing: train it (scripts/) or pick other --models")
+        return shipped
+    builder = stack.built.get(kind)
+    if builder is None:
         return None
-    directory = (MODEL_DIR_CACHE if kind == "b32" else workdir) / f"clip-{kind}-random"
+    directory = (MODEL_DIR_CACHE if kind == "b32" else workdir) / f"{builder}-random"
     if not (directory / "model.safetensors").exists():
-        run_child([sys.executable, "-m", "benchmarks.models", kind, str(directory)], env, log)
+        run_child([sys.executable, "-m", "benchmarks.models", builder, str(directory)], env, log)
     return directory
 
 
 def measure_suite(
     model: Path, suite: Suite, workdir: Path, env: dict[str, str], log: Path, batch_size: int
 ) -> dict[str, Measure]:
-    """Run one suite on both sides; a warm suite reuses the cache its cold suite left and runs
-    on the harness side only."""
+    """Run one suite on both sides; a suite that reruns another runs on the harness side only,
+    with the cache that suite left (warm) or none (bare)."""
     out: dict[str, Measure] = {}
     tag = f"{model.name}-{suite.key}"
-    cache = workdir / f"cache-{model.name}-{suite.cache_of}"
+    cache = "-" if suite.cache_of is None else str(workdir / f"cache-{model.name}-{suite.cache_of}")
     sides: dict[str, list[str]] = {
         "harness": [
             "benchmarks.harness_side",
@@ -116,11 +124,11 @@ def measure_suite(
             suite.key,
             "",
             str(workdir / f"out-{tag}"),
-            str(cache),
+            cache,
             str(batch_size),
         ],
     }
-    if suite.warm_of is None:
+    if suite.rerun_of is None:
         mteb = ["benchmarks.mteb_side", str(model), suite.key, "", str(batch_size)]
         sides = {"mteb": mteb, **sides}
     for side, args in sides.items():
@@ -137,6 +145,13 @@ def same_scores(reference: dict[str, float], mine: dict[str, float]) -> bool:
         round(reference[name], SCORE_DECIMALS) == round(mine[name], SCORE_DECIMALS)
         for name in reference
     )
+
+
+def decoded_cell(report: dict[str, Any]) -> str:
+    """Items decoded; for video, clip decodes and the frames they decoded."""
+    if "frames" in report:
+        return f"{report['decoded']} ({report['frames']} frames)"
+    return str(report["decoded"])
 
 
 def ratio(slow: float, fast: float) -> str:
@@ -158,7 +173,7 @@ def print_table(rows: list[tuple[str, Suite, dict[str, Measure]]], load: str) ->
     )
     lines = [header]
     agree = True
-    cold: dict[tuple[str, str], Measure] = {}
+    sides_of: dict[tuple[str, str], dict[str, Measure]] = {}
     for model, suite, sides in rows:
         for side, m in sides.items():
             scores = " ".join(f"{v:.6f}" for _, v in sorted(m.scores.items()))
@@ -170,19 +185,20 @@ def print_table(rows: list[tuple[str, Suite, dict[str, Measure]]], load: str) ->
                     f"{m.wall:.1f}",
                     f"{m.run:.1f}",
                     f"{m.peak_rss_mib:.0f}",
-                    str(m.report["decoded"]),
+                    decoded_cell(m.report),
                     str(m.report["forward_calls"]),
                     scores,
                 )
             )
-        harness = sides["harness"]
-        cold[model, suite.key] = harness
-        reference = sides.get("mteb") or cold.get((model, suite.cache_of))
+        sides_of[model, suite.key] = sides
+        against = "harness cold" if suite.warm_of else "mteb"
+        of = sides_of.get((model, suite.rerun_of or suite.key), {})
+        reference = of.get("harness" if suite.warm_of else "mteb")
         if reference is None:
             continue
+        harness = sides["harness"]
         same = same_scores(reference.scores, harness.scores)
         agree &= same
-        against = "mteb" if "mteb" in sides else "harness cold"
         lines.append(
             (
                 model,
@@ -218,7 +234,9 @@ def best_of(rounds: list[dict[str, Measure]]) -> dict[str, Measure]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--models", default="demo,b32", help="comma-separated: demo, tiny, b32 (audio: demo only)"
+        "--models",
+        default="demo,b32",
+        help="comma-separated: demo, tiny, b32 (audio: demo only; video: demo, tiny)",
     )
     parser.add_argument(
         "--suites", default=",".join(SUITES), help=f"comma-separated, of {', '.join(SUITES)}"
@@ -235,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown suites {unknown}; known: {', '.join(SUITES)}")
     suites = [suite for key, suite in SUITES.items() if key in keys]
     for suite in suites:
-        if suite.warm_of and suite.warm_of not in keys:
-            parser.error(f"suite {suite.key} reruns suite {suite.warm_of} warm: list it too")
+        if suite.rerun_of and suite.rerun_of not in keys:
+            warm = " warm" if suite.warm_of else ""
+            parser.error(f"suite {suite.key} reruns suite {suite.rerun_of}{warm}: list it too")
     load = load_average()
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as temporary:
         workdir = args.workdir or Path(temporary)

@@ -1,8 +1,8 @@
 """One side of the comparison: ``harness run`` on the demo tasks, in this process.
 
-Run as ``python -m benchmarks.harness_side MODEL_DIR SUITE REPORT.json OUTPUT CACHE [BATCH]``;
-it calls the ``harness`` console entry point with the suite's tasks, then reads the result
-files.
+Run as ``python -m benchmarks.harness_side MODEL_DIR SUITE REPORT.json OUTPUT CACHE [BATCH]``
+(CACHE ``-``: run with ``--no-cache``); it calls the ``harness`` console entry point with the
+suite's tasks, then reads the result files.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from benchmarks.suites import SUITES
 
 
 def main(
-    model_dir: str, suite: str, report: Path, output: Path, cache: Path, batch_size: int = 32
+    model_dir: str,
+    suite: str,
+    report: Path,
+    output: Path,
+    cache: Path | None,
+    batch_size: int = 32,
 ) -> None:
     """Run the suite through the harness CLI; write scores, counts, time and memory."""
     chosen = SUITES[suite]
@@ -34,8 +39,7 @@ def main(
         ",".join(tasks),
         "--output",
         str(output),
-        "--cache-dir",
-        str(cache),
+        *(["--no-cache"] if cache is None else ["--cache-dir", str(cache)]),
         "--batch-size",
         str(batch_size),
         "--overwrite",
@@ -67,6 +71,6 @@ if __name__ == "__main__":
         sys.argv[2],
         Path(sys.argv[3]),
         Path(sys.argv[4]),
-        Path(sys.argv[5]),
+        None if sys.argv[5] == "-" else Path(sys.argv[5]),
         *map(int, sys.argv[6:7]),
     )

@@ -1,7 +1,9 @@
-"""The models of the comparison: the shipped demo CLIP, the tests' tiny CLIP, and a
-random-initialised CLIP the size of ViT-B/32 (compute-bound on a CPU).
+"""The models of the comparison that are built, not shipped: the tests' tiny CLIP, a
+random-initialised CLIP the size of ViT-B/32 (compute-bound on a CPU), and the tests' tiny
+X-CLIP (8 frames of 32 x 32).
 
-Run as ``python -m benchmarks.models KIND DIRECTORY`` to build one into DIRECTORY.
+Run as ``python -m benchmarks.models BUILDER DIRECTORY`` to build one into DIRECTORY (builders:
+``clip-b32``, ``clip-tiny``, ``xclip-tiny``).
 """
 
 from __future__ import annotations
@@ -60,7 +62,15 @@ def build_tiny(directory: Path) -> Path:
     return build_tiny_clip(directory)
 
 
-BUILDERS = {"b32": build_b32, "tiny": build_tiny}
+def build_tiny_xclip(directory: Path) -> Path:
+    """The tests' tiny random X-CLIP, taking 8 frames as the demo X-CLIP and mteb's do."""
+    from tests.tiny_models import build_tiny_xclip
+
+    return build_tiny_xclip(directory, num_frames=XCLIP_FRAMES)
+
+
+XCLIP_FRAMES = 8
+BUILDERS = {"clip-b32": build_b32, "clip-tiny": build_tiny, "xclip-tiny": build_tiny_xclip}
 
 if __name__ == "__main__":
     BUILDERS[sys.argv[1]](Path(sys.argv[2]))

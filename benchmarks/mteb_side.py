@@ -9,6 +9,8 @@ harness's decoder, and what torchcodec yields for the demo's 16-bit FLAC: float3
 channels averaged, as ``datasets``' AudioDecoder gives them); and mteb's audio collator imports
 torchaudio, which has no build for this torch, so a stand-in module is installed whose
 resampler refuses to run (the demo clips are at the demo CLAP's 16 kHz: nothing is resampled).
+For video it is mteb's own X-CLIP wrapper (``XCLIPModel``), with a PyAV stand-in for
+torchcodec's ``VideoDecoder`` (``benchmarks/video_stand_in.py``), whose wheels need CUDA here.
 
 Run as ``python -m benchmarks.mteb_side MODEL_DIR SUITE REPORT.json [BATCH_SIZE]``.
 """
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _probe
+from benchmarks import _probe, video_stand_in
 from benchmarks.mteb_tasks import build_tasks
 from benchmarks.suites import SUITES
 
@@ -139,13 +141,27 @@ def install_audio_stand_ins() -> None:
 
 
 def load_model(modality: str, model_dir: str) -> Any:
-    """The suite's model in mteb's protocol: the CLIP encoder above, or mteb's CLAP wrapper."""
+    """The suite's model in mteb's protocol: the CLIP encoder above, or mteb's CLAP or X-CLIP
+    wrapper (the latter taking the checkpoint's number of frames, as mteb's X-CLIP entries
+    declare it)."""
     if modality == "image":
         return ClipEncoder(model_dir)
+    if modality == "video":
+        return xclip_wrapper(model_dir)
     install_audio_stand_ins()
     from mteb.models.model_implementations.clap_models import ClapZeroShotWrapper
 
     return ClapZeroShotWrapper(model_dir, revision=None, device="cpu")  # type: ignore[arg-type]
+
+
+def xclip_wrapper(model_dir: str) -> Any:
+    """mteb's ``XCLIPModel`` wrapper, decoding through the PyAV torchcodec stand-in."""
+    from mteb.models.model_implementations.xclip_models import XCLIPModel
+    from transformers import AutoConfig
+
+    video_stand_in.install()
+    frames = int(AutoConfig.from_pretrained(model_dir).vision_config.num_frames)
+    return XCLIPModel(model_dir, revision=None, device="cpu", num_frames=frames)  # type: ignore[arg-type]
 
 
 def main(model_dir: str, suite: str, report: Path, batch_size: int = 32) -> None:

@@ -5,6 +5,8 @@ the abstract task with its ``TaskMetadata`` and a ``load_data`` that reads the l
 parquet files. Their class constants are the benchmark's: MIEB's for images (CIFAR10 for the
 probe, zero-shot and legacy clustering; Winoground's column layout), MAEB's for audio (8
 samples per label and 10 experiments for the probe; the current ``AbsTaskClustering`` on every
+clip), and for video those of the harness's demo definitions (``demo_video.yaml``: MIEB's 16
+samples per label and 5 experiments for the probe; MVEB's ``AbsTaskClustering`` on every
 clip). Each task is declared by the name of its harness task definition.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 DEMO = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"
-SIDES = {"t": "text", "i": "image", "a": "audio"}
+SIDES = {"t": "text", "i": "image", "a": "audio", "v": "video"}
 
 
 def _metadata(name: str, kind: Any, main_score: str, category: Any, modalities: Any) -> Any:
@@ -130,13 +132,14 @@ def legacy_clustering(name: str, data: str) -> type:
     return Task
 
 
-def fast_clustering(name: str, data: str) -> type:
-    """MAEB's audio clustering (``AbsTaskClustering``) on every clip of the test split."""
+def fast_clustering(name: str, data: str, kind: str, modality: str) -> type:
+    """MAEB's audio and MVEB's video clustering (``AbsTaskClustering``) on every clip of the
+    test split."""
     from mteb.abstasks import AbsTaskClustering
 
     class Task(AbsTaskClustering):
-        metadata = _metadata(name, "AudioClustering", "v_measure", "a2c", ["audio"])
-        input_column_name = "audio"
+        metadata = _metadata(name, kind, "v_measure", f"{modality[0]}2c", [modality])
+        input_column_name = modality
         label_column_name = "label"
         max_fraction_of_documents_to_embed = None
 
@@ -166,6 +169,7 @@ def winoground(name: str) -> type:
 
 
 SHAPES, CLIPS = "DemoShapesClassification", "DemoAudioClassification"
+VIDEOS = "DemoVideoClassification"
 TASKS: dict[str, Callable[[], type]] = {
     "DemoShapesT2IRetrieval": lambda: retrieval("DemoShapesT2IRetrieval", "t2i"),
     SHAPES: lambda: classification(SHAPES, "ImageClassification", "image", 16, 5),
@@ -179,7 +183,18 @@ TASKS: dict[str, Callable[[], type]] = {
     "DemoAudioZeroShot": lambda: zero_shot(
         "DemoAudioZeroShot", CLIPS, "AudioZeroshotClassification", "audio"
     ),
-    "DemoAudioClustering": lambda: fast_clustering("DemoAudioClustering", CLIPS),
+    "DemoAudioClustering": lambda: fast_clustering(
+        "DemoAudioClustering", CLIPS, "AudioClustering", "audio"
+    ),
+    "DemoVideoT2VRetrieval": lambda: retrieval("DemoVideoT2VRetrieval", "t2v"),
+    "DemoVideoV2TRetrieval": lambda: retrieval("DemoVideoV2TRetrieval", "v2t"),
+    VIDEOS: lambda: classification(VIDEOS, "VideoClassification", "video", 16, 5),
+    "DemoVideoZeroShot": lambda: zero_shot(
+        "DemoVideoZeroShot", VIDEOS, "VideoZeroshotClassification", "video"
+    ),
+    "DemoVideoClustering": lambda: fast_clustering(
+        "DemoVideoClustering", VIDEOS, "VideoClustering", "video"
+    ),
 }
 
 

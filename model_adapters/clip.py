@@ -10,6 +10,16 @@ outweighs the other. The fusion is in the fingerprint, so the two never share ca
 model's device (meant for CUDA) while the weights stay in ``dtype``; embeddings come back in
 float32, so similarities are always computed in float32. It is in the fingerprint.
 
+Video is the frame-pooling baseline of mteb's ``Video2ImagesWrapper``: in the DataLoader
+workers ``preprocess`` samples frames (by default 8, evenly spaced: ``FrameSampling(num_frames=8)``)
+and runs the image processor on each; ``encode`` embeds every frame with the image tower and
+takes the plain mean of the frames' raw embeddings (no normalisation before or after), as mteb
+pools them. Options ``video_num_frames``, or ``video_fps`` with ``video_max_frames``, change
+the sampling. The sampling, the pooling and the frame size are the adapter's video
+``modality_options``: recorded in every result, keyed into video items' cache keys and video
+tasks' run identities, and kept out of the fingerprint, so the keys and results of image and
+text runs stay as they were before video existed.
+
 The weights of a local model directory are loaded on first use: the metadata comes from the
 config and the safetensors headers, so a run served wholly from the embedding cache never
 loads them.
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +41,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 
 from harness.core.adapter import AdapterMeta, Item, Role, check_options, rows_by_part
 from harness.core.errors import HarnessError
+from harness.core.video import FrameSampling, Video
 from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import (
     concatenated,
@@ -42,7 +54,15 @@ from model_adapters.torch_utils import (
 # Model types whose text tower was trained on fixed-length, padded sequences.
 MAX_LENGTH_PADDING_TYPES = frozenset({"siglip", "siglip2"})
 FUSIONS = ("sum", "normalized_sum")
-OPTIONS = frozenset({"padding", "max_length", "fusion", "autocast"})
+# Frame sampling options, named as ``FrameSampling.options`` records them.
+VIDEO_OPTIONS = {
+    "video_num_frames": "num_frames",
+    "video_fps": "fps",
+    "video_max_frames": "max_frames",
+}
+OPTIONS = frozenset({"padding", "max_length", "fusion", "autocast", *VIDEO_OPTIONS})
+# mteb's Video2ImagesWrapper samples 8 evenly spaced frames unless told otherwise.
+DEFAULT_FRAME_SAMPLING = FrameSampling(num_frames=8)
 AUTOCAST_DTYPES = ("bfloat16", "float16")
 # Tokenizers without a known limit report a huge sentinel as model_max_length.
 _NO_LIMIT = 1_000_000
@@ -53,7 +73,9 @@ class ClipAdapter:
 
     ``options``: ``padding`` (``"longest"`` or ``"max_length"``; SigLIP-family models default
     to ``"max_length"``, others to ``"longest"``), ``max_length`` (defaults to the tokenizer's
-    limit) and ``fusion`` (``"sum"``, mteb's, or ``"normalized_sum"``).
+    limit), ``fusion`` (``"sum"``, mteb's, or ``"normalized_sum"``) and the video frame
+    sampling (``video_num_frames``, or ``video_fps`` and ``video_max_frames``; 8 frames by
+    default).
     """
 
     def __init__(self, request: LoadRequest) -> None:
@@ -69,6 +91,7 @@ class ClipAdapter:
         self.image_processor = AutoImageProcessor.from_pretrained(
             request.source, revision=request.hub_revision
         )
+        self.frame_sampling = _frame_sampling(request.options)
         settings = self._settings(request.options)
         self._padding = settings["padding"]
         self._max_length = settings["max_length"]
@@ -79,11 +102,18 @@ class ClipAdapter:
             revision=request.revision,
             family="clip",
             similarity="cosine",
-            modalities=("image", "text"),
+            modalities=("image", "text", "video"),
             dtype=request.dtype,
             embed_dim=_embed_dim(self.config),
             n_parameters=_stored_parameters(request.source) or n_parameters(self.model),
             options=settings,
+            modality_options={
+                "video": {
+                    **self.frame_sampling.options(),
+                    "video_pooling": "mean",
+                    "video_frame_size": _frame_size(self.image_processor),
+                }
+            },
         )
 
     @property
@@ -131,14 +161,23 @@ class ClipAdapter:
         return int(_text_config(self.config).max_position_embeddings)
 
     def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
-        """Run the image processor on the item's image (in a DataLoader worker): ``image``
-        becomes its arrays, ``{"pixel_values": (1, 3, h, w), ...}``. An item without a PIL
-        image (text only, or already preprocessed) is returned as it is."""
+        """Run the image processor on the item's image and on its video's sampled frames (in a
+        DataLoader worker): ``image`` becomes its arrays, ``{"pixel_values": (1, 3, h, w),
+        ...}``, and ``video`` those of its frames, ``(frames, 3, h, w)``. An item with neither
+        (text only, or already preprocessed) is returned as it is."""
+        arrays = {}
         image = item.get("image")
-        if not isinstance(image, Image.Image):
-            return item
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        return {**item, "image": to_numpy(self.image_processor(images=[rgb], return_tensors="pt"))}
+        if isinstance(image, Image.Image):
+            arrays["image"] = self._pixels([image if image.mode == "RGB" else image.convert("RGB")])
+        video = item.get("video")
+        if isinstance(video, Video):
+            frames = video.frames(self.frame_sampling)
+            arrays["video"] = self._pixels([Image.fromarray(frame) for frame in frames])
+        return {**item, **arrays} if arrays else item
+
+    def _pixels(self, images: list[Image.Image]) -> dict[str, np.ndarray]:
+        """The image processor's arrays for RGB images, one row each."""
+        return to_numpy(self.image_processor(images=images, return_tensors="pt"))
 
     def encode(
         self, items: Sequence[Item], *, role: Role = None, instruction: str | None = None
@@ -148,29 +187,28 @@ class ClipAdapter:
         if not items:
             return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
         items = [self.preprocess(item) for item in items]
-        texts, images = rows_by_part(items, ("text", "image"), "neither a text nor an image")
-        text_vectors = self._encode_texts([items[i]["text"] for i in texts])
-        image_vectors = self._encode_images([items[i]["image"] for i in images])
-        return self._combine(len(items), texts, text_vectors, images, image_vectors)
+        texts, images, videos = rows_by_part(
+            items, ("text", "image", "video"), "neither a text, an image nor a video"
+        )
+        parts = [
+            (texts, self._encode_texts([items[i]["text"] for i in texts])),
+            (images, self._encode_images([items[i]["image"] for i in images])),
+            (videos, self._encode_videos([items[i]["video"] for i in videos])),
+        ]
+        return self._combine(len(items), [(rows, vectors) for rows, vectors in parts if rows])
 
-    def _combine(
-        self,
-        n: int,
-        texts: list[int],
-        text_vectors: torch.Tensor,
-        images: list[int],
-        image_vectors: torch.Tensor,
-    ) -> np.ndarray:
-        """Place text and image vectors at their items' rows, fusing items that have both."""
-        if self._fusion == "normalized_sum" and texts and images:
-            both = set(texts) & set(images)
-            text_vectors = _normalize_rows(text_vectors, [i in both for i in texts])
-            image_vectors = _normalize_rows(image_vectors, [i in both for i in images])
-        dim = (text_vectors if texts else image_vectors).shape[1]
-        out = torch.zeros(n, dim, dtype=torch.float32)
-        for rows, vectors in ((texts, text_vectors), (images, image_vectors)):
-            if rows:
-                out[rows] += vectors
+    def _combine(self, n: int, parts: list[tuple[list[int], torch.Tensor]]) -> np.ndarray:
+        """Place each part's vectors at its items' rows, fusing the parts of items that have
+        several (text and image, say)."""
+        if self._fusion == "normalized_sum" and len(parts) > 1:
+            counts = Counter(row for rows, _ in parts for row in rows)
+            parts = [
+                (rows, _normalize_rows(vectors, [counts[i] > 1 for i in rows]))
+                for rows, vectors in parts
+            ]
+        out = torch.zeros(n, parts[0][1].shape[1], dtype=torch.float32)
+        for rows, vectors in parts:
+            out[rows] += vectors
         return out.numpy()
 
     @torch.inference_mode()
@@ -195,6 +233,16 @@ class ClipAdapter:
         batch = concatenated(images)
         return self._features("get_image_features", batch)
 
+    @torch.inference_mode()
+    def _encode_videos(self, videos: list[Mapping[str, np.ndarray]]) -> torch.Tensor:
+        """Every sampled frame through the image tower in one forward pass, then the mean of
+        each video's frame embeddings; float32 on the CPU."""
+        if not videos:
+            return torch.empty(0)
+        counts = [len(video["pixel_values"]) for video in videos]
+        frames = self._features("get_image_features", concatenated(videos))
+        return torch.stack([chunk.mean(dim=0) for chunk in torch.split(frames, counts)])
+
     def _features(self, method: str, batch: Mapping[str, Any]) -> torch.Tensor:
         """Run the model's ``get_*_features`` method on the inputs it names; return its pooled
         output."""
@@ -215,6 +263,30 @@ class ClipAdapter:
         if value.is_floating_point():
             return value.to(self._device, self._dtype)
         return value.to(self._device)
+
+
+def _frame_size(image_processor: Any) -> Any:
+    """The size the image processor brings each frame to (its crop, else its resize)."""
+    size = getattr(image_processor, "crop_size", None) or getattr(image_processor, "size", None)
+    if size is None or isinstance(size, int):
+        return size
+    keys = ("height", "width", "shortest_edge", "longest_edge")
+    values = {
+        key: size.get(key) if isinstance(size, Mapping) else getattr(size, key, None)
+        for key in keys
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _frame_sampling(options: Mapping[str, Any]) -> FrameSampling:
+    """The frame sampling the video options ask for; 8 evenly spaced frames by default."""
+    given = {field: options[key] for key, field in VIDEO_OPTIONS.items() if key in options}
+    if not given.keys() & {"num_frames", "fps"}:
+        given.setdefault("num_frames", DEFAULT_FRAME_SAMPLING.num_frames)
+    try:
+        return FrameSampling(**given)
+    except (TypeError, ValueError) as error:
+        raise HarnessError(f"video options {sorted(given)}: {error}") from None
 
 
 def _stored_parameters(source: str) -> int | None:

@@ -18,9 +18,10 @@ MLLM = "mllm"
 MLLM_VISION = "mllm-vision"
 CLAP = "clap"
 AUDIO_ENCODER = "audio-encoder"
+XCLIP = "xclip"
 LATE_INTERACTION = "late-interaction"
 # Config model types served by model_adapters/mllm.py: the mllm family (Omni thinkers: audio,
-# images and text) and the mllm-vision family (images and text).
+# images, text and video) and the mllm-vision family (images, text and video).
 MLLM_MODEL_TYPES = frozenset({"qwen2_5_omni", "qwen2_5_omni_thinker"})
 MLLM_VISION_MODEL_TYPES = frozenset({"qwen2_vl", "qwen2_5_vl"})
 # Config model types served by the audio-encoder family (model_adapters/audio_encoder.py).
@@ -44,6 +45,10 @@ def _is_mllm_vision(files: ModelFiles) -> bool:
 
 def _is_clap(files: ModelFiles) -> bool:
     return config_model_type(files) == "clap"
+
+
+def _is_xclip(files: ModelFiles) -> bool:
+    return config_model_type(files) == "xclip"
 
 
 def _is_audio_encoder(files: ModelFiles) -> bool:
@@ -94,14 +99,16 @@ BUILTIN_FAMILIES = (
     ),
     Family(
         name=MLLM,
-        modalities=("audio", "image", "text"),
+        modalities=("audio", "image", "text", "video"),
         factory="model_adapters.mllm:MllmAdapter",
         detects=_is_mllm,
-        description="Qwen2.5-Omni thinkers (LCO-Embedding): audio, images and text, last token",
+        description=(
+            "Qwen2.5-Omni thinkers (LCO-Embedding): audio, images, text and video, last token"
+        ),
     ),
     Family(
         name=MLLM_VISION,
-        modalities=("image", "text"),
+        modalities=("image", "text", "video"),
         factory="model_adapters.mllm:MllmAdapter",
         detects=_is_mllm_vision,
         description="Qwen2-VL and Qwen2.5-VL multimodal LLMs (the mllm adapter), last token",
@@ -128,8 +135,15 @@ BUILTIN_FAMILIES = (
         description="ColPali/ColQwen2 multi-vector (MaxSim) retrievers",
     ),
     Family(
+        name=XCLIP,
+        modalities=("text", "video"),
+        factory="model_adapters.xclip:XClipAdapter",
+        detects=_is_xclip,
+        description="transformers XCLIPModel: video and text towers, as mteb runs X-CLIP",
+    ),
+    Family(
         name=CLIP,
-        modalities=("image", "text"),
+        modalities=("image", "text", "video"),
         factory="model_adapters.clip:ClipAdapter",
         detects=_is_dual_encoder,
         description="transformers dual encoders with get_text_features and get_image_features",

@@ -1,9 +1,10 @@
 """MLLM embedders (LCO-Embedding, E5-V style): the last token's final hidden state.
 
-Each item becomes one chat-templated prompt: the audio clip and the image (if any), then the
-text, then a summarising suffix for the item's modality; the prompt is rendered with the model's
-own chat template and a generation prompt. A batch is left-padded, so the last position of
-every row is that item's last token; its final hidden state, L2-normalised, is the embedding.
+Each item becomes one chat-templated prompt: the video, the audio clip and the image (those
+present), then the text, then a summarising suffix for the item's modality; the prompt is
+rendered with the model's own chat template and a generation prompt. A batch is left-padded, so
+the last position of every row is that item's last token; its final hidden state,
+L2-normalised, is the embedding.
 
 The processor is assembled from the tokenizer and the image processor rather than through
 ``AutoProcessor``, whose Qwen2-VL/2.5-VL/Omni variants require a video processor that needs
@@ -17,11 +18,18 @@ computed there as ``Qwen2_5OmniProcessor`` computes them (it pads every clip to 
 frames of the clip itself depend only on the silence right after it, so the clip is padded by a
 few frames instead and only its own frames kept). The audio placeholder is expanded to the
 audio tower's output length.
+
+Every family member embeds video as mteb's LCO-Embedding wrapper does: frames sampled at 2 per
+second, at most 64 (the ``video_*`` options change it), and turned into patches in the
+DataLoader workers as the model's video processor would (:mod:`model_adapters.mllm_video`); the
+audio track of a ``va`` item is its own audio part (``use_audio_in_video`` off). The video
+placeholder is expanded to ``prod(video_grid_thw) / merge_size**2`` tokens.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -40,8 +48,15 @@ from transformers.utils import cached_file
 from harness.core.adapter import AdapterMeta, Item, Role, check_options
 from harness.core.audio import Waveform, resample, truncate
 from harness.core.errors import BadInputError, HarnessError
+from harness.core.video import Video
 from model_adapters.audio_encoder import max_seconds_option
 from model_adapters.family import LoadRequest
+from model_adapters.mllm_video import (
+    BOUND_OPTIONS,
+    SAMPLING_OPTIONS,
+    frame_sampling,
+    load_video_patches,
+)
 from model_adapters.torch_utils import (
     DTYPES,
     concatenated,
@@ -60,22 +75,32 @@ MODEL_CLASSES = {
     "qwen2_5_omni": "Qwen2_5OmniThinkerForConditionalGeneration",
     "qwen2_5_omni_thinker": "Qwen2_5OmniThinkerForConditionalGeneration",
 }
-# Prompt presets: the user turn's text for each modality, ``{text}`` standing for the item's text.
-# An audio clip and an image, when present, always come first in the user turn, in that order.
-# ``lco`` follows mteb's LCO-Embedding wrapper (an item takes the suffix of its image, else of
-# its audio, else of its text); ``e5v`` takes E5-V's wording (mteb's e5_v.py), rendered with the
-# model's chat template, and has no audio prompts.
+# The parts of a user turn, in order: a video, an audio clip and an image come first (those
+# present), then the item's text with the prompt's suffix, as mteb's LCO-Embedding wrapper
+# builds its messages.
+PART_ORDER = ("video", "audio", "image", "text")
+# Prompt presets: the user turn's text for each set of parts (named in ``PART_ORDER``, joined by
+# commas), ``{text}`` standing for the item's text. ``lco`` follows mteb's LCO-Embedding wrapper:
+# an item takes the suffix of its image, else of its video, else of its audio, else of its text;
+# ``e5v`` takes E5-V's wording (mteb's e5_v.py), rendered with the model's chat template, and has
+# no audio or video prompts.
 _LCO_SUFFIX = "\nSummarize the above {modality} in one word:"
+_LCO_PRECEDENCE = ("image", "video", "audio", "text")
+
+
+def _lco_prompts() -> dict[str, str]:
+    """The ``lco`` prompt of every set of parts."""
+    prompts = {}
+    for size in range(1, len(PART_ORDER) + 1):
+        for parts in itertools.combinations(PART_ORDER, size):
+            modality = next(name for name in _LCO_PRECEDENCE if name in parts)
+            text = "{text}" if "text" in parts else ""
+            prompts[",".join(parts)] = text + _LCO_SUFFIX.format(modality=modality)
+    return prompts
+
+
 PRESETS: dict[str, dict[str, str]] = {
-    "lco": {
-        "text": "{text}" + _LCO_SUFFIX.format(modality="text"),
-        "image": _LCO_SUFFIX.format(modality="image"),
-        "image,text": "{text}" + _LCO_SUFFIX.format(modality="image"),
-        "audio": _LCO_SUFFIX.format(modality="audio"),
-        "audio,text": "{text}" + _LCO_SUFFIX.format(modality="audio"),
-        "audio,image": _LCO_SUFFIX.format(modality="image"),
-        "audio,image,text": "{text}" + _LCO_SUFFIX.format(modality="image"),
-    },
+    "lco": _lco_prompts(),
     "e5v": {
         "text": "{text}\nSummary above sentence in one word: ",
         "image": "\nSummary above image in one word: ",
@@ -87,9 +112,11 @@ PRESETS: dict[str, dict[str, str]] = {
 INSTRUCTION_MODES = ("ignore", "system", "prefix")
 OPTIONS = frozenset(
     {"preset", "instruction", "max_text_tokens", "max_pixels", "cuda_dtype", "max_audio_seconds"}
+    | SAMPLING_OPTIONS
+    | BOUND_OPTIONS
 )
 # How messages name an item's parts.
-_PARTS = {"text": "a text", "image": "an image", "audio": "an audio clip"}
+_PARTS = {"text": "a text", "image": "an image", "audio": "an audio clip", "video": "a video"}
 # Silence after a clip, in hop lengths, beyond the last STFT window that reaches into the clip.
 _AUDIO_TAIL_HOPS = 4
 DEFAULT_MAX_TEXT_TOKENS = 300
@@ -141,10 +168,16 @@ class MllmAdapter:
             settings["max_pixels"] = int(self.image_processor.size["longest_edge"])
         self.image_token = str(self.tokenizer.convert_ids_to_tokens(config.image_token_id))
         audio_settings = self._load_audio(request, config, settings.pop("max_audio_seconds"))
+        self.video_patches = load_video_patches(
+            request.source, request.hub_revision, config.model_type, request.options
+        )
+        self._sampling = frame_sampling(request.options)
+        self.video_token = str(self.tokenizer.convert_ids_to_tokens(config.video_token_id))
         self._prompts = PRESETS[settings["preset"]]
         self._instruction_mode = settings["instruction"]
         self._max_text_tokens = settings["max_text_tokens"]
-        # Qwen2-VL/2.5-VL compute multimodal RoPE from per-token modality types (1 = image).
+        # Qwen2-VL/2.5-VL compute multimodal RoPE from per-token modality types (1 = image,
+        # 2 = video).
         self._wants_token_types = (
             "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
         )
@@ -154,7 +187,7 @@ class MllmAdapter:
             revision=request.revision,
             family="mllm",
             similarity="cosine",
-            modalities=("audio", "image", "text") if audio_settings else ("image", "text"),
+            modalities=(*(("audio",) if audio_settings else ()), "image", "text", "video"),
             dtype=dtype,
             embed_dim=int(_text_config(self.model.config).hidden_size),
             n_parameters=n_parameters(self.model),
@@ -165,6 +198,9 @@ class MllmAdapter:
                 "padding_side": "left",
                 "image_processor": type(self.image_processor).__name__,
                 **audio_settings,
+            },
+            modality_options={
+                "video": {**self._sampling.options(), **self.video_patches.options()}
             },
         )
 
@@ -211,15 +247,18 @@ class MllmAdapter:
         prompts = [self.prompt(item, instruction) for item in items]
         images = [item["image"] for item in items if item.get("image") is not None]
         clips = [item["audio"] for item in items if item.get("audio") is not None]
-        return self._embed(prompts, images, clips)
+        videos = [item["video"] for item in items if item.get("video") is not None]
+        return self._embed(prompts, images, clips, videos)
 
     def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
-        """Run the image processor on the item's image and the feature extractor on its audio
-        clip (in a DataLoader worker): ``image`` becomes its patches, ``{"pixel_values":
-        (patches, d), "image_grid_thw": (1, 3)}``, at most ``max_pixels`` pixels, and
-        ``audio`` its log-mel frames, ``{"input_features": (1, mels, frames),
-        "feature_attention_mask": (1, frames)}``. Parts already preprocessed are kept."""
-        image, clip = item.get("image"), item.get("audio")
+        """Run the image processor on the item's image, the feature extractor on its audio
+        clip and the video processing on its video's sampled frames (in a DataLoader worker):
+        ``image`` becomes its patches, ``{"pixel_values": (patches, d), "image_grid_thw": (1,
+        3)}``, at most ``max_pixels`` pixels, ``audio`` its log-mel frames,
+        ``{"input_features": (1, mels, frames), "feature_attention_mask": (1, frames)}``, and
+        ``video`` its patches, ``{"pixel_values_videos": (patches, d), "video_grid_thw": (1,
+        3)}``. Parts already preprocessed are kept."""
+        image, clip, video = item.get("image"), item.get("audio"), item.get("video")
         if isinstance(image, Image.Image):
             size = {
                 "shortest_edge": self.image_processor.size["shortest_edge"],
@@ -229,6 +268,8 @@ class MllmAdapter:
             item = {**item, "image": to_numpy(pixels)}
         if isinstance(clip, Waveform):
             item = {**item, "audio": self._log_mel(clip)}
+        if isinstance(video, Video):
+            item = {**item, "video": self.video_patches(video.frames(self._sampling))}
         return item
 
     def _log_mel(self, clip: Waveform) -> dict[str, np.ndarray]:
@@ -257,10 +298,10 @@ class MllmAdapter:
         }
 
     def prompt(self, item: Item, instruction: str | None = None) -> str:
-        """The chat-templated prompt of one item, with one placeholder per image and per
-        audio clip."""
+        """The chat-templated prompt of one item, with one placeholder per video, audio clip
+        and image."""
         text = item.get("text")
-        present = [name for name in ("audio", "image", "text") if item.get(name) is not None]
+        present = [name for name in PART_ORDER if item.get(name) is not None]
         modality = ",".join(present)
         if modality not in self._prompts:
             raise BadInputError(f"the prompt preset has no prompt for {modality} items; use lco")
@@ -290,9 +331,11 @@ class MllmAdapter:
         prompts: list[str],
         images: list[Mapping[str, np.ndarray]],
         clips: Sequence[Mapping[str, np.ndarray]] = (),
+        videos: Sequence[Mapping[str, np.ndarray]] = (),
     ) -> dict[str, Any]:
-        """Token ids (left-padded), the preprocessed images' pixel inputs, concatenated, and
-        the clips' log-mel frames, padded; image and audio placeholders expanded."""
+        """Token ids (left-padded), the preprocessed images' and videos' pixel inputs,
+        concatenated, with the seconds per temporal patch the model takes, and the clips'
+        log-mel frames, padded; image, audio and video placeholders expanded."""
         inputs: dict[str, Any] = {}
         if images:
             inputs.update(concatenated(images))
@@ -302,17 +345,24 @@ class MllmAdapter:
             inputs.update(_padded_frames(clips))
             counts = audio_token_count(inputs["feature_attention_mask"].sum(-1))
             prompts = self._expand_tokens(prompts, self.audio_token, counts.tolist(), "audio")
+        if videos:
+            inputs.update(concatenated(videos))
+            inputs.update(self.video_patches.time_inputs(len(videos)))
+            counts = self.video_patches.tokens(inputs["video_grid_thw"])
+            prompts = self._expand_tokens(prompts, self.video_token, counts.tolist(), "video")
         inputs.update(self.tokenizer(prompts, padding=True, return_tensors="pt"))
-        if images and self._wants_token_types:
+        if (images or videos) and self._wants_token_types:
+            ids = inputs["input_ids"]
             image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
-            inputs["mm_token_type_ids"] = (inputs["input_ids"] == image_id).int()
+            video_id = self.tokenizer.convert_tokens_to_ids(self.video_token)
+            inputs["mm_token_type_ids"] = ((ids == image_id) + 2 * (ids == video_id)).int()
         return inputs
 
     def _expand_tokens(
         self, prompts: list[str], token: str, counts: list[int], kind: str
     ) -> list[str]:
         """Replace the n-th ``token`` placeholder by as many tokens as the n-th input of that
-        ``kind`` (image, audio) yields."""
+        ``kind`` (image, audio, video) yields."""
         placeholders = sum(prompt.count(token) for prompt in prompts)
         if placeholders != len(counts):
             raise HarnessError(
@@ -333,17 +383,19 @@ class MllmAdapter:
         prompts: list[str],
         images: list[Mapping[str, np.ndarray]],
         clips: list[Mapping[str, np.ndarray]],
+        videos: list[Mapping[str, np.ndarray]],
     ) -> np.ndarray:
         """One forward pass; the last position's final hidden state, L2-normalised."""
-        inputs = self.model_inputs(prompts, images, clips)
-        inputs = {key: self._to_device(value) for key, value in inputs.items()}
+        inputs = self.model_inputs(prompts, images, clips, videos)
+        inputs = {key: self._to_device(key, value) for key, value in inputs.items()}
         output = self.model(**inputs, output_hidden_states=True, return_dict=True)
         last = output.hidden_states[-1][:, -1, :].float()
         return torch.nn.functional.normalize(last, dim=-1).cpu().numpy()
 
-    def _to_device(self, value: torch.Tensor) -> torch.Tensor:
-        """Move a tensor to the model's device; floating tensors also take the model's dtype."""
-        if value.is_floating_point():
+    def _to_device(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """Move a tensor to the model's device; floating tensors also take the model's dtype,
+        except the seconds per temporal patch (kept in float32, as the processor gives them)."""
+        if value.is_floating_point() and key != self.video_patches.time_key:
             return value.to(self._device, self._dtype)
         return value.to(self._device)
 

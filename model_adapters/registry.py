@@ -16,7 +16,15 @@ from typing import Any
 
 from harness.core.adapter import Adapter
 from harness.core.errors import HarnessError, UnknownNameError
-from model_adapters.families import CLAP, CLIP, FAMILIES, MLLM, OCR, SENTENCE_TRANSFORMERS
+from model_adapters.families import (
+    CLAP,
+    CLIP,
+    FAMILIES,
+    MLLM,
+    OCR,
+    SENTENCE_TRANSFORMERS,
+    XCLIP,
+)
 from model_adapters.family import Family, LoadRequest, config_model_type
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
@@ -87,6 +95,20 @@ _ENTRIES = (
         revision="7fd15f0689c79d79e38b1c2e2e2370a7bf2761ed",
         description="Google SigLIP base/16 at 224 px from the hub (revision as in mteb's metadata)",
     ),
+    *(
+        ModelEntry(
+            name=f"microsoft/xclip-{size}",
+            family=XCLIP,
+            source=f"microsoft/xclip-{size}",
+            revision=commit,
+            description=f"Microsoft X-CLIP {size} from the hub (revision as in mteb's metadata)",
+        )
+        for size, commit in (
+            ("base-patch32", "a2e27a78a2b5d802e894b8a1ef14f3a8ce490963"),
+            ("base-patch16", "d6184e3fd8780d04c85d0f1eabe5f94bf44d98f6"),
+            ("large-patch14", "a9dd1429a16cf305df2aaea232d5e8dceba1c675"),
+        )
+    ),
     ModelEntry(
         name="ocr-tesseract-minilm",
         family=OCR,
@@ -127,6 +149,13 @@ _ENTRIES = (
         source=str(Path(__file__).resolve().parent / "demo_clap"),
         revision="demo-v1",
         description="small CLAP trained for the audio demo, shipped in model_adapters/demo_clap",
+    ),
+    ModelEntry(
+        name="demo-xclip",
+        family=XCLIP,
+        source=str(Path(__file__).resolve().parent / "demo_xclip"),
+        revision="demo-v1",
+        description="small X-CLIP trained for the video demo, shipped in model_adapters/demo_xclip",
     ),
 )
 _REGISTRY = MappingProxyType({entry.name: entry for entry in _ENTRIES})

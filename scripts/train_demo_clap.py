@@ -35,7 +35,7 @@ from tasks.demo.sounds import (
     synthesize,
     vocabulary,
 )
-from tasks.demo.training import warmup_cosine, word_level_tokenizer
+from tasks.demo.training import contrastive_loss, warmup_cosine, word_level_tokenizer
 
 TRAIN_SEED = 31337
 TORCH_SEED = 0
@@ -143,14 +143,6 @@ def positives(sounds: Sequence[Sound], texts: Sequence[str]) -> torch.Tensor:
     return torch.tensor(
         [[float(text in (sound.caption, sound.label)) for text in texts] for sound in sounds]
     )
-
-
-def contrastive_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Symmetric cross-entropy against the positives, spread evenly over each row's positives
-    (CLIP's loss when each clip has one positive text)."""
-    audio_to_text = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1)
-    text_to_audio = -(targets.T / targets.sum(0)[:, None] * logits.T.log_softmax(1)).sum(1)
-    return (audio_to_text.mean() + text_to_audio.mean()) / 2
 
 
 def train(

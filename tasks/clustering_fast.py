@@ -1,9 +1,9 @@
 """Clustering as mteb's current ``AbsTaskClustering`` runs it (MAEB's AudioClustering).
 
-Reads a labelled split (see ``tasks/labelled.py``): config ``default``, one input column named
-after the category's query modality (``audio``, ``text``, ``image``) and ``label`` (MAEB's
-VoxPopuliGenderClustering maps ``gender``). The category has one query modality (MAEB writes
-``a2a``; ``a2c`` reads the same).
+Reads a labelled split (see ``tasks/labelled.py``): config ``default``, an input column named
+after each of the category's query modalities (``audio``, ``text``, ``image``, ``video``; MVEB's
+``va2c`` reads a clip's ``video`` and ``audio`` into one item) and ``label`` (MAEB's
+VoxPopuliGenderClustering maps ``gender``). MAEB writes ``a2a``; ``a2c`` reads the same.
 
 The protocol (constants under ``protocol:``, defaults mteb's base class values; see
 ``harness.scoring.clustering_fast`` for the random stream):
@@ -18,7 +18,8 @@ The protocol (constants under ``protocol:``, defaults mteb's base class values; 
   per-experiment values (``v_measures``, ``ami_scores``);
 - ``fit_dtype`` (``float32``): the array type the fit sees; mteb's audio wrappers (CLAP,
   Whisper, wav2vec2) return float32 numpy arrays, a wrapper that returns torch tensors is
-  fitted in float64.
+  fitted in float64 (MVEB's video wrappers, X-CLIP and LCO-Embedding: its entries set
+  ``float64``).
 
 Each split starts a fresh ``random.Random(seed)``; mteb's stream outlives a split, so a task
 with several evaluation splits or subsets would differ after the first (MAEB's clustering
@@ -99,14 +100,9 @@ class ClusteringFast(TaskType[ClusteringSplit]):
     protocol_model = ClusteringFastProtocol
 
     def protocol(self, task: TaskDefinition) -> ClusteringFastProtocol:
-        """The validated protocol; the category must have one query modality."""
+        """The validated protocol."""
         protocol = super().protocol(task)
         assert isinstance(protocol, ClusteringFastProtocol)
-        if len(task.sides.query) != 1:
-            raise HarnessError(
-                f"task {task.name}: clustering reads one input column, so the category must "
-                f"have one query modality, such as a2a (it is {task.category!r})."
-            )
         return protocol
 
     def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> ClusteringSplit:

@@ -1,9 +1,10 @@
-"""Labelled splits (an input column and a label column), shared by the classification-style types.
+"""Labelled splits (input columns and a label column), shared by the classification-style types.
 
 MIEB's image classification, zero-shot and clustering datasets keep one config (``default``)
 with ``train``/``test`` splits and the columns ``image`` (or ``text``) and ``label``; the
 definition maps other names under ``dataset.columns`` and another config under
-``dataset.configs.default``.
+``dataset.configs.default``. A category with several query modalities reads one column per
+modality into each item (MVEB's ``va2c``: the clip's ``video`` and its ``audio`` track).
 """
 
 from __future__ import annotations
@@ -45,19 +46,13 @@ class LabelledSplit(LoadedSplit):
 
 def load_labelled(task: TaskDefinition, split: str, config: str | None = None) -> LabelledSplit:
     """Load ``split`` of ``config`` (default: the config of part ``default``) as raw items
-    (stored values, nothing decoded) with their labels; the input column is named after the
-    category's query modality (``image``, ``text``, ``audio``...)."""
-    if len(task.sides.query) != 1:
-        raise HarnessError(
-            f"task {task.name}: a labelled split has one input column, so the category must "
-            f"have one query modality (it is {task.category!r})."
-        )
-    (part,) = task.sides.query
+    (stored values, nothing decoded) with their labels; each input column is named after one
+    of the category's query modalities (``image``, ``text``, ``audio``, ``video``...)."""
     config = config or task.dataset.configs.get("default", "default")
     data = load_part(task, "default", config, split)
-    input_column = column(task, part)
+    input_columns = {part: column(task, part) for part in task.sides.query}
     label_column = column(task, "label")
-    require_columns(task, data, config, [input_column, label_column])
+    require_columns(task, data, config, [*input_columns.values(), label_column])
     labels = list(data[label_column])
     if not labels or all(label is None or label == [] for label in labels):
         raise HarnessError(
@@ -74,10 +69,13 @@ def load_labelled(task: TaskDefinition, split: str, config: str | None = None) -
 
     feature = data.features[label_column]
     names = list(feature.names) if isinstance(feature, ClassLabel) else None
-    data = undecoded(data, [input_column])
+    data = undecoded(data, input_columns.values())
     ids = data[column(task, "id")] if column(task, "id") in data.column_names else range(len(data))
+    cells = {part: list(data[name]) for part, name in input_columns.items()}
     items = [
-        RawItem.read(item_id, {part: (input_column, value)})
-        for item_id, value in zip(ids, data[input_column], strict=True)
+        RawItem.read(
+            item_id, {part: (input_columns[part], values[row]) for part, values in cells.items()}
+        )
+        for row, item_id in enumerate(ids)
     ]
     return LabelledSplit(items, labels, names, split=split)

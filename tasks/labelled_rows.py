@@ -1,12 +1,15 @@
 """Rows and labels of a labelled split as mteb's tasks reshape them before scoring.
 
-Several MAEB tasks change their data in ``dataset_transform``: CommonLanguageAgeDetection drops
-two age labels and cuts its test split to 2,048 rows, CREMA_DClustering cuts its split the same
-way, VoxCelebSA drops the ``Disagreement`` label, IEMOCAPGender turns ``Female``/``Male`` into
-0/1. These are protocol options of the labelled task types (``linear_probe``,
-``clustering_fast``), applied in mteb's order to each split as it is loaded:
+Several MAEB and MVEB tasks change their data in ``dataset_transform``:
+CommonLanguageAgeDetection drops two age labels and cuts its test split to 2,048 rows,
+CREMA_DClustering and MVEB's MELD tasks cut their split the same way, VoxCelebSA drops the
+``Disagreement`` label, IEMOCAPGender turns ``Female``/``Male`` into 0/1. These are protocol
+options of the labelled task types (``linear_probe``, ``clustering_fast``,
+``zero_shot_classification``), applied in mteb's order to each split as it is loaded:
 
-- ``exclude_labels``: rows with one of these labels are dropped (from every split);
+- ``exclude_labels``: rows with one of these labels are dropped (from every split); a label
+  of a ``ClassLabel`` column matches by its id or its name (MELDEmotionAudioVideoClustering
+  drops ``neutral`` by name, as mteb's ``str2int`` does);
 - ``label_ids``: each label is replaced by its id (every label must be listed);
 - ``stratified_subsample``: the evaluated split, when larger, is cut to this many rows by
   ``datasets``' stratified shuffle split with ``default_rng(seed)``, as mteb's
@@ -47,7 +50,9 @@ class LabelledRows(Protocol):
         """``data`` with the options applied; ``evaluated`` marks the split being scored."""
         if self.exclude_labels:
             excluded = set(self.exclude_labels)
-            data = data.rows([i for i, label in enumerate(data.labels) if label not in excluded])
+            data = data.rows(
+                [i for i, label in enumerate(data.labels) if not _named(data, label) & excluded]
+            )
         if self.label_ids:
             unknown = sorted({str(label) for label in data.labels} - set(self.label_ids))
             if unknown:
@@ -61,6 +66,14 @@ class LabelledRows(Protocol):
         if evaluated and self.stratified_subsample is not None:
             data = _stratified(task, data, self.stratified_subsample, seed)
         return data
+
+
+def _named(data: LabelledSplit, label: object) -> set[object]:
+    """``label``, and its name when ``data`` has ``ClassLabel`` names."""
+    names = data.label_names
+    if names is not None and isinstance(label, int) and 0 <= label < len(names):
+        return {label, names[label]}
+    return {label}
 
 
 def _stratified(task: TaskDefinition, data: LabelledSplit, size: int, seed: int) -> LabelledSplit:

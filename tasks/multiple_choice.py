@@ -20,6 +20,16 @@ Two hub layouts (``protocol.layout``):
   Count, Relation, Depth or Distance). As mteb does, the query of row ``i`` (after filtering) is
   ``query-<split>-<i>`` and the candidates are documents keyed by answer text: a text used by
   several questions is one document ``corpus-<split>-<n>``, numbered in order of first use.
+- ``answer_text`` (MVEB's VideoCentricQA: EgoSchema, OmniVideoBench): one config whose rows
+  hold the query's columns (``question``, and ``video``...), ``choices`` (a list of candidate
+  texts) and ``answer`` (the right candidate's text), read as mteb's loaders read them: the
+  query of row ``i`` is ``query-<split>-<i>``, its candidate ``j`` a document of its own,
+  ``query-<split>-<i>-c<j>`` (text stripped, as mteb strips a corpus' text), and the one
+  relevant document the last candidate equal to the answer; a question whose answer is none of
+  its candidates has no judgment and is dropped, as mteb drops it.
+
+The query of a ``choices`` or ``answer_text`` row has a part per modality of the category's
+query side: ``question`` is its text, any other modality the column of that name.
 
 Behaviour kept from mteb: a query without candidates scores as a miss; ties between
 candidates (say, two identical images) are broken by document id, descending, as pytrec_eval
@@ -39,6 +49,7 @@ from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError
 from harness.core.items import RawItem
 from harness.scoring.candidates import candidate_run
+from harness.scoring.retrieval import drop_queries_without_positives
 from tasks.definition import TaskDefinition
 from tasks.loading import (
     column,
@@ -60,7 +71,7 @@ _LETTER = re.compile(r"^\(([A-Z])\)$")
 class MultipleChoiceProtocol(RetrievalProtocol):
     """mteb's retrieval constants, plus where the questions and their candidates come from."""
 
-    layout: Literal["retrieval", "choices"] = "retrieval"
+    layout: Literal["retrieval", "choices", "answer_text"] = "retrieval"
     candidates: Literal["auto", "top_ranked", "qrels"] = "auto"
     where: dict[str, str | int | bool] = Field(default_factory=dict)
 
@@ -84,10 +95,10 @@ class MultipleChoice(Retrieval):
         self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None
     ) -> ChoiceSplit:
         assert isinstance(protocol, MultipleChoiceProtocol)
-        if protocol.layout == "choices":
-            data = self._choices_split(task, protocol, split)
-        else:
+        if protocol.layout == "retrieval":
             data = self._retrieval_split(task, protocol, split)
+        else:
+            data = self._choices_split(task, protocol, split)
         if limit is not None:
             data = _first_queries(data, limit)
         return data
@@ -149,63 +160,88 @@ class MultipleChoice(Retrieval):
     def _choices_split(
         self, task: TaskDefinition, protocol: MultipleChoiceProtocol, split: str
     ) -> ChoiceSplit:
-        """The CV-Bench layout: one row per question, with its choices and answer."""
+        """The layouts of one row per question, with its choices and answer (CV-Bench's, or
+        the video QA tasks' ``answer_text``)."""
         if task.sides.document != ("text",):
             raise HarnessError(
-                f"task {task.name}: layout 'choices' holds text answers, so the category must "
-                f"end in '2t' (it is {task.category!r})."
+                f"task {task.name}: layout {protocol.layout!r} holds text answers, so the "
+                f"category must end in '2t' (it is {task.category!r})."
             )
         config = task.dataset.configs.get("default", "default")
         data = _filtered(task, load_part(task, "default", config, split), config, protocol.where)
-        text = column(task, "question") if "text" in task.sides.query else None
-        image = column(task, "image") if "image" in task.sides.query else None
+        parts = {
+            modality: column(task, "question" if modality == "text" else modality)
+            for modality in task.sides.query
+        }
         fields = [column(task, "choices"), column(task, "answer")]
-        require_columns(task, data, config, [*fields, *(c for c in (text, image) if c)])
-        if image:
-            data = undecoded(data, [image])
-        builder = _ChoiceBuilder(task, split)
+        require_columns(task, data, config, [*fields, *parts.values()])
+        data = undecoded(data, [name for modality, name in parts.items() if modality != "text"])
+        builder = _ChoiceBuilder(task, split, per_question=protocol.layout == "answer_text")
         for index, row in enumerate(data):
-            builder.add(index, row, text, image, *fields)
+            builder.add(index, row, parts, *fields)
         return builder.result()
 
 
 class _ChoiceBuilder:
-    """Collects queries, text documents (one per distinct answer text), qrels and candidates."""
+    """Collects queries, text documents, qrels and candidates, row by row: a document per
+    distinct answer text and the answer by position (``choices``), or a document per candidate
+    of each question and the answer by its text (``per_question``: ``answer_text``)."""
 
-    def __init__(self, task: TaskDefinition, split: str) -> None:
-        self.task, self.split = task, split
+    def __init__(self, task: TaskDefinition, split: str, *, per_question: bool) -> None:
+        self.task, self.split, self.per_question = task, split, per_question
         self.queries: list[RawItem] = []
+        self.documents: dict[str, RawItem] = {}
         self.doc_ids: dict[str, str] = {}
         self.qrels: dict[str, dict[str, int]] = {}
+        self.candidates: Candidates = {}
 
     def add(
         self,
         index: int,
         row: dict[str, Any],
-        text: str | None,
-        image: str | None,
+        parts: dict[str, str],
         choices_column: str,
         answer_column: str,
     ) -> None:
-        """Add row ``index``: its query, and a document for each choice not seen before."""
+        """Add row ``index``: its query (a part per modality of ``parts``, modality -> column),
+        its candidates and their judgments."""
         query_id = f"query-{self.split}-{index}"
-        choices = [str(choice) for choice in row[choices_column] or ()]
-        answer = choices[self._answer_index(index, row[answer_column], len(choices))]
-        judged = self.qrels.setdefault(query_id, {})
-        for choice in choices:
-            doc_id = self.doc_ids.setdefault(choice, f"corpus-{self.split}-{len(self.doc_ids)}")
-            judged[doc_id] = int(choice == answer)
-        self.queries.append(
-            RawItem.read(
-                query_id,
-                {
-                    name: (column_name, row[column_name])
-                    for name, column_name in (("text", text), ("image", image))
-                    if column_name
-                },
-                optional=bool(text and image),
-            )
-        )
+        choices = list(row[choices_column] or ())
+        if self.per_question:
+            candidates = self._own(query_id, choices, choices_column)
+            matches = [
+                doc
+                for doc, choice in zip(candidates, choices, strict=True)
+                if choice == row[answer_column]
+            ]
+            self.qrels[query_id] = {matches[-1]: 1} if matches else {}
+        else:
+            texts = [str(choice) for choice in choices]
+            answer = texts[self._answer_index(index, row[answer_column], len(texts))]
+            candidates = [self._shared(text) for text in texts]
+            judged = self.qrels.setdefault(query_id, {})
+            for doc_id, text in zip(candidates, texts, strict=True):
+                judged[doc_id] = int(text == answer)
+        self.candidates[query_id] = list(dict.fromkeys(candidates))
+        cells = {modality: (name, row[name]) for modality, name in parts.items()}
+        optional = len(cells) > 1 and not self.per_question
+        self.queries.append(RawItem.read(query_id, cells, optional=optional))
+
+    def _shared(self, text: str) -> str:
+        """The document of an answer text, added on its first use."""
+        if text not in self.doc_ids:
+            doc_id = self.doc_ids[text] = f"corpus-{self.split}-{len(self.doc_ids)}"
+            self.documents[doc_id] = RawItem.of(doc_id, text=text)
+        return self.doc_ids[text]
+
+    def _own(self, query_id: str, choices: list[Any], choices_column: str) -> list[str]:
+        """A document per candidate of one question (its text stripped, as mteb strips a
+        corpus' text)."""
+        ids = [f"{query_id}-c{j}" for j in range(len(choices))]
+        for doc_id, choice in zip(ids, choices, strict=True):
+            text = choice.strip() if isinstance(choice, str) else choice
+            self.documents[doc_id] = RawItem.read(doc_id, {"text": (choices_column, text)})
+        return ids
 
     def _answer_index(self, index: int, answer: Any, count: int) -> int:
         """The answer as a 0-based index: an int, or a letter in parentheses like ``(B)``."""
@@ -220,9 +256,14 @@ class _ChoiceBuilder:
         )
 
     def result(self) -> ChoiceSplit:
-        corpus = [RawItem.of(doc_id, text=text) for text, doc_id in self.doc_ids.items()]
-        candidates = {qid: list(docs) for qid, docs in self.qrels.items()}
-        return ChoiceSplit(self.queries, corpus, self.qrels, candidates)
+        """The split; questions without a judgment are dropped with their candidates, as mteb
+        drops them."""
+        qrels = drop_queries_without_positives(self.qrels)
+        queries = [query for query in self.queries if query.id in qrels]
+        candidates = {qid: self.candidates[qid] for qid in qrels}
+        needed = {doc for docs in candidates.values() for doc in docs}
+        corpus = [doc for doc_id, doc in self.documents.items() if doc_id in needed]
+        return ChoiceSplit(queries, corpus, qrels, candidates)
 
 
 def _uses_top_ranked(task: TaskDefinition, protocol: MultipleChoiceProtocol) -> bool:

@@ -1,9 +1,13 @@
-"""Pair classification (mteb's ``AbsTaskPairClassification``; MAEB's AudioPairClassification).
+"""Pair classification (mteb's ``AbsTaskPairClassification``; MAEB's AudioPairClassification,
+MVEB's VideoPairClassification).
 
 Reads one table per split (config ``default``): two input columns and a 0/1 label column,
 named as mteb's base class names them (``sentence1``, ``sentence2``, ``labels``); MAEB's tasks
 name them ``audio1``, ``audio2`` and ``label``, mapped under ``dataset.columns``. The category
-names the modality of each column (``a2a``, ``t2t``, ``i2t``...).
+names the modality of each column (``a2a``, ``t2t``, ``v2v``...). A side of several modalities
+reads one column per modality, named after the modality and the side's number (MVEB's ``va2va``:
+``video1`` and ``audio1``, then ``video2`` and ``audio2``), each mappable under
+``dataset.columns``.
 
 Both columns are encoded in one batched call without a role and with ``prompts.query`` as the
 instruction (mteb passes no prompt type for either column), so an input in both columns is
@@ -55,26 +59,30 @@ class PairClassification(TaskType[LabelledPairs]):
     def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> LabelledPairs:
         """The first ``limit`` pairs of ``split`` with their labels."""
         self.protocol(task)
-        if any(len(side) != 1 for side in (task.sides.query, task.sides.document)):
-            raise HarnessError(
-                f"task {task.name}: each pair column holds one kind of input, so the category "
-                f"must have one modality on each side, such as a2a or t2t (it is "
-                f"{task.category!r})."
-            )
         config = task.dataset.configs.get("default", "default")
         data = load_part(task, "default", config, split)
-        pair = [column(task, name) for name in PAIR_COLUMNS]
+        sides = [
+            side_columns(task, side, number)
+            for number, side in enumerate((task.sides.query, task.sides.document), start=1)
+        ]
         label_column = column(task, "labels")
-        require_columns(task, data, config, [*pair, label_column])
+        require_columns(
+            task, data, config, [*(name for side in sides for name in side.values()), label_column]
+        )
         if limit is not None:
             data = data.select(range(min(limit, len(data))))
         labels = _labels(task, list(data[label_column]), label_column, split)
         items: list[RawItem] = []
-        for name, (part,) in zip(pair, (task.sides.query, task.sides.document), strict=True):
-            values = undecoded(data, [name])[name]
+        for side in sides:
+            stored = undecoded(data, side.values())
+            cells = {part: list(stored[name]) for part, name in side.items()}
+            item_id = "+".join(side.values())
             items += [
-                RawItem.read(f"{row}/{name}", {part: (name, value)})
-                for row, value in enumerate(values)
+                RawItem.read(
+                    f"{row}/{item_id}",
+                    {part: (side[part], values[row]) for part, values in cells.items()},
+                )
+                for row in range(len(labels))
             ]
         return LabelledPairs(split=split, items=items, labels=labels)
 
@@ -97,6 +105,14 @@ class PairClassification(TaskType[LabelledPairs]):
             similarity=encoder.adapter.meta.similarity,
         )
         return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped))
+
+
+def side_columns(task: TaskDefinition, side: tuple[str, ...], number: int) -> dict[str, str]:
+    """Each modality of a pair's side ``number`` (1 or 2) with its column: the type's
+    ``sentence1``/``sentence2`` for a single modality, else ``<modality><number>``."""
+    if len(side) == 1:
+        return {side[0]: column(task, PAIR_COLUMNS[number - 1])}
+    return {part: column(task, f"{part}{number}") for part in side}
 
 
 def _labels(task: TaskDefinition, labels: list[Any], label_column: str, split: str) -> list[int]:

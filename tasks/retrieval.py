@@ -135,15 +135,17 @@ class SubsetSpec(BaseModel):
 
 
 class PairedSpec(Protocol):
-    """A table of images (or audio clips) with their captions (columns ``id``, ``image`` or
-    ``audio``, ``text``), read as mteb reads it into queries, corpus and qrels; the category
-    must be t2i, i2t, t2a or a2t.
+    """One table whose every row pairs a query side with its document side (columns ``id``
+    and one per modality of the category: ``text``, ``image``, ``audio``, ``video``), read as
+    mteb reads such tables into queries, corpus and qrels; the two sides must differ.
 
-    The image side gets one item per row, the text side one per caption (``text`` holds one
+    A side that is text alone (t2i, a2t...) gets one item per caption (``text`` holds one
     caption or a list, or with ``caption_separator`` captions joined by it, split as
     ``str.split`` splits them, empty pieces included and encoded as mteb encodes them: MAEB's
-    Clotho joins its captions with "."), and a
-    query's relevant documents are the other side of its own row.
+    Clotho joins its captions with "."); any other side one item per row, with a part per
+    modality (an image; a clip; MVEB's ``va`` and ``vt`` sides: a clip and its audio track or
+    caption, each in its own column). A query's relevant documents are the other side of its
+    own row.
     Ids are mteb's: ``query-<key>`` / ``corpus-<key>``, plus ``-<n>`` for the n-th caption of a
     list, where the key is the ``id`` column (``ids: column``) or ``<split>-<row number>``
     (``ids: row``). The queries are the rows of the split being scored; the corpus the rows of
@@ -162,11 +164,23 @@ class PairedSpec(Protocol):
 
 @dataclass(frozen=True)
 class PairedRow:
-    """One row of a paired table: its key, caption(s) and, where needed, its image or clip."""
+    """One row of a paired table: its key, and its cells by modality (the caption(s) under
+    ``text``; images and clips, where needed, as stored, read by ``RawItem.read``)."""
 
     key: str
-    captions: str | list[str] | None
-    media: Any = None  # the stored cell, read by ``RawItem.read``
+    cells: dict[str, Any]
+
+    @property
+    def captions(self) -> str | list[str] | None:
+        """The row's caption, or its list of captions; None without one."""
+        captions: str | list[str] | None = self.cells.get("text")
+        return captions
+
+    def side_ids(self, prefix: str, side: tuple[str, ...]) -> list[str]:
+        """The ids of the row's items on a side: one per caption of a text side, else one."""
+        if side == ("text",):
+            return [item_id for item_id, _ in self.text_ids(prefix)]
+        return [f"{prefix}-{self.key}"]
 
     def text_ids(self, prefix: str) -> list[tuple[str, str]]:
         """(id, caption) of each caption, named as mteb names them; none without a caption."""
@@ -412,95 +426,80 @@ class Retrieval(TaskType[RetrievalData]):
     def _paired(
         self, task: TaskDefinition, spec: PairedSpec, split: str, duplicates: str
     ) -> tuple[list[RawItem], list[RawItem], Qrels]:
-        """Queries, corpus and qrels from a table of images or clips with their captions
+        """Queries, corpus and qrels from a table that pairs the two sides row by row
         (``PairedSpec``)."""
-        pair = {task.sides.query, task.sides.document}
-        media = [side[0] for side in pair if side in (("image",), ("audio",))]
-        if len(media) != 1 or ("text",) not in pair:
+        query_side, document_side = task.sides.query, task.sides.document
+        if not document_side or query_side == document_side:
             raise HarnessError(
-                f"task {task.name}: the paired layout needs category t2i, i2t, t2a or a2t"
+                f"task {task.name}: the paired layout reads each side from its own columns, so "
+                f"the category needs other modalities on each side (it is {task.category!r})"
             )
-        modality = media[0]
-        text_queries = task.sides.query == ("text",)
-        text_column, media_column = column(task, "text"), column(task, modality)
-        split_captions = spec.caption_separator is not None
         if spec.corpus_splits:
-            query_rows = self._paired_rows(task, spec, split, modality, not text_queries)
+            query_rows = self._paired_rows(task, spec, split, query_side)
             corpus_rows = [
                 row
                 for corpus_split in spec.corpus_splits
-                for row in self._paired_rows(task, spec, corpus_split, modality, text_queries)
+                for row in self._paired_rows(task, spec, corpus_split, document_side)
             ]
         else:  # one table holds both sides: read it once
-            query_rows = corpus_rows = self._paired_rows(task, spec, split, modality, True)
+            query_rows = corpus_rows = self._paired_rows(
+                task, spec, split, (*query_side, *document_side)
+            )
         if spec.unique_text:
             firsts = {_hashable(row.captions): row for row in reversed(corpus_rows)}
             corpus_rows = [row for row in corpus_rows if firsts[_hashable(row.captions)] is row]
-        if text_queries:
-            queries = [
-                _caption(item_id, text_column, text, split_captions)
-                for row in query_rows
-                for item_id, text in row.text_ids("query")
-            ]
-            corpus = [
-                RawItem.read(f"corpus-{row.key}", {modality: (media_column, row.media)})
-                for row in corpus_rows
-            ]
-            qrels = {
-                query_id: {f"corpus-{row.key}": 1}
-                for row in query_rows
-                for query_id, _ in row.text_ids("query")
-            }
-        else:
-            queries = [
-                RawItem.read(f"query-{row.key}", {modality: (media_column, row.media)})
-                for row in query_rows
-            ]
-            corpus = [  # mteb strips a document's text
-                _caption(
-                    item_id,
-                    text_column,
-                    text.strip() if isinstance(text, str) else text,
-                    split_captions,
-                )
-                for row in corpus_rows
-                for item_id, text in row.text_ids("corpus")
-            ]
-            qrels = {
-                f"query-{row.key}": {doc_id: 1 for doc_id, _ in row.text_ids("corpus")}
-                for row in query_rows
-            }
+        split_captions = spec.caption_separator is not None
+        queries = [
+            item
+            for row in query_rows
+            for item in _paired_items(task, row, "query", query_side, split_captions)
+        ]
+        corpus = [
+            item
+            for row in corpus_rows
+            for item in _paired_items(task, row, "corpus", document_side, split_captions)
+        ]
+        qrels = {
+            query_id: dict.fromkeys(row.side_ids("corpus", document_side), 1)
+            for row in query_rows
+            for query_id in row.side_ids("query", query_side)
+        }
         where = f"rows (column {column(task, 'id')!r})" if spec.ids == "column" else "rows"
         queries = _unique(task, split, f"query {where}", queries, duplicates)
         corpus = _unique(task, split, f"corpus {where}", corpus, duplicates)
         return queries, corpus, qrels
 
     def _paired_rows(
-        self, task: TaskDefinition, spec: PairedSpec, split: str, modality: str, with_media: bool
+        self, task: TaskDefinition, spec: PairedSpec, split: str, side: tuple[str, ...]
     ) -> list[PairedRow]:
-        """One split's rows; their images or clips (kept encoded) only when ``with_media``."""
+        """One split's rows: their captions (when a side has text), and the images or clips of
+        the modalities of ``side`` (kept encoded)."""
         config = resolve_config(task, "pairs", ("default",))
-        names = {"id": column(task, "id"), "text": column(task, "text")}
-        names["media"] = column(task, modality)
-        needed = [names["text"], *([names["id"]] if spec.ids == "column" else [])]
-        needed += [names["media"]] if with_media else []
+        wanted: tuple[str, ...] = ("text",) if "text" in task.sides.inputs else ()
+        wanted += tuple(modality for modality in side if modality != "text")
+        names = {modality: column(task, modality) for modality in wanted}
+        id_column = column(task, "id")
+        needed = [*names.values(), *([id_column] if spec.ids == "column" else [])]
         data = load_part(task, "pairs", config, split)
         require_columns(task, data, config, needed)
-        data = undecoded(data.select_columns(needed), [names["media"]])
-        captions = data[names["text"]]
-        if spec.caption_separator is not None:
-            captions = [
+        data = undecoded(data.select_columns(needed), [names[m] for m in wanted if m != "text"])
+        cells = {modality: data[name] for modality, name in names.items()}
+        if "text" in cells and spec.caption_separator is not None:
+            cells["text"] = [
                 text.split(spec.caption_separator) if isinstance(text, str) else text
-                for text in captions
+                for text in cells["text"]
             ]
-        keep = [n for n, text in enumerate(captions) if text is not None or not spec.require_text]
-        row_ids = data[names["id"]] if spec.ids == "column" else None
-        cells = data[names["media"]] if with_media else None
+        texts = cells.get("text")
+        keep = [
+            n
+            for n in range(len(data))
+            if not (spec.require_text and texts is not None and texts[n] is None)
+        ]
+        row_ids = data[id_column] if spec.ids == "column" else None
         return [
             PairedRow(
                 key=str(row_ids[n]) if row_ids is not None else f"{split}-{number}",
-                captions=captions[n],
-                media=cells[n] if cells is not None else None,
+                cells={modality: values[n] for modality, values in cells.items()},
             )
             for number, n in enumerate(keep)
         ]
@@ -673,6 +672,31 @@ def _caption(item_id: str, text_column: str, text: Any, split_captions: bool) ->
     if split_captions and text == "":
         return RawItem.of(item_id, text="")
     return RawItem.read(item_id, {"text": (text_column, text)})
+
+
+def _paired_items(
+    task: TaskDefinition, row: PairedRow, prefix: str, side: tuple[str, ...], split_captions: bool
+) -> list[RawItem]:
+    """A paired row's items on one side: one per caption of a text side, else one item with a
+    part per modality. A document's text is stripped, as mteb strips a corpus' text."""
+    strip = prefix == "corpus"
+    if side == ("text",):
+        return [
+            _caption(item_id, column(task, "text"), _stripped(text, strip), split_captions)
+            for item_id, text in row.text_ids(prefix)
+        ]
+    cells = {
+        modality: (
+            column(task, modality),
+            _stripped(row.cells[modality], strip and modality == "text"),
+        )
+        for modality in side
+    }
+    return [RawItem.read(f"{prefix}-{row.key}", cells)]
+
+
+def _stripped(value: Any, strip: bool) -> Any:
+    return value.strip() if strip and isinstance(value, str) else value
 
 
 def _subset_groups(

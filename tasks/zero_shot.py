@@ -1,7 +1,8 @@
 """Zero-shot classification: each input gets the label whose text prompt it is most similar to.
 
 Reads the layout of MIEB's classification datasets (see ``tasks/labelled.py``): config
-``default``, columns ``image`` (or ``text``) and ``label``. The label prompts are the entry's
+``default``, columns ``image`` (or ``text``, ``audio``, ``video``; MVEB's ``va2t`` reads a clip's
+``video`` and ``audio`` into one item) and ``label``. The label prompts are the entry's
 ``template`` filled with each label name; the names are listed under ``protocol.label_names``,
 or with ``label_names: feature`` (the default) taken from the label column's ``ClassLabel``
 feature, as mteb's ``get_candidate_labels`` does for most tasks.
@@ -21,8 +22,9 @@ Reproduced defects of mteb:
   on near-ties). Entries pick the path with ``label_scoring: softmax`` or
   ``label_scoring: similarity``. An entry that names neither gets the path mteb takes for a
   task of its category declared the usual way: ``softmax`` for images (``i2t``, modalities
-  ``["image", "text"]``), ``similarity`` for texts (``t2t``) and audio (``a2t``, MAEB's
-  modalities ``["audio", "text"]``). The resolved path is recorded
+  ``["image", "text"]``), ``similarity`` for every other input: texts (``t2t``), audio
+  (``a2t``, MAEB's modalities ``["audio", "text"]``) and video (``v2t``, ``va2t``, MVEB's
+  ``["video", "text"]`` and ``["video", "audio", "text"]``). The resolved path is recorded
   in the result's protocol.
 - Some mteb tasks read label names with ``readlines()``, so their prompts keep a newline
   (``"a photo showing the country of Andorra\\n."``); an entry reproduces this by listing the
@@ -31,6 +33,9 @@ Reproduced defects of mteb:
 ``label_name_rewrites`` turns stored names into the names a prompt uses, as some mteb tasks do
 in ``get_candidate_labels`` (SUN397's ``/c/church/outdoor`` becomes ``church outdoor``): a list
 of ``[pattern, replacement]`` regular-expression substitutions, applied in order to each name.
+
+mteb's reshaping of the split (``tasks.labelled_rows``) applies before ``--limit``: MVEB's MELD
+tasks cut their test split to a stratified 2,048 rows (``stratified_subsample``, ``seed`` 42).
 
 ``ensemble_templates`` turns on CLIP-style prompt ensembles (off by default, not an mteb
 protocol): each label's vector is the renormalised mean of the normalised vectors of its
@@ -58,26 +63,30 @@ from harness.scoring.zero_shot import (
     predictions,
     zero_shot_metrics,
 )
-from tasks.base import LoadedSplit, Protocol, SplitOutcome, TaskType
+from tasks.base import LoadedSplit, SplitOutcome, TaskType
 from tasks.definition import TaskDefinition
 from tasks.labelled import LabelledSplit, load_labelled
+from tasks.labelled_rows import LabelledRows
 from tasks.loading import column
 
 PLACEHOLDER = "{label}"
 # mteb's scoring path for a task that does not name one, by the query (input) modalities: image
-# tasks declare the modalities ["image", "text"] (softmax), text tasks ["text"] and audio tasks
-# (MAEB) ["audio", "text"] (similarity).
+# tasks declare the modalities ["image", "text"] (softmax); text tasks ["text"], audio tasks
+# (MAEB) ["audio", "text"] and video tasks (MVEB) ["video", "text"] or ["video", "audio",
+# "text"] take the model's similarity.
 DEFAULT_LABEL_SCORING: dict[tuple[str, ...], LabelScoring] = {
     ("image",): "softmax",
     ("text",): "similarity",
     ("audio",): "similarity",
+    ("video",): "similarity",
+    ("audio", "video"): "similarity",
 }
 # (pattern, replacement) regular-expression substitutions, applied in order.
 Rewrites = tuple[tuple[str, str], ...]
 
 
-class ZeroShotProtocol(Protocol):
-    """How the label prompts are built and scored.
+class ZeroShotProtocol(LabelledRows):
+    """How the label prompts are built and scored, and mteb's reshaping of the split.
 
     ``template``: a label's prompt, ``{label}`` standing for its name (mteb's per-task prompt).
     ``label_names``: the names in label-id order, or ``feature`` for the ``ClassLabel`` names.
@@ -86,13 +95,16 @@ class ZeroShotProtocol(Protocol):
     ``softmax``, mteb's two scoring paths (see ``harness.scoring.zero_shot``); unset, it
     resolves to ``DEFAULT_LABEL_SCORING`` of the task's input modality.
     ``label_name_rewrites``: ``(pattern, replacement)`` substitutions applied to each name.
+    ``seed``: mteb's task seed, for ``stratified_subsample``.
     """
 
+    unrecorded_defaults = (*LabelledRows.unrecorded_defaults, "seed")
     template: str = "a photo of a {label}."
     label_names: list[str] | Literal["feature"] = "feature"
     ensemble_templates: tuple[str, ...] = ()
     label_scoring: LabelScoring | None = None
     label_name_rewrites: Rewrites = ()
+    seed: int = 42
 
     @field_validator("template")
     @classmethod
@@ -158,14 +170,14 @@ class ZeroShotClassification(TaskType[ZeroShotSplit]):
 
     def protocol(self, task: TaskDefinition) -> ZeroShotProtocol:
         """The validated protocol, ``label_scoring`` resolved; the category must classify
-        into text labels (``i2t``, ``t2t`` or ``a2t``)."""
+        into text labels (``i2t``, ``t2t``, ``a2t``, ``v2t`` or ``va2t``)."""
         protocol = super().protocol(task)
         assert isinstance(protocol, ZeroShotProtocol)
         if task.sides.document != ("text",) or task.sides.query not in DEFAULT_LABEL_SCORING:
             raise HarnessError(
-                f"task {task.name}: zero-shot classification matches images, texts or audio to "
-                f"text label prompts, so its category must be i2t, t2t or a2t, not "
-                f"{task.category}"
+                f"task {task.name}: zero-shot classification matches images, texts, audio or "
+                f"video to text label prompts, so its category must be i2t, t2t or a2t, or v2t "
+                f"or va2t for video, not {task.category}"
             )
         if protocol.label_scoring is None:
             scoring = DEFAULT_LABEL_SCORING[task.sides.query]
@@ -175,7 +187,9 @@ class ZeroShotClassification(TaskType[ZeroShotSplit]):
     def load(self, task: TaskDefinition, split: str, limit: int | None = None) -> ZeroShotSplit:
         """The first ``limit`` inputs of ``split`` with their label indices, and the prompts."""
         protocol = self.protocol(task)
-        data = load_labelled(task, split)
+        data = protocol.reshape(
+            task, load_labelled(task, split), evaluated=True, seed=protocol.seed
+        )
         names = _label_names(task, protocol, data)
         prompts = [_fill(template, name) for template in protocol.templates for name in names]
         labels = _label_indices(task, split, data.labels, names, prompts[: len(names)])

@@ -41,20 +41,24 @@ DATA_PROTOCOL_KEYS = frozenset(
         "exclude_labels",
         "label_ids",
         "stratified_subsample",
+        # MVEB's: the split a probe trains on (`test` when it cross-validates its one split)
+        "train_split",
     }
 )
 
 
-def catalog_tasks(*types: str, audio: bool = False) -> list[TaskDefinition]:
+def catalog_tasks(*types: str, audio: bool = False, video: bool = False) -> list[TaskDefinition]:
     """The built-in entries that are not demo tasks, of the given types (all when none given):
-    those without audio inputs (MIEB, ViDoRe...), or with ``audio`` those with (MAEB)."""
+    those without audio or video inputs (MIEB, ViDoRe...), with ``audio`` those with audio but
+    no video (MAEB), with ``video`` those with video, audio or not (MVEB)."""
     demo = set(demo_tasks())
     return [
         task
         for name, task in sorted(builtin_tasks().items())
         if name not in demo
         and (not types or task.type in types)
-        and ("audio" in task.input_modalities) == audio
+        and ("video" in task.input_modalities) == video
+        and (video or ("audio" in task.input_modalities) == audio)
     ]
 
 

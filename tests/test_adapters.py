@@ -67,7 +67,7 @@ def test_dual_encoder_meta_and_shapes(tiny: Adapter, tiny_dir: Path) -> None:
     assert meta.family == "clip"
     assert meta.name == tiny_dir.name
     assert meta.revision == directory_fingerprint(tiny_dir)
-    assert meta.modalities == ("image", "text")
+    assert meta.modalities == ("image", "text", "video")
     assert meta.similarity == "cosine"
     assert not meta.uses_instructions and not meta.role_aware
     assert meta.n_parameters and meta.n_parameters > 0
@@ -188,7 +188,7 @@ def test_empty_batch(tiny: Adapter, minilm: Adapter) -> None:
 
 
 def test_item_without_content_is_refused(tiny: Adapter) -> None:
-    with pytest.raises(BadInputError, match="neither a text nor an image"):
+    with pytest.raises(BadInputError, match="neither a text, an image nor a video"):
         tiny.encode([{"text": "a cat"}, {}])
 
 

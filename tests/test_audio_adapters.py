@@ -183,7 +183,7 @@ def test_audio_encoder_refuses_texts_and_bad_options(model_dirs: dict[str, Path]
 def test_omni_thinker_embeds_audio_as_the_processor_does(model_dirs: dict[str, Path]) -> None:
     adapter = load_adapter(str(model_dirs["omni"]))
     assert isinstance(adapter, MllmAdapter)
-    assert adapter.meta.modalities == ("audio", "image", "text")
+    assert adapter.meta.modalities == ("audio", "image", "text", "video")
     assert adapter.meta.options["max_audio_seconds"] == 30.0
     clips = _clips(16_000)[:3]
     prompt = adapter.prompt({"audio": clips[0]})
@@ -243,7 +243,7 @@ def test_omni_thinker_cuts_clips_as_declared(model_dirs: dict[str, Path]) -> Non
 def test_vision_mllm_has_no_audio(tmp_path: Path) -> None:
     directory = tiny_models.build_tiny_qwen2_vl(tmp_path / "vl")
     adapter = load_adapter(str(directory))
-    assert adapter.meta.modalities == ("image", "text")
+    assert adapter.meta.modalities == ("image", "text", "video")
     assert "max_audio_seconds" not in adapter.meta.options
     with pytest.raises(HarnessError, match="embeds no audio"):
         load_adapter(str(directory), options={"max_audio_seconds": 10})

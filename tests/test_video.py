@@ -310,3 +310,12 @@ def test_the_frame_store_stops_keeping_at_its_cap(tmp_path: Any) -> None:
         kept = lookup("clip-a", [0, 1, 2, 3])
         assert kept is not None and np.array_equal(kept, frames)
         assert lookup("clip-a", [0, 1, 2]) is None
+
+
+def test_a_clip_none_of_whose_frames_decodes_is_a_bad_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    video = Video(encode_video(ramp(8), 8.0))
+    monkeypatch.setattr(video, "_decode", lambda indices: (None, 0))
+    with pytest.raises(BadInputError, match="none of its frames decodes; re-encode the clip"):
+        video.frames(FrameSampling(num_frames=4))

@@ -10,6 +10,7 @@ per run.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,13 @@ class ToyVideoAdapter:
     """Embeds a clip by its mean brightness and how much it brightens over time."""
 
     meta = AdapterMeta(
-        "toy-video", "v1", "test", "cosine", ("video",), "float32", options=SAMPLING.options()
+        "toy-video",
+        "v1",
+        "test",
+        "cosine",
+        ("video",),
+        "float32",
+        modality_options={"video": SAMPLING.options()},
     )
 
     def __init__(self) -> None:
@@ -166,11 +173,9 @@ def test_variable_rate_and_hours_long_clips_are_sampled_capped_and_recorded(
     assert run_cli("toy-video", tasks, tmp_path) == 0
     assert max(toy_video.frame_counts) == SAMPLING.max_frames  # the cap, not 8000 frames
     result = read_result_json(tmp_path, "ToyClips")
-    assert result["harness"]["model"]["options"] == {
-        "video_fps": 2.0,
-        "video_max_frames": 6,
-        "video_min_frames": 1,
-    }
+    recorded = {"video_fps": 2.0, "video_max_frames": 6, "video_min_frames": 1}
+    assert result["harness"]["model"]["modality_options"] == {"video": recorded}
+    assert result["harness"]["identity"]["model_modality_options"] == {"video": recorded}
     assert result["harness"]["environment"]["video_decoder"] == video_pipeline()["decoder"]
     assert result["scores"]["test"][0]["main_score"] > 0.5
     assert run_cli("toy-video", video_task(tmp_path / "vfr", variable), tmp_path / "vfr") == 0
@@ -210,3 +215,16 @@ def test_a_clip_two_tasks_share_is_decoded_once_per_run(
     assert main([*args, "--no-cache", "--num-workers", "0", "--quiet"]) == 0
     assert set(result_files(tmp_path, "ToyClips*")) == {"ToyClips", "ToyClipsClustering"}
     assert len(decoded) == 14  # 8 train and 6 test clips, each once
+
+
+def test_modality_options_key_their_modality_only() -> None:
+    plain = AdapterMeta("m", "v1", "clip", "cosine", ("image", "text"), "float32")
+    video = replace(plain, modality_options={"video": {"video_num_frames": 8}})
+    other = replace(plain, modality_options={"video": {"video_num_frames": 16}})
+    assert video.fingerprint == plain.fingerprint  # text and image keep their keys and results
+    assert video.key_fingerprint(["text"]) == video.key_fingerprint(["image"]) == plain.fingerprint
+    assert video.key_fingerprint(["video"]) != plain.fingerprint
+    assert video.key_fingerprint(["video", "text"]) != other.key_fingerprint(["video", "text"])
+    assert "modality_options" not in plain.to_dict()
+    assert video.to_dict()["modality_options"] == {"video": {"video_num_frames": 8}}
+    assert video.options_for(["text", "image"]) == {}

@@ -39,12 +39,15 @@ from transformers import (
     SiglipConfig,
     SiglipImageProcessorPil,
     SiglipModel,
+    VideoMAEImageProcessorPil,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2Model,
     WhisperConfig,
     WhisperFeatureExtractor,
     WhisperModel,
+    XCLIPConfig,
+    XCLIPModel,
 )
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 from transformers.image_processing_utils import ImageProcessingMixin
@@ -150,6 +153,39 @@ def build_tiny_clip(directory: str | Path) -> Path:
     return _save(CLIPModel(config), tokenizer, processor, Path(directory))
 
 
+def build_tiny_xclip(directory: str | Path, num_frames: int = 4) -> Path:
+    """Save a tiny random ``XCLIPModel`` that takes ``num_frames`` frames of 32 x 32, with its
+    tokenizer and VideoMAE image processor (as the hub's X-CLIP checkpoints have); return the
+    directory."""
+    tokenizer = _word_level_tokenizer(
+        {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<bos>", "eos_token": "<eos>"},
+        "<bos> $A <eos>",
+        ["input_ids", "attention_mask"],
+    )
+    projection = 24
+    vision = _tower(
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        num_frames=num_frames,
+        mit_hidden_size=projection,
+        mit_intermediate_size=2 * projection,
+        mit_num_hidden_layers=1,
+        mit_num_attention_heads=2,
+    )
+    config = XCLIPConfig(
+        text_config=_text_tower(tokenizer),
+        vision_config=vision,
+        projection_dim=projection,
+        prompt_layers=1,
+        prompt_num_attention_heads=2,
+    )
+    torch.manual_seed(SEED)
+    processor = VideoMAEImageProcessorPil(
+        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    )
+    return _save(XCLIPModel(config), tokenizer, processor, Path(directory))
+
+
 def build_tiny_siglip(directory: str | Path) -> Path:
     """Save a tiny random ``SiglipModel`` with its tokenizer and image processor; return the dir.
 
@@ -171,8 +207,9 @@ def build_tiny_siglip(directory: str | Path) -> Path:
 
 
 # Qwen2-VL-style chat models: special tokens, a chat template in the Qwen layout (a default
-# system turn, images as <|vision_start|><|image_pad|><|vision_end|>) and a vision tower with
-# 14-pixel patches merged 2 x 2, so a 56 x 56 image becomes 4 image tokens.
+# system turn, images as <|vision_start|><|image_pad|><|vision_end|>, videos with <|video_pad|>)
+# and a vision tower with 14-pixel patches merged 2 x 2, so a 56 x 56 image becomes 4 image
+# tokens.
 CHAT_SPECIALS = (
     "<|endoftext|>",
     "<|im_start|>",
@@ -199,6 +236,7 @@ QWEN_CHAT_TEMPLATE = (
     "{% else %}{% for part in message['content'] %}"
     "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
     "{% elif part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+    "{% elif part['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

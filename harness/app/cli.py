@@ -21,11 +21,12 @@ from harness.scoring.bootstrap import LEVEL
 if TYPE_CHECKING:
     from harness.app.runner import RunSettings, TaskOutcome
 
-# The embedded demo: demo-clip on every image and text demo task, demo-clap on the audio ones,
-# and the OCR + MiniLM baseline on the document task (when Tesseract is installed; `make demo`
-# installs it).
+# The embedded demo: demo-clip on every image, text and video demo task (videos frame-pooled),
+# demo-clap on the audio ones, demo-xclip on the video ones, and the OCR + MiniLM baseline on
+# the document task (when Tesseract is installed; `make demo` installs it).
 DEMO_MODEL = "demo-clip"
 DEMO_AUDIO_MODEL = "demo-clap"
+DEMO_VIDEO_MODEL = "demo-xclip"
 DEMO_OCR_BASELINE = ("ocr-tesseract-minilm", ["DemoDocRetrieval"])
 # The exit status of a command stopped by a closed pipe (128 + SIGPIPE), as shells report it.
 SIGPIPE_STATUS = 141
@@ -373,7 +374,12 @@ def _demo_jobs(tasks: list[str]) -> list[tuple[str, list[str]]]:
     print("No --model/--tasks given: running the embedded offline demo.")
     known = builtin_tasks()
     audio = [name for name in tasks if "audio" in known[name].input_modalities]
-    jobs = [(DEMO_MODEL, [name for name in tasks if name not in audio]), (DEMO_AUDIO_MODEL, audio)]
+    video = [name for name in tasks if "video" in known[name].input_modalities]
+    jobs = [
+        (DEMO_MODEL, [name for name in tasks if name not in audio]),
+        (DEMO_AUDIO_MODEL, audio),
+        (DEMO_VIDEO_MODEL, video),
+    ]
     if shutil.which("tesseract"):
         jobs.append(DEMO_OCR_BASELINE)
     else:

@@ -244,6 +244,7 @@ def _run_task(
         model=meta.to_dict(),
         limit=settings.limit,
         skip_bad_inputs=settings.skip_bad_inputs,
+        modality_options=meta.options_for(task.input_modalities),
     )
     status = "done"
     if path.exists() and not settings.overwrite:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -47,6 +47,11 @@ class AdapterMeta:
     uses_instructions: bool = False
     role_aware: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Settings that change the vectors of one modality only (a video's frame sampling and
+    # resolution), by modality name. Recorded beside ``options``, and hashed into the cache keys
+    # of items and the run identities of tasks with that modality, but not into the
+    # fingerprint: a family that gains a modality keeps the keys and results of the others.
+    modality_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -63,11 +68,32 @@ class AdapterMeta:
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
 
+    def options_for(self, modalities: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The modality options of those of ``modalities`` that have some, by name."""
+        return {
+            name: dict(self.modality_options[name])
+            for name in sorted(set(modalities))
+            if self.modality_options.get(name)
+        }
+
+    def key_fingerprint(self, modalities: Iterable[str]) -> str:
+        """The fingerprint that keys an item with parts of ``modalities``: the fingerprint,
+        hashed with their modality options when they have some."""
+        extra = self.options_for(modalities)
+        if not extra:
+            return self.fingerprint
+        payload = {"fingerprint": self.fingerprint, "modality_options": extra}
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view, fingerprint included."""
+        """A JSON-ready view, fingerprint included (modality options only when there are)."""
         data = asdict(self)
         data["modalities"] = list(self.modalities)
         data["options"] = dict(self.options)
+        data["modality_options"] = self.options_for(self.modality_options)
+        if not data["modality_options"]:
+            del data["modality_options"]
         data["fingerprint"] = self.fingerprint
         return data
 

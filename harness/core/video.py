@@ -28,6 +28,7 @@ from typing import Any, cast
 import numpy as np
 
 from harness.core import frame_store
+from harness.core.errors import BadInputError
 from harness.core.modalities import Modality
 from harness.core.stored import StoredFile
 
@@ -149,7 +150,8 @@ class Video:
         """The frames ``sampling`` picks, decoded: uint8 RGB of shape ``(T, H, W, 3)``.
 
         When trailing frames fail to decode, the clip counts as the frames that do, and the
-        indices are picked again (mteb's fall-back); a ``ValueError`` when none decodes. Within
+        indices are picked again (mteb's fall-back); a :class:`BadInputError` (an item's fault:
+        reported, or skipped under ``--skip-bad-inputs``) when none decodes. Within
         a run, the frames are kept in the run's frame store (:mod:`harness.core.frame_store`),
         so a clip that several tasks share is decoded once.
         """
@@ -165,7 +167,9 @@ class Video:
                 frame_store.keep(self.digest, asked, frames)
                 return frames
             if decodable == 0:
-                raise ValueError("none of its frames decodes; re-encode the clip")
+                raise BadInputError(
+                    "the video cannot be decoded: none of its frames decodes; re-encode the clip"
+                )
             indices = sampling.indices(decodable, self.seconds)
 
     def _decode(self, indices: Sequence[int]) -> tuple[dict[int, np.ndarray] | None, int]:
@@ -268,7 +272,8 @@ def _header_seconds(video: EncodedVideo) -> float:
     opened (its decode reports it, per item)."""
     import av
 
-    with suppress(Exception), av.open(io.BytesIO(video.read_bytes()), mode="r") as container:
+    source = video.path if video.data is None else io.BytesIO(video.data)
+    with suppress(Exception), av.open(source, mode="r") as container:
         if container.duration:
             return container.duration / av.time_base
         stream = container.streams.video[0]

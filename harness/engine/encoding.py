@@ -130,7 +130,11 @@ class BatchEncoder:
         key_instruction = instruction if meta.uses_instructions else None
         return [
             cache_key(
-                meta.fingerprint, key_role, key_instruction, item.modality, item.content_digest()
+                meta.key_fingerprint(item.parts),
+                key_role,
+                key_instruction,
+                item.modality,
+                item.content_digest(),
             )
             for item in items
         ]

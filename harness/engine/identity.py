@@ -35,12 +35,15 @@ def run_identity(
     model: Mapping[str, Any],
     limit: int | None,
     skip_bad_inputs: bool,
+    modality_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The identity of one task's result, with its ``digest``.
 
     ``task`` is the task record a result stores (definition, resolved protocol, main score),
-    ``model`` the adapter's metadata as ``AdapterMeta.to_dict`` gives it. A local dataset is
-    known by its content hash (``dataset_revision``), not by the folder it sits in.
+    ``model`` the adapter's metadata as ``AdapterMeta.to_dict`` gives it, and
+    ``modality_options`` its options for the task's input modalities (a video task's frame
+    sampling: ``AdapterMeta.options_for``). A local dataset is known by its content hash
+    (``dataset_revision``), not by the folder it sits in.
     """
     apart = (*_DESCRIPTIVE_TASK_KEYS, "dataset", "eval_splits")
     record = {key: value for key, value in task.items() if key not in apart}
@@ -56,13 +59,19 @@ def run_identity(
         "model_fingerprint": model["fingerprint"],
         "similarity": model["similarity"],
     }
+    if modality_options:
+        fields["model_modality_options"] = dict(modality_options)
     return {"digest": identity_digest(fields), **fields}
 
 
 def identity_digest(fields: Mapping[str, Any]) -> str:
     """A stable short hash of identity fields (key order does not matter; ``digest`` is
-    ignored)."""
-    payload = {key: value for key, value in fields.items() if key != "digest"}
+    ignored, and so are empty modality options, which mean no modality options)."""
+    payload = {
+        key: value
+        for key, value in fields.items()
+        if key != "digest" and (key != "model_modality_options" or value)
+    }
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 

@@ -41,6 +41,10 @@ class ModelRecord(Record):
     uses_instructions: bool | None = None
     role_aware: bool | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    # Written only when there are (results of models without any keep their old form).
+    modality_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, exclude_if=lambda options: not options
+    )
     fingerprint: str | None = None
 
     @classmethod
@@ -102,3 +106,6 @@ class IdentityRecord(Record):
     skip_bad_inputs: bool
     model_fingerprint: str
     similarity: str
+    model_modality_options: dict[str, dict[str, Any]] | None = Field(
+        default=None, exclude_if=lambda options: not options
+    )

@@ -14,6 +14,7 @@ from tasks.demo.classification import build_classification
 from tasks.demo.compositionality import build_compositionality
 from tasks.demo.documents import build_documents
 from tasks.demo.multiple_choice import build_multiple_choice
+from tasks.demo.video import build_video
 from tasks.demo.visual_sts import build_visual_sts
 
 
@@ -27,6 +28,7 @@ def build_all(out_dir: Path) -> None:
         build_documents,
         build_multiple_choice,
         build_visual_sts,
+        build_video,
     ):
         build(out_dir)
 

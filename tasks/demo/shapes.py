@@ -117,7 +117,7 @@ def sample_scenes(n: int, seed: Seed) -> list[Scene]:
     return [scene_for(layouts[i], bool(b)) for i, b in zip(picks, backward, strict=True)]
 
 
-def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+def shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
     """Pixels (offsets from the shape's centre) covered by a shape of radius ``r``."""
     ax, ay = np.abs(dx), np.abs(dy)
     if shape == "circle":
@@ -158,6 +158,6 @@ def render(scene: Scene, size: int = 64, seed: Seed = 0) -> Image.Image:
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
     for k, (colour, shape) in enumerate((first, second)):
         cx, cy = (along[k], across[k]) if axis == "horizontal" else (across[k], along[k])
-        mask = _shape_mask(shape, xs - cx, ys - cy, radii[k])
+        mask = shape_mask(shape, xs - cx, ys - cy, radii[k])
         canvas[mask] = _jittered_colour(colour, rng)
     return Image.fromarray(canvas)

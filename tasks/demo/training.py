@@ -1,26 +1,36 @@
-"""What the demo models' training scripts share: the word-level tokenizer and the schedule."""
+"""What the demo models' training scripts share: the word-level tokenizer, the schedule and
+the contrastive loss."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 
+import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 
 def word_level_tokenizer(
-    words: Sequence[str], special_tokens: Mapping[str, str], max_tokens: int
+    words: Sequence[str],
+    special_tokens: Mapping[str, str],
+    max_tokens: int,
+    *,
+    eos_last: bool = False,
 ) -> PreTrainedTokenizerFast:
     """A lower-casing whitespace word-level tokenizer: the special tokens in their order, then
     ``words``; every sequence is ``bos words eos``. Built from a fixed vocabulary, so it is the
-    same on every run (a trained BPE breaks ties in hash order)."""
-    tokens = [*special_tokens.values(), *words]
+    same on every run (a trained BPE breaks ties in hash order). ``eos_last`` gives the eos
+    token the highest id instead (X-CLIP's text tower pools at the highest id, as CLIP's first
+    checkpoints did)."""
+    eos = special_tokens["eos_token"]
+    specials = [t for t in special_tokens.values() if not (eos_last and t == eos)]
+    tokens = [*specials, *words, *([eos] if eos_last else [])]
     vocab = {token: index for index, token in enumerate(tokens)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=special_tokens["unk_token"]))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    bos, eos = special_tokens["bos_token"], special_tokens["eos_token"]
+    bos = special_tokens["bos_token"]
     backend.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A {eos}", special_tokens=[(bos, vocab[bos]), (eos, vocab[eos])]
     )
@@ -38,3 +48,12 @@ def warmup_cosine(step: int, steps: int, *, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def contrastive_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy of ``logits`` (inputs by texts) against the positives
+    ``targets`` (1 where a text describes an input), spread evenly over each row's positives
+    (CLIP's loss when each input has one positive text)."""
+    forward = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1)
+    backward = -(targets.T / targets.sum(0)[:, None] * logits.T.log_softmax(1)).sum(1)
+    return (forward.mean() + backward.mean()) / 2
