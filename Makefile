@@ -59,14 +59,15 @@ test: $(VENV)/.installed system-packages
 
 # The project's own regression check: the embedded demo, run afresh with no cache, against the
 # reference results committed under results/. Exit 1 on a regression, 2 when not comparable.
-# Without Tesseract the OCR baseline cannot run, so only demo-clip and demo-clap are checked.
+# Without Tesseract the OCR baseline cannot run, so only demo-clip, demo-clap and demo-xclip are
+# checked.
 regression: $(VENV)/.installed system-packages
 	rm -rf .regression
 	$(BIN)/harness run --output .regression --no-cache --quiet
 	@if command -v tesseract >/dev/null 2>&1; then new=.regression; old=results; \
-	else echo "note: Tesseract is missing; checking demo-clip and demo-clap only"; \
+	else echo "note: Tesseract is missing; checking demo-clip, demo-clap and demo-xclip only"; \
 	  rm -rf .regression/ocr-tesseract-minilm .regression-baseline; mkdir .regression-baseline; \
-	  cp -r results/demo-clip results/demo-clap .regression-baseline/; \
+	  cp -r results/demo-clip results/demo-clap results/demo-xclip .regression-baseline/; \
 	  new=.regression; old=.regression-baseline; fi; \
 	echo "harness check --results $$new --baseline $$old"; \
 	$(BIN)/harness check --results $$new --baseline $$old

@@ -14,7 +14,9 @@ retrieval; (f) linear probe, zero-shot and clustering over one clip set, with MA
 (g) suite (f) with the cache (f) left. Video with an X-CLIP: (h) text-to-video and
 video-to-text retrieval; (i) linear probe, zero-shot and clustering over one clip set; (j)
 suite (i) with the cache (i) left; (k) suite (i) through the harness without the embedding
-cache (the run's frame store alone keeps each clip to one decode), against (i)'s mteb side.
+cache (the run's frame store alone keeps each clip to one decode), against (i)'s mteb side;
+(l) the motion probe, whose clips come with their time-reversed twins (equal scores there
+mean both sides order the frames alike).
 
     python -m benchmarks.compare_mteb                 # all suites; images also at ViT-B/32 size
     python -m benchmarks.compare_mteb --models demo   # quick

@@ -169,7 +169,7 @@ def winoground(name: str) -> type:
 
 
 SHAPES, CLIPS = "DemoShapesClassification", "DemoAudioClassification"
-VIDEOS = "DemoVideoClassification"
+VIDEOS, MOTION = "DemoVideoClassification", "DemoVideoMotionClassification"
 TASKS: dict[str, Callable[[], type]] = {
     "DemoShapesT2IRetrieval": lambda: retrieval("DemoShapesT2IRetrieval", "t2i"),
     SHAPES: lambda: classification(SHAPES, "ImageClassification", "image", 16, 5),
@@ -195,6 +195,7 @@ TASKS: dict[str, Callable[[], type]] = {
     "DemoVideoClustering": lambda: fast_clustering(
         "DemoVideoClustering", VIDEOS, "VideoClustering", "video"
     ),
+    MOTION: lambda: classification(MOTION, "VideoClassification", "video", 16, 5),
 }
 
 

@@ -93,5 +93,6 @@ SUITES = {
         Suite("i", "probe+zero-shot+clustering", "video", VIDEO_TRIO),
         Suite("j", "(i) with a warm cache", "video", VIDEO_TRIO, warm_of="i"),
         Suite("k", "(i) without the embedding cache", "video", VIDEO_TRIO, bare_of="i"),
+        Suite("l", "motion probe", "video", ("DemoVideoMotionClassification",)),
     )
 }

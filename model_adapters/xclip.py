@@ -61,11 +61,18 @@ class XClipAdapter:
             embed_dim=int(config.projection_dim),
             n_parameters=n_parameters(self.model),
             options={
-                **self.sampling.options(),
-                "video_frame_size": [int(crop["height"]), int(crop["width"])],
                 "image_processor": type(self.image_processor).__name__,
                 "max_length": int(self.tokenizer.model_max_length),
                 "fusion": "sum",
+            },
+            modality_options={
+                "video": {
+                    **self.sampling.options(),
+                    "video_frame_size": {
+                        "height": int(crop["height"]),
+                        "width": int(crop["width"]),
+                    },
+                }
             },
         )
 

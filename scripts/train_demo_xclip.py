@@ -1,22 +1,25 @@
 """Train the small demo X-CLIP that ``make demo`` evaluates on the video demo tasks.
 
-Usage (from the repository root, a few minutes on 2 CPU cores):
+Usage (from the repository root; a few minutes on 2 free CPU cores, longer on a shared machine,
+see the wall time in model_adapters/demo_xclip/TRAINING.md):
 
-    python scripts/train_demo_xclip.py [--out model_adapters/demo_xclip] [--steps N]
+    python scripts/train_demo_xclip.py [--out model_adapters/demo_xclip]
 
 The training clips are every clip description of ``tasks/demo/clips.py`` (``all_clips()``)
-rendered ``RENDERS`` times, render ``k`` of a description with seed ``(TRAIN_SEED, k, p)``,
-where ``p`` numbers the description and its time-reversed twin together: the twins of a render
-are the same frames in opposite orders. The test clips (``tasks/demo/video.py``) use seeds that
-start with ``DATA_SEED``, never ``TRAIN_SEED``, so no test clip is trained on. Each clip is
-encoded to MP4 and decoded again, so the model trains on the frames the adapter sees.
+rendered once per render ``k`` of a phase, with seed ``(TRAIN_SEED, k, p)``, where ``p``
+numbers the description and its time-reversed twin together: the twins of a render are the same
+frames in opposite orders. The test clips (``tasks/demo/video.py``) use seeds that start with
+``DATA_SEED``, never ``TRAIN_SEED``, so no test clip is trained on. Each clip is encoded to MP4
+and decoded again, so the model trains on the frames the adapter sees.
 
 A batch is ``BATCH_SIZE / 2`` random clips and their twins, so that only the order of the
-frames tells half of the pairs apart. A clip's text is its caption ("a red circle moves to the
-left") or its class label ("moves left"), drawn at random; the contrastive loss counts every
-text of the batch that describes a clip as one of its positives. The tokenizer is a word-level
-one over the fixed vocabulary (deterministic, untrained), its end-of-text token last (X-CLIP's
-text tower pools at the highest token id).
+frames tells half of the pairs apart. Training runs in phases (``PHASES``), each with a fresh
+optimiser: contrastive from random init, then with the twin loss added (each clip told from its
+twin), which teaches the direction of time, last on fresh renders. A clip's text is its
+caption ("a red circle moves to the left") or its class label ("moves left"), drawn at random;
+the contrastive loss counts every text of the batch that describes a clip as one of its
+positives. The tokenizer is a word-level one over the fixed vocabulary (deterministic,
+untrained), its end-of-text token last (X-CLIP's text tower pools at the highest token id).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,17 +51,13 @@ from tasks.demo.training import contrastive_loss, warmup_cosine, word_level_toke
 
 TRAIN_SEED = 2718
 TORCH_SEED = 0
-RENDERS = 6
 # Frames the model takes, evenly spaced over a clip's N_FRAMES (as the adapter samples them).
 NUM_FRAMES = 4
 MAX_TOKENS = 12
 PATCH_SIZE = 16
 HIDDEN = 64
-STEPS = 600
 BATCH_SIZE = 32
-LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 0.05
-WARMUP_STEPS = 50
 SPECIAL_TOKENS = {
     "bos_token": "<s>",
     "pad_token": "<pad>",
@@ -129,22 +129,22 @@ def build_config(tokenizer: PreTrainedTokenizerFast) -> XCLIPConfig:
     )
 
 
-def training_set(renders: int) -> TrainingSet:
-    """Every clip description rendered ``renders`` times (twins with the same seed), encoded
-    and decoded as the adapter decodes them."""
+def training_set(renders: range) -> TrainingSet:
+    """Every clip description rendered once for each ``k`` in ``renders`` (twins with the same
+    seed), encoded and decoded as the adapter decodes them."""
     descriptions = all_clips()
     index = {clip: i for i, clip in enumerate(descriptions)}
     clips: list[Clip] = []
     frames: list[np.ndarray] = []
     twins: list[int] = []
     sampling = FrameSampling(num_frames=NUM_FRAMES)
-    for k in range(renders):
+    for n, k in enumerate(renders):
         for i, clip in enumerate(descriptions):
             twin = index[clip.reversed()]
             seed = (TRAIN_SEED, k, min(i, twin))
             clips.append(clip)
             frames.append(Video(rendered(clip, seed).mp4()).frames(sampling))
-            twins.append(k * len(descriptions) + twin)
+            twins.append(n * len(descriptions) + twin)
     return TrainingSet(clips, np.stack(frames), np.array(twins))
 
 
@@ -160,9 +160,44 @@ def positives(clips: Sequence[Clip], texts: Sequence[str]) -> torch.Tensor:
     )
 
 
-def learning_rate(step: int, steps: int) -> float:
-    """Linear warm-up, then cosine decay to zero."""
-    return warmup_cosine(step, steps, peak=LEARNING_RATE, warmup=WARMUP_STEPS)
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of training on the clips of ``renders`` (see :func:`training_set`), with its
+    own optimiser and schedule (linear warm-up to ``peak_lr``, then cosine decay to zero);
+    ``twin_weight`` weights the twin loss, and ``seed`` seeds the batches and texts."""
+
+    renders: range
+    steps: int
+    peak_lr: float
+    warmup: int
+    twin_weight: float
+    seed: int | tuple[int, ...]
+
+
+# Contrastive training from random init, then the same with the twin loss added, from where the
+# first phase ends (a fresh optimiser): the first phase learns colours, shapes and kinds of
+# event, the second the direction of time.
+PHASES = (
+    Phase(range(6), steps=1000, peak_lr=1e-3, warmup=50, twin_weight=0.0, seed=TRAIN_SEED),
+    Phase(range(6), steps=500, peak_lr=5e-4, warmup=20, twin_weight=1.0, seed=(TRAIN_SEED, 2)),
+    Phase(range(6, 12), steps=500, peak_lr=5e-4, warmup=20, twin_weight=2.0, seed=(TRAIN_SEED, 3)),
+)
+
+
+def twin_loss(video: torch.Tensor, captions: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """How well each clip of a batch laid out as ``[clips, their twins]`` is told from its twin:
+    the two-way cross-entropy of each clip against its twin's caption and of each caption
+    against the twin clip (unit vectors in, ``scale`` the temperature)."""
+    twin = torch.arange(len(video)).roll(len(video) // 2)
+    own = scale * (video * captions).sum(-1)
+    against_caption = scale * (video * captions[twin]).sum(-1)
+    against_clip = scale * (video[twin] * captions).sum(-1)
+    loss = torch.nn.functional.softplus(against_caption - own)
+    return (loss + torch.nn.functional.softplus(against_clip - own)).mean() / 2
+
+
+def _unit(output: Any) -> torch.Tensor:
+    return output.pooler_output / output.pooler_output.norm(dim=-1, keepdim=True)
 
 
 def train(
@@ -170,15 +205,15 @@ def train(
     tokenizer: PreTrainedTokenizerFast,
     processor: VideoMAEImageProcessorPil,
     data: TrainingSet,
-    steps: int,
+    phase: Phase,
     batch_size: int,
 ) -> list[float]:
     """Train on batches of random clips and their twins; return the loss of every step."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
-    rng = np.random.default_rng(TRAIN_SEED)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=phase.peak_lr, weight_decay=WEIGHT_DECAY)
+    rng = np.random.default_rng(phase.seed)
     model.train()
     losses = []
-    for step in range(steps):
+    for step in range(phase.steps):
         chosen = rng.choice(len(data.clips), size=batch_size // 2, replace=False)
         chosen = np.concatenate([chosen, data.twins[chosen]])
         clips = [data.clips[k] for k in chosen]
@@ -186,61 +221,67 @@ def train(
         text = tokenizer(texts, padding=True, return_tensors="pt")
         pixels = processor(list(data.frames[chosen]), return_tensors="pt")["pixel_values"]
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps)
-        video = model.get_video_features(pixel_values=pixels).pooler_output
-        caption = model.get_text_features(**text).pooler_output
-        video = video / video.norm(dim=-1, keepdim=True)
-        caption = caption / caption.norm(dim=-1, keepdim=True)
-        logits = model.logit_scale.exp() * video @ caption.T
+            group["lr"] = warmup_cosine(step, phase.steps, peak=phase.peak_lr, warmup=phase.warmup)
+        video = _unit(model.get_video_features(pixel_values=pixels))
+        scale = model.logit_scale.exp()
+        logits = scale * video @ _unit(model.get_text_features(**text)).T
         loss = contrastive_loss(logits, positives(clips, texts))
+        if phase.twin_weight:
+            captions = tokenizer(
+                [clip.caption for clip in clips], padding=True, return_tensors="pt"
+            )
+            caption_vectors = _unit(model.get_text_features(**captions))
+            loss = loss + phase.twin_weight * twin_loss(video, caption_vectors, scale)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        if step % 25 == 0 or step == steps - 1:
+        if step % 25 == 0 or step == phase.steps - 1:
             print(f"step {step:5d}  loss {loss.item():.4f}", flush=True)
     return losses
 
 
 def training_notes(
-    steps: int,
-    batch_size: int,
-    n_clips: int,
-    parameters: int,
-    losses: list[float],
-    seconds: float,
-    weights_sha256: str,
+    n_clips: int, parameters: int, last_losses: list[float], seconds: float, weights_sha256: str
 ) -> str:
     """The TRAINING.md that records how the saved weights were made."""
-    final = sum(losses[-25:]) / len(losses[-25:])
+    phases = "\n".join(
+        f"  {k}. renders {phase.renders.start}-{phase.renders.stop - 1}, {phase.steps} steps, "
+        f"peak lr {phase.peak_lr:g}, {phase.warmup} warm-up steps, "
+        f"twin-loss weight {phase.twin_weight:g}, batch seed {phase.seed}; loss at the last "
+        f"step {loss:.4f}."
+        for k, (phase, loss) in enumerate(zip(PHASES, last_losses, strict=True), start=1)
+    )
     return f"""# demo_xclip: how these weights were made
 
 Command (repository root; the script sets `torch.set_num_threads(2)`):
 
-    python scripts/train_demo_xclip.py --steps {steps} --batch-size {batch_size}
+    python scripts/train_demo_xclip.py
 
 - Data: {n_clips} clips of `tasks/demo/clips.py` (generator version {GENERATOR_VERSION}): each
-  of the {len(all_clips())} clip descriptions rendered {RENDERS} times, render `k` with seed
+  of the {len(all_clips())} clip descriptions rendered once per phase's render `k`, with seed
   `(TRAIN_SEED, k, p)`, `p` shared by a description and its time-reversed twin (the same frames
   in opposite orders), TRAIN_SEED = {TRAIN_SEED}; the test clips' seeds start with DATA_SEED =
   {DATA_SEED}. Every clip is encoded to MP4 and decoded again ({N_FRAMES} frames of
-  {SIZE}x{SIZE}). Each clip's text is its caption or its class label, drawn at random every
-  step; a batch is {batch_size // 2} random clips and their twins.
+  {SIZE}x{SIZE}), and the model's {NUM_FRAMES} frames are sampled as the adapter samples them.
+  Each clip's text is its caption or its class label, drawn at random every step; a batch is
+  {BATCH_SIZE // 2} random clips and their twins.
 - Model: `XCLIPModel`, {parameters:,} parameters, float32 safetensors. Frames: VideoMAE's
   processor at {SIZE} pixels (scaled to [-1, 1]). Vision: {PATCH_SIZE}-pixel patches, hidden
   {HIDDEN}, MLP {2 * HIDDEN}, 2 layers, 4 heads, per frame; multi-frame integration transformer
-  over {NUM_FRAMES} frames evenly spaced over the clip: 1 layer. Text: word-level tokenizer over the {len(vocabulary())}
-  words plus 4 special tokens (end-of-text last), hidden {HIDDEN}, 2 layers, 4 heads. Projection
-  {HIDDEN}. The video-conditioned text prompt generator is not trained (the harness, like mteb,
-  embeds texts without it).
+  over the {NUM_FRAMES} frames: 1 layer. Text: word-level tokenizer over the
+  {len(vocabulary())} words plus 4 special tokens (end-of-text last), hidden {HIDDEN}, 2 layers,
+  4 heads. Projection {HIDDEN}. The video-conditioned text prompt generator is not trained (the
+  harness, like mteb, embeds texts without it).
 - Loss: symmetric contrastive (InfoNCE) loss on the L2-normalised `get_video_features` and
   `get_text_features` with X-CLIP's learned temperature, every text of the batch that describes
-  a clip (its caption or its label) counting as a positive.
-- Optimiser: AdamW, lr {LEARNING_RATE}, weight decay {WEIGHT_DECAY}, {WARMUP_STEPS} warm-up steps,
-  then cosine decay to zero. Torch seed {TORCH_SEED}.
-- Steps: {steps} of batch {batch_size}.
-- Wall time: {seconds / 60:.1f} minutes on 2 CPU cores (rendering and encoding included).
-- Final loss (mean of the last 25 steps): {final:.4f}.
+  a clip (its caption or its label) counting as a positive; from the second phase on, plus the twin
+  loss (each clip against its twin's caption, each caption against the twin clip).
+- Optimiser: AdamW, weight decay {WEIGHT_DECAY}, a fresh one per phase, linear warm-up then
+  cosine decay to zero. Torch seed {TORCH_SEED}. Phases (batch {BATCH_SIZE}):
+{phases}
+- Wall time: {seconds / 60:.1f} minutes on 2 CPU cores shared with other jobs (rendering and
+  encoding included).
 - `model.safetensors` sha256: `{weights_sha256}`.
 """
 
@@ -249,8 +290,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train and save the model, tokenizer, image processor and TRAINING.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(2)
@@ -258,10 +297,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     tokenizer = build_tokenizer()
     processor = build_image_processor()
-    data = training_set(RENDERS)
-    print(f"{len(data.clips)} training clips in {time.perf_counter() - start:.0f} s", flush=True)
     model = XCLIPModel(build_config(tokenizer))
-    losses = train(model, tokenizer, processor, data, args.steps, args.batch_size)
+    sets: dict[range, TrainingSet] = {}
+    last_losses = []
+    for phase in PHASES:
+        if phase.renders not in sets:
+            sets[phase.renders] = training_set(phase.renders)
+            print(f"renders {phase.renders} at {time.perf_counter() - start:.0f} s", flush=True)
+        data = sets[phase.renders]
+        last_losses.append(train(model, tokenizer, processor, data, phase, BATCH_SIZE)[-1])
     seconds = time.perf_counter() - start
 
     model.eval()
@@ -270,9 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     processor.save_pretrained(args.out)
     parameters = sum(p.numel() for p in model.parameters())
     digest = hashlib.sha256((args.out / "model.safetensors").read_bytes()).hexdigest()
-    notes = training_notes(
-        args.steps, args.batch_size, len(data.clips), parameters, losses, seconds, digest
-    )
+    n_clips = sum(len(data.clips) for data in sets.values())
+    notes = training_notes(n_clips, parameters, last_losses, seconds, digest)
     (args.out / "TRAINING.md").write_text(notes, encoding="utf-8")
     print(f"saved to {args.out} in {seconds:.0f} s")
     return 0

@@ -76,7 +76,7 @@ def zero_rate_wav() -> bytes:
 
 
 def test_audio_is_built_in_after_image_with_letter_a() -> None:
-    assert [entry.name for entry in registered()] == ["text", "image", "audio"]
+    assert [entry.name for entry in registered()][:3] == ["text", "image", "audio"]
     assert modality("audio") is AUDIO
     assert parse_category("a2t").query == ("audio",)
     assert parse_category("at2a").inputs == ("text", "audio")

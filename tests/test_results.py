@@ -80,7 +80,7 @@ def test_mteb_loads_our_result_file(tmp_path: Path) -> None:
 def test_committed_results_read_typed_and_write_back_unchanged() -> None:
     """The typed records read every committed file, and dump back exactly its JSON."""
     files = scan_results(ROOT / "results").files
-    assert len(files) == 20  # demo-clip 14, demo-clap 5, OCR baseline 1
+    assert len(files) == 32  # demo-clip 20, demo-xclip 6, demo-clap 5, OCR baseline 1
     for file in files:
         result = read_result(file)
         assert result.harness.model.name and result.harness.task.name == result.task_name

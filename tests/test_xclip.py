@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -97,8 +99,8 @@ def test_videos_and_texts_equal_mteb(model_dir: Path, adapter: XClipAdapter) -> 
 
     assert adapter.meta.family == "xclip" and adapter.meta.modalities == ("text", "video")
     assert adapter.meta.similarity == "cosine"
-    assert adapter.meta.options["video_num_frames"] == 4
-    assert adapter.meta.options["video_frame_size"] == [32, 32]
+    video_options = adapter.meta.modality_options["video"]
+    assert video_options == {"video_num_frames": 4, "video_frame_size": {"height": 32, "width": 32}}
     wrapper = _mteb_wrapper(model_dir)
     # 8 frames (sampled), 3 (repeated in place), 4 (all), a portrait clip (cropped otherwise)
     clips = [
@@ -250,35 +252,46 @@ def test_cli_runs_video_retrieval_and_classification(model_dir: Path, tmp_path: 
         model = result["harness"]["model"]
         assert model["family"] == "xclip"
         assert model["fingerprint"] == adapter.meta.fingerprint
-        assert model["options"]["video_num_frames"] == 4
+        assert model["modality_options"]["video"]["video_num_frames"] == 4
 
 
 # --- the demo model: its training script and its scores -----------------------------------
 
 REPO = Path(__file__).resolve().parent.parent
-VIDEO_TASKS = (
-    "DemoVideoT2VRetrieval",
-    "DemoVideoV2TRetrieval",
-    "DemoVideoClassification",
-    "DemoVideoZeroShot",
-    "DemoVideoClustering",
-    "DemoVideoMotionClassification",
-)
+# demo-xclip's main scores must clear these. Chance, the mean over 10 seeds of random
+# embeddings: retrieval ndcg@10 0.032, linear-probe and zero-shot accuracy 0.13, V-measure 0.079,
+# motion accuracy 0.505. A model that pools its frames cannot pass the motion floor (its
+# twins embed alike), nor reach 0.6 on DemoVideoClassification: 6 of the 7 events pair up as
+# each other's reversal, which caps it at 4/7.
+FAR_ABOVE_CHANCE = {
+    "DemoVideoT2VRetrieval": 0.6,
+    "DemoVideoV2TRetrieval": 0.6,
+    "DemoVideoClassification": 0.6,
+    "DemoVideoZeroShot": 0.6,
+    "DemoVideoClustering": 0.5,
+    "DemoVideoMotionClassification": 0.7,
+}
+VIDEO_TASKS = tuple(FAR_ABOVE_CHANCE)
 
 
 @pytest.fixture(scope="module")
-def train_script() -> ModuleType:
-    """``scripts/train_demo_xclip.py`` imported as a module (nothing runs on import)."""
+def train_script() -> Iterator[ModuleType]:
+    """``scripts/train_demo_xclip.py`` imported as a module (nothing runs on import; its
+    dataclasses need it in ``sys.modules`` while it loads)."""
     path = REPO / "scripts" / "train_demo_xclip.py"
     spec = importlib.util.spec_from_file_location("train_demo_xclip", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
 
 
 def test_training_clips_pair_twins_and_avoid_test_seeds(train_script: ModuleType) -> None:
-    data = train_script.training_set(1)
+    data = train_script.training_set(range(1))
     assert len(data.clips) == len(all_clips())
     for k in (0, 5, 100, 250):
         twin = int(data.twins[k])
