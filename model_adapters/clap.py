@@ -13,7 +13,7 @@ is the sum of the two unit vectors, as mteb fuses them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +26,13 @@ from harness.core.audio import Waveform, resample, truncate
 from harness.core.errors import HarnessError
 from model_adapters.audio_encoder import max_seconds_option
 from model_adapters.family import LoadRequest
-from model_adapters.torch_utils import concatenated, n_parameters, resolve_device, resolve_dtype
+from model_adapters.torch_utils import (
+    concatenated,
+    n_parameters,
+    resolve_device,
+    resolve_dtype,
+    summed_parts,
+)
 
 OPTIONS = frozenset({"max_seconds", "max_length"})
 # laion_clap's text context length.
@@ -110,13 +116,12 @@ class ClapAdapter:
         if not items:
             return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
         items = [self.preprocess(item) for item in items]
-        texts, clips = rows_by_part(items, ("text", "audio"), "neither a text nor an audio clip")
-        out = torch.zeros(len(items), self.meta.embed_dim or 0)
-        if texts:
-            out[texts] += self._encode_texts([items[i]["text"] for i in texts])
-        if clips:
-            out[clips] += self._encode_clips([items[i]["audio"] for i in clips])
-        return out.numpy()
+        towers: dict[str, Callable[[list[Any]], torch.Tensor]] = {
+            "text": self._encode_texts,
+            "audio": self._encode_clips,
+        }
+        rows = rows_by_part(items, tuple(towers), "neither a text nor an audio clip")
+        return summed_parts(items, self.meta.embed_dim or 0, towers, rows)
 
     @torch.inference_mode()
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:

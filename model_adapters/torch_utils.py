@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,3 +64,19 @@ def concatenated(items: Sequence[Mapping[str, np.ndarray]]) -> dict[str, torch.T
     return {
         key: torch.from_numpy(np.concatenate([item[key] for item in items])) for key in items[0]
     }
+
+
+def summed_parts(
+    items: Sequence[Mapping[str, Any]],
+    dim: int,
+    towers: Mapping[str, Callable[[list[Any]], torch.Tensor]],
+    rows: Sequence[list[int]],
+) -> np.ndarray:
+    """An ``(len(items), dim)`` float32 array: each part's tower (by part name, in the order of
+    ``rows``, the rows that carry it) embeds the part of its rows; an item with several parts
+    gets their sum, as mteb's dual-encoder wrappers fuse them."""
+    out = torch.zeros(len(items), dim, dtype=torch.float32)
+    for (part, tower), part_rows in zip(towers.items(), rows, strict=True):
+        if part_rows:
+            out[part_rows] += tower([items[i][part] for i in part_rows])
+    return out.numpy()

@@ -17,7 +17,7 @@ a video and a text is the sum of the two raw vectors, as mteb fuses them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,13 @@ from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 from harness.core.adapter import AdapterMeta, Item, Role, check_options, rows_by_part
 from harness.core.video import FrameSampling, Video
 from model_adapters.family import LoadRequest
-from model_adapters.torch_utils import concatenated, n_parameters, resolve_device, resolve_dtype
+from model_adapters.torch_utils import (
+    concatenated,
+    n_parameters,
+    resolve_device,
+    resolve_dtype,
+    summed_parts,
+)
 
 
 class XClipAdapter:
@@ -95,13 +101,12 @@ class XClipAdapter:
         if not items:
             return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
         items = [self.preprocess(item) for item in items]
-        texts, videos = rows_by_part(items, ("text", "video"), "neither a text nor a video")
-        out = torch.zeros(len(items), self.meta.embed_dim or 0)
-        if texts:
-            out[texts] += self._encode_texts([items[i]["text"] for i in texts])
-        if videos:
-            out[videos] += self._encode_videos([items[i]["video"] for i in videos])
-        return out.numpy()
+        towers: dict[str, Callable[[list[Any]], torch.Tensor]] = {
+            "text": self._encode_texts,
+            "video": self._encode_videos,
+        }
+        rows = rows_by_part(items, tuple(towers), "neither a text nor a video")
+        return summed_parts(items, self.meta.embed_dim or 0, towers, rows)
 
     @torch.inference_mode()
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
