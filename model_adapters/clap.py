@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer
 
-from harness.core.adapter import AdapterMeta, Item, Role, check_options, rows_by_part
+from harness.core.adapter import AdapterMeta, Item, Role, check_options
 from harness.core.audio import Waveform, resample, truncate
 from harness.core.errors import HarnessError
 from model_adapters.audio_encoder import max_seconds_option
@@ -113,15 +113,17 @@ class ClapAdapter:
     ) -> np.ndarray:
         """Encode one batch of items, decoded or preprocessed; ``role`` and ``instruction`` are
         ignored."""
-        if not items:
-            return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
-        items = [self.preprocess(item) for item in items]
         towers: dict[str, Callable[[list[Any]], torch.Tensor]] = {
             "text": self._encode_texts,
             "audio": self._encode_clips,
         }
-        rows = rows_by_part(items, tuple(towers), "neither a text nor an audio clip")
-        return summed_parts(items, self.meta.embed_dim or 0, towers, rows)
+        return summed_parts(
+            items,
+            self.preprocess,
+            self.meta.embed_dim or 0,
+            towers,
+            "neither a text nor an audio clip",
+        )
 
     @torch.inference_mode()
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.core.adapter import Item, rows_by_part
 from harness.core.errors import HarnessError
 
 DTYPES: dict[str, torch.dtype] = {
@@ -67,15 +68,21 @@ def concatenated(items: Sequence[Mapping[str, np.ndarray]]) -> dict[str, torch.T
 
 
 def summed_parts(
-    items: Sequence[Mapping[str, Any]],
+    items: Sequence[Item],
+    preprocess: Callable[[Item], Item],
     dim: int,
     towers: Mapping[str, Callable[[list[Any]], torch.Tensor]],
-    rows: Sequence[list[int]],
+    missing: str,
 ) -> np.ndarray:
-    """An ``(len(items), dim)`` float32 array: each part's tower (by part name, in the order of
-    ``rows``, the rows that carry it) embeds the part of its rows; an item with several parts
-    gets their sum, as mteb's dual-encoder wrappers fuse them."""
+    """A dual encoder's batch: an ``(len(items), dim)`` float32 array where each part's tower
+    (by part name) embeds the preprocessed parts of the items that carry it, and an item with
+    several parts gets their sum, as mteb's dual-encoder wrappers fuse them. An item with none
+    of the parts is a ``BadInputError`` ("item i has {missing}")."""
+    if not items:
+        return np.zeros((0, dim), dtype=np.float32)
+    items = [preprocess(item) for item in items]
     out = torch.zeros(len(items), dim, dtype=torch.float32)
+    rows = rows_by_part(items, tuple(towers), missing)
     for (part, tower), part_rows in zip(towers.items(), rows, strict=True):
         if part_rows:
             out[part_rows] += tower([items[i][part] for i in part_rows])

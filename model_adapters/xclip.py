@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-from harness.core.adapter import AdapterMeta, Item, Role, check_options, rows_by_part
+from harness.core.adapter import AdapterMeta, Item, Role, check_options
 from harness.core.video import FrameSampling, Video
 from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import (
@@ -98,15 +98,13 @@ class XClipAdapter:
     ) -> np.ndarray:
         """Encode one batch of items, decoded or preprocessed; ``role`` and ``instruction`` are
         ignored."""
-        if not items:
-            return np.zeros((0, self.meta.embed_dim or 0), dtype=np.float32)
-        items = [self.preprocess(item) for item in items]
         towers: dict[str, Callable[[list[Any]], torch.Tensor]] = {
             "text": self._encode_texts,
             "video": self._encode_videos,
         }
-        rows = rows_by_part(items, tuple(towers), "neither a text nor a video")
-        return summed_parts(items, self.meta.embed_dim or 0, towers, rows)
+        return summed_parts(
+            items, self.preprocess, self.meta.embed_dim or 0, towers, "neither a text nor a video"
+        )
 
     @torch.inference_mode()
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
