@@ -332,7 +332,13 @@ def encode_video(
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
         if codec == "libx264":
-            stream.codec_context.options = {"crf": "18", "preset": "medium"}
+            # One thread, and no macroblock-tree rate control: with it, libx264 gives other
+            # bytes for the same frames from run to run.
+            stream.codec_context.options = {
+                "crf": "18",
+                "preset": "medium",
+                "x264-params": "threads=1:lookahead-threads=1:sync-lookahead=0:mbtree=0",
+            }
         sound = None
         if audio is not None:
             sound = container.add_stream("aac", rate=sampling_rate, layout="mono")
