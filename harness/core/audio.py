@@ -60,20 +60,9 @@ def _read(value: Any) -> StoredAudio:
         raise ValueError("is empty (None) where audio belongs; fill the cell or drop the row")
     if isinstance(value, dict) and "array" in value:
         return _in_memory(value.get("array"), value.get("sampling_rate"))
-    if isinstance(value, dict):
-        data, path = value.get("bytes"), value.get("path")
-    elif isinstance(value, bytes | bytearray):
-        data, path = value, None
-    elif isinstance(value, str):
-        data, path = None, value
-    else:
-        data = path = None
-    if isinstance(data, bytes | bytearray) and data:
-        return EncodedAudio(data=bytes(data), path=path if isinstance(path, str) else None)
-    if isinstance(path, str) and path.strip():
-        return EncodedAudio(path=path)
-    if isinstance(data, bytes | bytearray) or isinstance(value, dict | str):
-        raise ValueError("holds an empty clip (0 bytes); store the clip's file bytes in it")
+    stored = EncodedAudio.from_cell(value, "clip")
+    if stored is not None:
+        return stored
     raise ValueError(
         f"holds {type(value).__name__} where audio belongs ({_ACCEPTED}); map the audio "
         "column under dataset.columns"

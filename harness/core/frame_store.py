@@ -53,6 +53,11 @@ def frame_store(parent: Path | None = None, max_bytes: int | None = None) -> Ite
         shutil.rmtree(root, ignore_errors=True)
 
 
+def is_open() -> bool:
+    """Whether this process runs inside a run's store (so a clip's hash is worth computing)."""
+    return bool(os.environ.get(LOCATION_VARIABLE))
+
+
 def _path(clip: str, indices: Sequence[int]) -> Path | None:
     root = os.environ.get(LOCATION_VARIABLE)
     if not root or not os.path.isdir(root):

@@ -156,7 +156,8 @@ class Video:
         so a clip that several tasks share is decoded once.
         """
         asked = sampling.indices(self.num_frames, self.seconds)
-        kept = frame_store.lookup(self.digest, asked)
+        stored = frame_store.is_open()
+        kept = frame_store.lookup(self.digest, asked) if stored else None
         if kept is not None:
             return kept
         indices = asked
@@ -164,7 +165,8 @@ class Video:
             decoded, decodable = self._decode(indices)
             if decoded is not None:
                 frames = np.stack([decoded[i] for i in indices])
-                frame_store.keep(self.digest, asked, frames)
+                if stored:
+                    frame_store.keep(self.digest, asked, frames)
                 return frames
             if decodable == 0:
                 raise BadInputError(
@@ -238,22 +240,13 @@ def _read(value: Any) -> EncodedVideo:
         return value
     if value is None:
         raise ValueError("is empty (None) where a video belongs; fill the cell or drop the row")
-    if isinstance(value, dict):
-        data, path = value.get("bytes"), value.get("path")
-    elif isinstance(value, bytes | bytearray):
-        data, path = value, None
-    elif isinstance(value, str):
-        data, path = None, value
-    else:
-        raise ValueError(
-            f"holds {type(value).__name__} where a video belongs ({_ACCEPTED}); map the video "
-            "column under dataset.columns"
-        )
-    if isinstance(data, bytes | bytearray) and data:
-        return EncodedVideo(data=bytes(data), path=path if isinstance(path, str) else None)
-    if isinstance(path, str) and path.strip():
-        return EncodedVideo(path=path)
-    raise ValueError("holds an empty clip (0 bytes); store the clip's file bytes in it")
+    stored = EncodedVideo.from_cell(value, "clip")
+    if stored is not None:
+        return stored
+    raise ValueError(
+        f"holds {type(value).__name__} where a video belongs ({_ACCEPTED}); map the video "
+        "column under dataset.columns"
+    )
 
 
 def _digest(video: EncodedVideo) -> bytes:

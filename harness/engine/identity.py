@@ -66,12 +66,8 @@ def run_identity(
 
 def identity_digest(fields: Mapping[str, Any]) -> str:
     """A stable short hash of identity fields (key order does not matter; ``digest`` is
-    ignored, and so are empty modality options, which mean no modality options)."""
-    payload = {
-        key: value
-        for key, value in fields.items()
-        if key != "digest" and (key != "model_modality_options" or value)
-    }
+    ignored)."""
+    payload = {key: value for key, value in fields.items() if key != "digest"}
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
