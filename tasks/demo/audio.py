@@ -27,7 +27,7 @@ import datasets
 import numpy as np
 import soundfile
 
-from tasks.demo.build import DATA_SEED
+from tasks.demo.build import DATA_SEED, data_path, shuffled
 from tasks.demo.sounds import (
     GENERATOR_VERSION,
     MAX_SECONDS,
@@ -94,11 +94,6 @@ def caption_sounds(index: int, per_caption: int) -> list[Sound]:
     ]
 
 
-def _shuffled(rows: list[Row], seed: tuple[int, ...]) -> list[Row]:
-    order = np.random.default_rng(seed).permutation(len(rows))
-    return [rows[k] for k in order]
-
-
 def _text_row(row_id: str, text: str) -> Row:
     return {"id": row_id, "modality": "text", "text": text, "audio": None}
 
@@ -127,7 +122,7 @@ def retrieval_dataset(name: str, index: int, audio_queries: bool) -> AudioDatase
         for row_id, sound in clips
     ]
     queries, corpus = (audio_rows, text_rows) if audio_queries else (text_rows, audio_rows)
-    corpus = _shuffled(corpus, (DATA_SEED, index, 1))
+    corpus = shuffled(corpus, (DATA_SEED, index, 1))
     if audio_queries:
         description = (
             f"Each of {len(clips)} clips retrieves its caption among the {len(texts)} captions "
@@ -177,7 +172,7 @@ def classification_dataset() -> AudioDataset:
     splits = []
     for split_code, split in enumerate(SPLITS, start=1):
         rows = [{"audio": _cell(sound), "label": label} for label, sound in labelled_sounds(split)]
-        splits.append((split, _shuffled(rows, (DATA_SEED, CLASSIFICATION_INDEX, split_code))))
+        splits.append((split, shuffled(rows, (DATA_SEED, CLASSIFICATION_INDEX, split_code))))
     description = (
         f"Which of {len(names)} classes a clip is: a spoken word (8, any speaker), a low, high, "
         "rising or falling tone (sine or square), or white, pink or brown noise. Serves the "
@@ -187,17 +182,12 @@ def classification_dataset() -> AudioDataset:
     return AudioDataset("DemoAudioClassification", CLASSIFICATION_INDEX, parts, description)
 
 
-def _data_path(config: str, split: str) -> str:
-    folder = "data" if config == "default" else config
-    return f"{folder}/{split}-00000-of-00001.parquet"
-
-
 def _readme(dataset: AudioDataset) -> str:
     tools = tool_versions()
     configs = "".join(
         f"- config_name: {config}\n  data_files:\n"
         + "".join(
-            f"  - split: {split}\n    path: {_data_path(config, split)}\n" for split, _, _ in parts
+            f"  - split: {split}\n    path: {data_path(config, split)}\n" for split, _, _ in parts
         )
         for config, parts in dataset.parts.items()
     )
@@ -223,7 +213,7 @@ def write_dataset(out_dir: Path, dataset: AudioDataset) -> Path:
     folder = out_dir / dataset.name
     for config, parts in dataset.parts.items():
         for split, rows, features in parts:
-            path = folder / _data_path(config, split)
+            path = folder / data_path(config, split)
             path.parent.mkdir(parents=True, exist_ok=True)
             _table(rows, features).to_parquet(str(path))
     (folder / "README.md").write_text(_readme(dataset), encoding="utf-8")

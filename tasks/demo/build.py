@@ -42,6 +42,18 @@ QREL_FEATURES = datasets.Features(
 Row = dict[str, object]
 
 
+def shuffled(rows: list[Row], seed: tuple[int, ...]) -> list[Row]:
+    """``rows`` in a fixed random order drawn from ``seed``."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return [rows[k] for k in order]
+
+
+def data_path(config: str, split: str) -> str:
+    """Where a config's split lives in a dataset folder (``data/`` for the default config)."""
+    folder = "data" if config == "default" else config
+    return f"{folder}/{split}-00000-of-00001.parquet"
+
+
 @dataclass(frozen=True)
 class DemoTask:
     """One demo task: its scenes come from ``sample_scenes(n_scenes, (DATA_SEED, index))``."""

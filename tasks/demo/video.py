@@ -28,7 +28,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from tasks.demo.build import DATA_SEED, QREL_FEATURES
+from tasks.demo.build import DATA_SEED, QREL_FEATURES, data_path, shuffled
 from tasks.demo.clips import (
     COLOURS,
     EVENTS,
@@ -76,11 +76,6 @@ def _cell(clip: DemoClip) -> dict[str, object]:
     return {"bytes": clip.mp4(), "path": None}
 
 
-def _shuffled(rows: list[Row], seed: tuple[int, ...]) -> list[Row]:
-    order = np.random.default_rng(seed).permutation(len(rows))
-    return [rows[k] for k in order]
-
-
 def retrieval_clips(index: int) -> list[DemoClip]:
     """The clips of a retrieval task: ``N_RETRIEVAL`` distinct captions, clip ``i`` rendered
     with seed ``(DATA_SEED, index, i, 1)``."""
@@ -101,7 +96,7 @@ def retrieval_dataset(name: str, index: int, video_queries: bool) -> VideoDatase
         qrels.append({"query-id": query, "corpus-id": document, "score": 1})
     queries, corpus = (videos, texts) if video_queries else (texts, videos)
     parts: dict[str, tuple[datasets.Features, dict[str, list[Row]]]] = {
-        "corpus": (ITEM_FEATURES, {"test": _shuffled(corpus, (DATA_SEED, index, 2))}),
+        "corpus": (ITEM_FEATURES, {"test": shuffled(corpus, (DATA_SEED, index, 2))}),
         "queries": (ITEM_FEATURES, {"test": queries}),
         "qrels": (QREL_FEATURES, {"test": qrels}),
     }
@@ -159,7 +154,7 @@ def labelled_dataset(
         {"video": datasets.Video(), "label": datasets.ClassLabel(names=list(names))}
     )
     splits = {
-        split: _shuffled(
+        split: shuffled(
             [{"video": _cell(clip), "label": names.index(clip.label)} for clip in clips[split]],
             (DATA_SEED, index, code),
         )
@@ -195,15 +190,10 @@ def video_datasets() -> list[VideoDataset]:
     ]
 
 
-def _data_path(config: str, split: str) -> str:
-    folder = "data" if config == "default" else config
-    return f"{folder}/{split}-00000-of-00001.parquet"
-
-
 def _readme(dataset: VideoDataset) -> str:
     configs = "".join(
         f"- config_name: {config}\n  data_files:\n"
-        + "".join(f"  - split: {split}\n    path: {_data_path(config, split)}\n" for split in rows)
+        + "".join(f"  - split: {split}\n    path: {data_path(config, split)}\n" for split in rows)
         for config, (_, rows) in dataset.parts.items()
     )
     return (
@@ -221,7 +211,7 @@ def write_dataset(out_dir: Path, dataset: VideoDataset) -> Path:
     folder = out_dir / dataset.name
     for config, (features, splits) in dataset.parts.items():
         for split, rows in splits.items():
-            path = folder / _data_path(config, split)
+            path = folder / data_path(config, split)
             path.parent.mkdir(parents=True, exist_ok=True)
             datasets.Dataset.from_list(rows, features=features).to_parquet(str(path))
     (folder / "README.md").write_text(_readme(dataset), encoding="utf-8")
