@@ -16,7 +16,6 @@ vocabulary (deterministic, untrained).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from tasks.demo.sounds import (
     synthesize,
     vocabulary,
 )
-from tasks.demo.training import contrastive_loss, warmup_cosine, word_level_tokenizer
+from tasks.demo.training import contrastive_loss, save_trained, warmup_cosine, word_level_tokenizer
 
 TRAIN_SEED = 31337
 TORCH_SEED = 0
@@ -236,12 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     losses = train(model, tokenizer, sounds, features, args.steps, args.batch_size)
     seconds = time.perf_counter() - start
 
-    model.eval()
-    model.save_pretrained(args.out)
-    tokenizer.save_pretrained(args.out)
-    extractor.save_pretrained(args.out)
-    parameters = sum(p.numel() for p in model.parameters())
-    digest = hashlib.sha256((args.out / "model.safetensors").read_bytes()).hexdigest()
+    parameters, digest = save_trained(args.out, model, tokenizer, extractor)
     notes = training_notes(
         args.steps, args.batch_size, len(sounds), parameters, losses, seconds, digest
     )

@@ -14,7 +14,6 @@ The tokenizer is a word-level one over the fixed caption vocabulary (determinist
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from transformers import (
 )
 
 from tasks.demo.shapes import GENERATOR_VERSION, Scene, render, sample_scenes, vocabulary
-from tasks.demo.training import warmup_cosine, word_level_tokenizer
+from tasks.demo.training import save_trained, warmup_cosine, word_level_tokenizer
 
 TRAIN_SEED = 31337
 TORCH_SEED = 0
@@ -178,12 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     losses = train(model, tokenizer, processor, args.steps, args.batch_size)
     seconds = time.perf_counter() - start
 
-    model.eval()
-    model.save_pretrained(args.out)
-    tokenizer.save_pretrained(args.out)
-    processor.save_pretrained(args.out)
-    parameters = sum(p.numel() for p in model.parameters())
-    digest = hashlib.sha256((args.out / "model.safetensors").read_bytes()).hexdigest()
+    parameters, digest = save_trained(args.out, model, tokenizer, processor)
     notes = training_notes(args.steps, args.batch_size, parameters, losses, seconds, digest)
     (args.out / "TRAINING.md").write_text(notes, encoding="utf-8")
     print(f"saved to {args.out} in {seconds:.0f} s")

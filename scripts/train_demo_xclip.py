@@ -25,7 +25,6 @@ untrained), its end-of-text token last (X-CLIP's text tower pools at the highest
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from tasks.demo.clips import (
     rendered,
     vocabulary,
 )
-from tasks.demo.training import contrastive_loss, warmup_cosine, word_level_tokenizer
+from tasks.demo.training import contrastive_loss, save_trained, warmup_cosine, word_level_tokenizer
 
 TRAIN_SEED = 2718
 TORCH_SEED = 0
@@ -312,12 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         last_losses.append(train(model, tokenizer, processor, data, phase, BATCH_SIZE)[-1])
     seconds = time.perf_counter() - start
 
-    model.eval()
-    model.save_pretrained(args.out)
-    tokenizer.save_pretrained(args.out)
-    processor.save_pretrained(args.out)
-    parameters = sum(p.numel() for p in model.parameters())
-    digest = hashlib.sha256((args.out / "model.safetensors").read_bytes()).hexdigest()
+    parameters, digest = save_trained(args.out, model, tokenizer, processor)
     n_clips = sum(len(data.clips) for data in sets.values())
     notes = training_notes(n_clips, parameters, last_losses, seconds, digest)
     (args.out / "TRAINING.md").write_text(notes, encoding="utf-8")

@@ -1,10 +1,13 @@
-"""What the demo models' training scripts share: the word-level tokenizer, the schedule and
-the contrastive loss."""
+"""What the demo models' training scripts share: the word-level tokenizer, the schedule, the
+contrastive loss and saving the trained model."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
@@ -57,3 +60,13 @@ def contrastive_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     forward = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1)
     backward = -(targets.T / targets.sum(0)[:, None] * logits.T.log_softmax(1)).sum(1)
     return (forward.mean() + backward.mean()) / 2
+
+
+def save_trained(out: Path, model: torch.nn.Module, *companions: Any) -> tuple[int, str]:
+    """Save the trained ``model`` (in eval mode) and its companions (tokenizer, processor...)
+    with ``save_pretrained`` into ``out``; its parameter count and the sha256 of its weights."""
+    model.eval()
+    for part in (model, *companions):
+        part.save_pretrained(out)
+    parameters = sum(p.numel() for p in model.parameters())
+    return parameters, hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
