@@ -48,7 +48,6 @@ from pydantic import Field
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError
 from harness.core.items import RawItem
-from harness.scoring.candidates import candidate_run
 from harness.scoring.retrieval import drop_queries_without_positives
 from tasks.definition import TaskDefinition
 from tasks.loading import (
@@ -59,7 +58,14 @@ from tasks.loading import (
     resolve_config,
     undecoded,
 )
-from tasks.retrieval import Encodings, Retrieval, RetrievalProtocol, RetrievalSplit, Run
+from tasks.retrieval import (
+    Encodings,
+    Retrieval,
+    RetrievalProtocol,
+    RetrievalSplit,
+    Run,
+    candidate_search,
+)
 
 if TYPE_CHECKING:
     import datasets
@@ -113,19 +119,7 @@ class MultipleChoice(Retrieval):
     ) -> Run:
         """Score every query against its candidates that the encoder kept."""
         assert isinstance(data, ChoiceSplit)
-        kept = set(corpus.ids)
-        candidates = {
-            qid: [doc for doc in data.candidates.get(qid, ()) if doc in kept] for qid in queries.ids
-        }
-        return candidate_run(
-            queries.ids,
-            queries.vectors,
-            corpus.ids,
-            corpus.vectors,
-            candidates,
-            top_k=max(protocol.k_values),
-            similarity=encoder.adapter.meta.similarity,
-        )
+        return candidate_search(data.candidates, protocol, encoder, queries, corpus)
 
     def _retrieval_split(
         self, task: TaskDefinition, protocol: MultipleChoiceProtocol, split: str

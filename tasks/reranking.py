@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError
-from harness.scoring.candidates import candidate_run
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, resolve_config
 from tasks.retrieval import (
@@ -28,6 +27,7 @@ from tasks.retrieval import (
     RetrievalProtocol,
     RetrievalSplit,
     Run,
+    candidate_search,
 )
 
 TOP_RANKED_CONFIGS = ("top_ranked",)
@@ -101,17 +101,4 @@ class Reranking(Retrieval):
     ) -> Run:
         """Each query's run over its candidates that were encoded (not skipped)."""
         assert isinstance(data, RerankingSplit)
-        kept = set(corpus.ids)
-        candidates = {
-            query_id: [doc for doc in docs if doc in kept]
-            for query_id, docs in data.candidates.items()
-        }
-        return candidate_run(
-            queries.ids,
-            queries.vectors,
-            corpus.ids,
-            corpus.vectors,
-            candidates,
-            similarity=encoder.adapter.meta.similarity,
-            top_k=max(protocol.k_values),
-        )
+        return candidate_search(data.candidates, protocol, encoder, queries, corpus)

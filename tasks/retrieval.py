@@ -43,6 +43,7 @@ from harness.core.errors import HarnessError
 from harness.core.items import RawItem
 from harness.core.similarity import MAXSIM
 from harness.scoring.bootstrap import UnitScores
+from harness.scoring.candidates import candidate_run
 from harness.scoring.pooled_search import pooled_run
 from harness.scoring.retrieval import (
     DEFAULT_K_VALUES,
@@ -101,6 +102,27 @@ class Encodings:
 
     ids: list[str]
     vectors: np.ndarray
+
+
+def candidate_search(
+    candidates: Mapping[str, list[str]],
+    protocol: RetrievalProtocol,
+    encoder: Encoder,
+    queries: Encodings,
+    corpus: Encodings,
+) -> Run:
+    """Each query's run over its own candidates that were encoded (skipped ones left out), as
+    mteb scores ``top_ranked`` tasks (reranking, multiple choice, video QA)."""
+    kept = set(corpus.ids)
+    return candidate_run(
+        queries.ids,
+        queries.vectors,
+        corpus.ids,
+        corpus.vectors,
+        {qid: [doc for doc in candidates.get(qid, ()) if doc in kept] for qid in queries.ids},
+        top_k=max(protocol.k_values),
+        similarity=encoder.adapter.meta.similarity,
+    )
 
 
 class SubsetSpec(BaseModel):
