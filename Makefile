@@ -51,7 +51,8 @@ system-packages:
 
 demo: $(VENV)/.installed system-packages
 	$(BIN)/harness run --output demo-results
-	$(BIN)/harness leaderboard --results demo-results --out demo-results/site
+	$(BIN)/harness leaderboard --results demo-results --out demo-results/site \
+	  --benchmark demo-video --benchmark demo-images --benchmark demo-documents --benchmark demo-audio
 
 test: $(VENV)/.installed system-packages
 	$(BIN)/python -m pytest -q

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 # A model's per-task scores: ``{task: score}``; a missing task is absent or ``None``.
 Scores = Mapping[str, float | None]
-# A row of the table: a model name, or on the site a model's (name, revision).
-Row = TypeVar("Row", str, tuple[str, str])
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
+
+# A row of the table: a model name, or on the site a ``leaderboard.collect.ModelKey``; rows
+# are ordered (ties of rank by row).
+Row = TypeVar("Row", bound="SupportsRichComparison")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""The static site: overview, a page per task type, task and model revision, custom tasks,
-skipped files, raw JSON.
+"""The static site: a board per benchmark (tabs), a page per board and task type, per task,
+per model revision, custom tasks, skipped files, raw JSON copies and table downloads.
 
-Every string that comes from a result file goes through :func:`html.escape`; every file name
-derived from result data goes through :func:`page_name`, and :func:`_write` refuses any path
-outside the output folder. Pages sit flat in the site root, so links are plain file names and
-the site opens from ``file://`` or any static host.
+Pages come from Jinja2 templates with autoescaping, so every string from a result file is
+escaped; every file name derived from result data goes through :func:`page_name` or
+:func:`safe_part`, and :func:`_write` refuses any path outside the output folder. Pages sit flat
+in the site root, so links are plain file names and the site opens from ``file://`` or any
+static host.
 """
 
 from __future__ import annotations
@@ -13,49 +14,47 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from html import escape
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
-from harness.core.errors import HarnessError, UnknownNameError
-from harness.engine.records import ModelRecord
+from markupsafe import Markup
+
+from harness.core.errors import HarnessError
+from harness.engine.records import TaskRecord
 from harness.engine.results import SITE_MARKER
 from harness.engine.validation import MODEL_META
-from leaderboard.aggregate import Aggregate, OverviewRow, overview, tasks_by_type, type_means
+from leaderboard.aggregate import Aggregate, type_means
+from leaderboard.board import (
+    LEVEL,
+    RESAMPLES,
+    Benchmark,
+    Board,
+    count,
+    first_meta,
+)
 from leaderboard.collect import Collection, Entry, ModelKey, collect
+from leaderboard.downloads import download_files
+from leaderboard.pages import split_table, task_facts
+from leaderboard.plots import PLOT_SCRIPTS, plot_markup, plot_payload
+from leaderboard.render import render
+from leaderboard.tables import (
+    MISSING,
+    PARTIAL_MARK,
+    Cell,
+    Column,
+    Row,
+    Table,
+    interval_cell,
+    mean_cell,
+    model_cell,
+    params_text,
+    score_cell,
+    text_cell,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
-MISSING = "—"
-PARTIAL_MARK = "†"
 SIZE_CHOICES = ((10**7, "10M"), (10**8, "100M"), (10**9, "1B"), (10**10, "10B"))
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """A named task list: its tasks (with their types) are the columns, results or not."""
-
-    name: str
-    task_types: dict[str, str]
-
-    @classmethod
-    def from_file(cls, path: Path, known: Mapping[str, str]) -> Benchmark:
-        """A task list file: one task name per line, ``#`` comments; ``known`` gives types."""
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise HarnessError(f"cannot read benchmark file {path}: {error}") from error
-        names = [line.split("#")[0].strip() for line in lines]
-        names = [name for name in names if name]
-        if not names:
-            raise HarnessError(f"benchmark file {path} names no task (one task name per line)")
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise UnknownNameError(
-                "task", unknown[0], known, hint=f"(in benchmark file {path}; see `harness tasks`)"
-            )
-        return cls(path.stem, {name: known[name] for name in names})
 
 
 def safe_part(text: str) -> str:
@@ -72,6 +71,11 @@ def page_name(prefix: str, text: str) -> str:
     return f"{prefix}-{safe_part(text)}.html"
 
 
+def model_page_name(key: ModelKey) -> str:
+    """The page of one model revision (its name, revision and kind, unambiguously hashed)."""
+    return page_name("model", json.dumps(list(key)))
+
+
 def _target(out: Path, relative: str) -> Path:
     """``out / relative``, refused when it would land outside ``out``; its folder is made."""
     target = (out / relative).resolve()
@@ -86,411 +90,344 @@ def _write(out: Path, relative: str, content: str) -> None:
     _target(out, relative).write_text(content, encoding="utf-8")
 
 
-def _layout(title: str, body: str) -> str:
-    """A whole page around ``body`` (``title`` is escaped here)."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title>"
-        '<link rel="stylesheet" href="static/leaderboard.css">'
-        '<script src="static/leaderboard.js" defer></script></head><body>'
-        '<nav><a href="index.html">Overview</a><a href="custom.html">Custom tasks</a>'
-        '<a href="skipped.html">Skipped files</a></nav>'
-        f"<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
-    )
-
-
-def _link(href: str, text: str) -> str:
-    return f'<a href="{escape(href)}">{escape(text)}</a>'
-
-
-def _score_cell(value: float | None) -> str:
-    if value is None:
-        return f'<td class="missing" data-value="" title="no result">{MISSING}</td>'
-    return f'<td class="num" data-value="{value!r}">{value:.4f}</td>'
-
-
-def _aggregate_cell(aggregate: Aggregate) -> str:
-    """A mean; one over an incomplete set is marked and sorts after complete ones."""
-    if aggregate.value is None or aggregate.complete:
-        return _score_cell(aggregate.value)
-    note = f"incomplete: mean over {aggregate.present} of {aggregate.total} tasks"
-    return (
-        f'<td class="num partial" data-value="{aggregate.value!r}" data-partial="1" '
-        f'title="{note}">{aggregate.value:.4f}{PARTIAL_MARK}</td>'
-    )
-
-
-def _interval_cell(interval: Mapping[str, Any] | None) -> str:
-    """A main score's bootstrap interval, ``[low, high]``, sorted by its width."""
-    low, high = (interval or {}).get("low"), (interval or {}).get("high")
-    if not (_is_number(low) and _is_number(high)):
-        return f'<td class="missing" data-value="" title="no interval recorded">{MISSING}</td>'
-    level = interval.get("level") if interval else None
-    resamples = interval.get("resamples") if interval else None
-    title = (
-        f"{level:.0%} bootstrap interval over {resamples} resamples" if _is_number(level) else ""
-    )
-    return (
-        f'<td class="num interval" data-value="{high - low!r}" title="{escape(title)}">'
-        f"[{low:.4f}, {high:.4f}]</td>"
-    )
-
-
-def _interval_of(entry: Entry, split: str, subset: str = "default") -> Mapping[str, Any] | None:
-    """The interval a result recorded for one split and subset, if any."""
-    return entry.result.harness.intervals.get(split, {}).get(subset)
+def _raw_path(entry: Entry) -> str:
+    """Where the raw JSON of ``entry`` is copied: ``raw/[mteb/]<model>/<revision>/<Task>.json``."""
+    model, revision, task = safe_part(entry.model), safe_part(entry.revision), safe_part(entry.task)
+    kind = "mteb/" if entry.external else ""
+    return f"raw/{kind}{model}/{revision}/{task}.json"
 
 
 def _task_interval(entry: Entry) -> Mapping[str, Any] | None:
     """The interval of a task's score: recorded for its only split (a mean of several has none)."""
     splits = list(entry.result.scores)
-    return _interval_of(entry, splits[0]) if len(splits) == 1 else None
+    return entry.interval(splits[0]) if len(splits) == 1 else None
 
 
-def _text_cell(text: Any, key: Any = None) -> str:
-    """A cell showing ``text`` (missing when ``None``), sorted by ``key`` (default: ``text``)."""
-    key = text if key is None else key
-    shown = MISSING if text is None else str(text)
-    return f'<td data-value="{escape("" if key is None else str(key))}">{escape(shown)}</td>'
-
-
-def model_page_name(key: ModelKey) -> str:
-    """The page of one model revision (its name and revision, unambiguously hashed)."""
-    return page_name("model", json.dumps(list(key)))
-
-
-def _model_cells(key: ModelKey, linked: bool = True) -> str:
-    """A cell of the model's name (linking to the revision's page), then one of its revision."""
-    name = _link(model_page_name(key), key[0]) if linked else escape(key[0])
-    return f'<td data-value="{escape(key[0])}">{name}</td>' + _text_cell(key[1])
-
-
-def _header(label: str, sort: str | None = "num", href: str | None = None) -> str:
-    """A column header; ``sort`` (``num``, ``text`` or ``rank``) makes it sort on click."""
-    content = _link(href, label) if href else escape(label)
-    if sort is None:
-        return f"<th>{content}</th>"
-    return f'<th data-sort="{sort}" tabindex="0">{content}</th>'
-
-
-def _table(headers: Iterable[str], rows: Iterable[str], table_id: str = "") -> str:
-    ident = f' id="{table_id}"' if table_id else ""
-    return (
-        f'<div class="scroll"><table{ident}><thead><tr>{"".join(headers)}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
-    )
-
-
-def _raw_path(entry: Entry) -> str:
-    """Where the raw JSON of ``entry`` is copied: ``raw/<model>/<revision>/<Task>.json``."""
-    model, revision, task = safe_part(entry.model), safe_part(entry.revision), safe_part(entry.task)
-    return f"raw/{model}/{revision}/{task}.json"
-
-
-def _count(value: int | None) -> int | None:
-    """A positive whole number from the metadata, else ``None``."""
-    return value if value is not None and value > 0 else None
-
-
-def _params_text(count: int | None) -> str | None:
-    if count is None:
-        return None
-    return f"{count / 1e6:.1f}M" if count < 10**9 else f"{count / 1e9:.2f}B"
-
-
-class SiteBuilder:
-    """Writes the pages of one site from one collection."""
-
-    def __init__(self, collection: Collection, out: Path, benchmark: Benchmark | None) -> None:
-        self.collection = collection
-        self.out = out
-        self.benchmark = benchmark
-        self.task_types = benchmark.task_types if benchmark else collection.task_types()
-        self.entries = [e for e in collection.entries if e.task in self.task_types]
-        self.table: dict[ModelKey, dict[str, float | None]] = {}
-        self.by_model: dict[ModelKey, dict[str, Entry]] = {}
-        for entry in self.entries:
-            self.table.setdefault(entry.key, {})[entry.task] = entry.score
-            self.by_model.setdefault(entry.key, {})[entry.task] = entry
-        self.rows = overview(self.table, self.task_types)
-        self.types = tasks_by_type(self.task_types)
-
-    def meta(self, model: ModelKey) -> ModelRecord:
-        """The metadata the model revision's first result recorded."""
-        return next(iter(self.by_model[model].values())).model_meta
-
-    def build(self) -> None:
-        """Write every page, the raw JSON copies and the bundled assets."""
-        for name in ("leaderboard.css", "leaderboard.js"):
-            _write(self.out, f"static/{name}", (STATIC_DIR / name).read_text(encoding="utf-8"))
-        self._copy_raw()
-        _write(self.out, "index.html", self.overview_page())
-        for kind, tasks in self.types.items():
-            _write(self.out, page_name("type", kind), self.type_page(kind, tasks))
-        for task in self.task_types:
-            _write(self.out, page_name("task", task), self.task_page(task))
-        for model in self.by_model:
-            _write(self.out, model_page_name(model), self.model_page(model))
-        _write(self.out, "custom.html", self.custom_page())
-        _write(self.out, "skipped.html", self.skipped_page())
-        _write(self.out, SITE_MARKER, "built by `harness leaderboard`; rebuilds replace it\n")
-
-    def _copy_raw(self) -> None:
-        """Copy each shown result and its (validated) ``model_meta.json`` into ``raw/``."""
-        for entry in [*self.entries, *self.collection.custom]:
-            target = _target(self.out, _raw_path(entry))
-            shutil.copyfile(entry.path, target)
-            meta_file = entry.path.parent / MODEL_META
-            if meta_file.is_file():
-                shutil.copyfile(meta_file, target.parent / MODEL_META)
-
-    def overview_page(self) -> str:
-        """One row per model in Borda order, with filters by name, modality and size."""
-        headers = [
-            _header("Rank (Borda)", "rank"),
-            _header("Model", "text"),
-            _header("Revision", "text"),
-            _header("Parameters"),
-            _header("Embedding dim"),
-            _header("Modalities", "text"),
-            _header("Mean (TaskType)"),
-            _header("Mean (Task)"),
-            *(_header(kind, href=page_name("type", kind)) for kind in self.types),
-        ]
-        rows = [self._overview_row(row) for row in self.rows]
-        title = f"Leaderboard: {self.benchmark.name}" if self.benchmark else "Leaderboard"
-        return _layout(
-            title,
-            self._filters()
-            + _table(headers, rows, "overview")
-            + self._legend()
-            + f'<p class="note">{len(self.task_types)} tasks, {len(self.rows)} models; '
-            f"{_link('skipped.html', f'{self.collection.skipped_files} skipped files')}.</p>",
-        )
-
-    def _overview_row(self, row: OverviewRow) -> str:
-        meta = self.meta(row.model)
-        modalities = meta.modalities
-        params = _count(meta.n_parameters)
-        dim = _count(meta.embed_dim)
-        cells = [
-            f'<td class="num" data-value="{row.borda_rank}">{row.borda_rank}</td>',
-            _model_cells(row.model),
-            _text_cell(_params_text(params), params),
-            _text_cell(dim),
-            _text_cell(", ".join(modalities) or None),
-            _aggregate_cell(row.mean_of_type_means),
-            _aggregate_cell(row.mean_over_tasks),
-            *(_aggregate_cell(row.type_means[kind]) for kind in self.types),
-        ]
-        return (
-            f'<tr data-name="{escape(row.model[0])}" data-revision="{escape(row.model[1])}" '
-            f'data-modalities="{escape(" ".join(modalities))}"'
-            f' data-params="{params or ""}">{"".join(cells)}</tr>'
-        )
-
-    def _filters(self) -> str:
-        modalities = sorted({m for row in self.rows for m in self.meta(row.model).modalities})
-        modality_options = "".join(
-            f'<option value="{escape(m)}">{escape(m)}</option>' for m in modalities
-        )
-        size_options = "".join(
-            f'<option value="{v}">≤ {label}</option>' for v, label in SIZE_CHOICES
-        )
-        return (
-            '<div class="filters">'
-            '<label>Name <input id="filter-name" type="search"></label>'
-            '<label>Modality <select id="filter-modality"><option value="">any</option>'
-            f"{modality_options}</select></label>"
-            '<label>Parameters <select id="filter-size"><option value="">any</option>'
-            f"{size_options}</select></label></div>"
-        )
-
-    @staticmethod
-    def _legend() -> str:
-        return (
-            f'<p class="note">{MISSING} no result. <span class="partial">{PARTIAL_MARK}</span> '
-            "mean over an incomplete set of tasks (hover for how many); it sorts after the "
-            "complete ones and is not comparable with them. Rank (Borda): as mteb computes it, "
-            "a model earns n − rank points per task (n models, missing task: 0).</p>"
-        )
-
-    def type_page(self, kind: str, tasks: Sequence[str]) -> str:
-        """A table of one task type: models by tasks, with the type's mean."""
-        headers = [
-            _header("Model", "text"),
-            _header("Revision", "text"),
-            _header(f"Mean ({kind})"),
-            *(_header(task, href=page_name("task", task)) for task in tasks),
-        ]
-        rows = []
-        for row in sorted(self.rows, key=lambda r: _sort_key(r.type_means[kind])):
-            scores = self.table[row.model]
-            cells = [
-                _model_cells(row.model),
-                _aggregate_cell(row.type_means[kind]),
-                *(_score_cell(scores.get(task)) for task in tasks),
-            ]
-            rows.append(f"<tr>{''.join(cells)}</tr>")
-        return _layout(f"Task type: {kind}", _table(headers, rows) + self._legend())
-
-    def task_page(self, task: str) -> str:
-        """All metrics of one task, per split and subset, for every model that ran it."""
-        entries = [e for e in self.entries if e.task == task]
-        if not entries:
-            return _layout(f"Task: {task}", f"<p>No results for this task. {MISSING}</p>")
-        splits = sorted({split for e in entries for split in e.result.scores})
-        sections = [f"<p>Type: {escape(self.task_types[task])}</p>"]
-        for split in splits:
-            subsets = [(e, s) for e in entries for s in e.result.scores.get(split, [])]
-            metrics = sorted(
-                {k for _, s in subsets for k, v in s.items() if _is_number(v)} - {"main_score"}
-            )
-            headers = [
-                _header("Model", "text"),
-                _header("Revision", "text"),
-                _header("Subset", "text"),
-                _header("main_score"),
-                _header("95% interval"),
-                *(_header(m) for m in metrics),
-                _header("Raw JSON", None),
-            ]
-            rows = [
-                "<tr>"
-                + _model_cells(e.key)
-                + _text_cell(s.get("hf_subset", "default"))
-                + _score_cell(_number(s.get("main_score")))
-                + _interval_cell(_interval_of(e, split, s.get("hf_subset", "default")))
-                + "".join(_score_cell(_number(s.get(m))) for m in metrics)
-                + f"<td>{_link(_raw_path(e), 'JSON')}</td></tr>"
-                for e, s in subsets
-            ]
-            sections.append(f"<h2>Split: {escape(split)}</h2>" + _table(headers, rows))
-        return _layout(f"Task: {task}", "".join(sections))
-
-    def model_page(self, model: ModelKey) -> str:
-        """One model revision: its metadata, a chart of its per-type scores, its task scores."""
-        meta = self.meta(model)
-        rank = next((row.borda_rank for row in self.rows if row.model == model), None)
-        facts = {
-            "Revision": model[1],
-            "Parameters": _params_text(_count(meta.n_parameters)),
-            "Embedding dim": _count(meta.embed_dim),
-            "Modalities": ", ".join(meta.modalities) or None,
-            "Similarity": meta.similarity,
-            "Rank (Borda)": rank,
-        }
-        facts_html = "".join(
-            f"<li>{escape(k)}: {escape(MISSING if v is None else str(v))}</li>"
-            for k, v in facts.items()
-        )
-        results = self.by_model[model]
-        headers = [
-            _header("Task", "text"),
-            _header("Type", "text"),
-            _header("Score"),
-            _header("95% interval"),
-            _header("Raw JSON", None),
-        ]
-        rows = [
-            f'<tr><td data-value="{escape(task)}">{_link(page_name("task", task), task)}</td>'
-            + _text_cell(self.task_types[task])
-            + _score_cell(self.table[model].get(task))
-            + _interval_cell(_task_interval(results[task]) if task in results else None)
-            + (
-                f"<td>{_link(_raw_path(results[task]), 'JSON')}</td>"
-                if task in results
-                else "<td></td>"
-            )
-            + "</tr>"
-            for task in sorted(self.task_types)
-        ]
-        return _layout(
-            f"Model: {model[0]}",
-            f"<ul>{facts_html}</ul>"
-            + type_chart(type_means(self.table[model], self.task_types))
-            + _table(headers, rows)
-            + self._legend(),
-        )
-
-    def custom_page(self) -> str:
-        """Results of tasks that are not built in: shown apart, never ranked."""
-        note = (
-            '<p class="note">Tasks that are not built in (custom task files) are listed here '
-            "as their results recorded them; they are not in the ranked columns nor in the "
-            "Borda rank.</p>"
-        )
-        if not self.collection.custom:
-            return _layout("Custom tasks", note + "<p>No result of a custom task.</p>")
-        headers = [
-            _header("Task", "text"),
-            _header("Type", "text"),
-            _header("Model", "text"),
-            _header("Revision", "text"),
-            _header("Score"),
-            _header("95% interval"),
-            _header("Raw JSON", None),
-        ]
-        rows = [
-            "<tr>"
-            + _text_cell(e.task)
-            + _text_cell(e.task_type)
-            + _model_cells(e.key, linked=e.key in self.by_model)
-            + _score_cell(e.score)
-            + _interval_cell(_task_interval(e))
-            + f"<td>{_link(_raw_path(e), 'JSON')}</td></tr>"
-            for e in self.collection.custom
-        ]
-        return _layout("Custom tasks", note + _table(headers, rows))
-
-    def skipped_page(self) -> str:
-        """Every file left out of the site, and why."""
-        if not self.collection.skipped:
-            return _layout("Skipped files", "<p>No file was skipped.</p>")
-        items = "".join(
-            f"<li><code>{escape(str(s.path))}</code>: {escape(s.reason)}</li>"
-            for s in self.collection.skipped
-        )
-        return _layout("Skipped files", f"<ul>{items}</ul>")
-
-
-def _sort_key(aggregate: Aggregate) -> tuple[int, int, float]:
-    """Complete means first, then incomplete ones, then missing; higher scores first."""
-    if aggregate.value is None:
-        return (2, 0, 0.0)
-    return (0 if aggregate.complete else 1, 0, -aggregate.value)
-
-
-def _is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if _is_number(value) else None
-
-
-def type_chart(means: Mapping[str, Aggregate], width: int = 480, bar: int = 22) -> str:
+def type_chart(means: Mapping[str, Aggregate], width: int = 480, bar: int = 22) -> Markup:
     """An inline SVG bar chart of per-type scores on a 0–1 axis; incomplete means marked."""
     label_width = 200
     scale = width - label_width - 60
-    parts = []
+    bars = []
     for index, (kind, aggregate) in enumerate(means.items()):
-        y = index * (bar + 6)
         value = aggregate.value
-        length = 0.0 if value is None else max(0.0, min(1.0, value)) * scale
         partial = value is not None and not aggregate.complete
-        label = MISSING if value is None else f"{value:.3f}{PARTIAL_MARK if partial else ''}"
-        parts.append(
-            f'<text x="0" y="{y + bar - 6}">{escape(kind)}</text>'
-            f'<rect class="bar{" partial" if partial else ""}" x="{label_width}" y="{y}" '
-            f'width="{length:.1f}" height="{bar}"/>'
-            f'<text x="{label_width + length + 4:.1f}" y="{y + bar - 6}">{label}</text>'
+        bars.append(
+            {
+                "label": kind,
+                "y": index * (bar + 6),
+                "length": 0.0 if value is None else max(0.0, min(1.0, value)) * scale,
+                "partial": partial,
+                "text": MISSING if value is None else f"{value:.3f}{PARTIAL_MARK * partial}",
+            }
         )
     height = max(1, len(means)) * (bar + 6)
-    return (
-        f'<svg class="chart" role="img" aria-label="per-type scores" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">{"".join(parts)}</svg>'
+    return Markup(
+        render(
+            "chart.html",
+            width=width,
+            height=height,
+            bars=bars,
+            bar_height=bar,
+            label_width=label_width,
+        )
     )
+
+
+class SiteBuilder:
+    """Writes the pages of one site from one collection: a board per benchmark."""
+
+    def __init__(self, collection: Collection, out: Path, benchmarks: Sequence[Benchmark]) -> None:
+        from tasks.registry import builtin_tasks
+
+        self.collection = collection
+        self.out = out
+        chosen: Sequence[Benchmark | None] = benchmarks or [None]
+        self.boards = [Board(benchmark, collection.entries) for benchmark in chosen]
+        self.board_pages = ["index.html"] + [
+            page_name("board", board.tab) for board in self.boards[1:]
+        ]
+        self.task_types: dict[str, str] = {}
+        for board in self.boards:
+            self.task_types |= board.task_types
+        self.definitions = builtin_tasks()
+        self.by_model: dict[ModelKey, dict[str, Entry]] = {}
+        for board in self.boards:
+            for key, results in board.by_model.items():
+                self.by_model.setdefault(key, {}).update(results)
+
+    def build(self) -> None:
+        """Write every page, the raw JSON copies, the downloads and the bundled assets."""
+        for path in sorted(p for p in STATIC_DIR.rglob("*") if p.is_file()):
+            relative = path.relative_to(STATIC_DIR).as_posix()
+            shutil.copyfile(path, _target(self.out, f"static/{relative}"))
+        self._copy_raw()
+        for index, board in enumerate(self.boards):
+            self.board_page(index, board)
+            for kind, tasks in board.types.items():
+                self.type_page(board, kind, tasks)
+        for task in self.task_types:
+            self.task_page(task)
+        for model in self.by_model:
+            self.model_page(model)
+        self.custom_page()
+        self._page(
+            "skipped.html",
+            "skipped.html",
+            [],
+            title="Skipped files",
+            current="skipped",
+            skipped=self.collection.skipped,
+        )
+        _write(self.out, SITE_MARKER, "built by `harness leaderboard`; rebuilds replace it\n")
+
+    def _copy_raw(self) -> None:
+        """Copy each shown result and its ``model_meta.json`` (never a link) into ``raw/``."""
+        shown = [e for results in self.by_model.values() for e in results.values()]
+        for entry in [*shown, *self.collection.custom]:
+            target = _target(self.out, _raw_path(entry))
+            shutil.copyfile(entry.path, target)
+            meta_file = entry.path.parent / MODEL_META
+            if meta_file.is_file() and not meta_file.is_symlink():
+                shutil.copyfile(meta_file, target.parent / MODEL_META)
+
+    def _tabs(self, current: int | None) -> list[dict[str, Any]]:
+        return [
+            {"label": board.tab, "href": href, "current": index == current}
+            for index, (board, href) in enumerate(zip(self.boards, self.board_pages, strict=True))
+        ]
+
+    def _page(
+        self,
+        name: str,
+        template: str,
+        tables: Sequence[Table],
+        *,
+        board: int | None = None,
+        current: str = "",
+        **context: Any,
+    ) -> None:
+        """Write the downloads of ``tables`` (named after the page), then the page itself."""
+        for index, table in enumerate(tables):
+            stem = name.removesuffix(".html")
+            table.name = stem if len(tables) == 1 else f"{stem}-{index + 1}"
+            for kind, (path, content) in download_files(table).items():
+                _write(self.out, path, content)
+                table.downloads[kind] = path
+        context.setdefault("scripts", ())
+        html = render(template, tabs=self._tabs(board), current=current, **context)
+        _write(self.out, name, html)
+
+    def _tables_page(
+        self,
+        name: str,
+        title: str,
+        sections: Sequence[tuple[str, Table]],
+        *,
+        current: str = "",
+        intro: str = "",
+        facts: Sequence[tuple[str, Any]] = (),
+        chart: Markup | str = "",
+        empty: str = "",
+        legend: bool = False,
+    ) -> None:
+        """A page of facts and tables, each table under its heading (``""``: none)."""
+        self._page(
+            name,
+            "tables.html",
+            [table for _, table in sections],
+            current=current,
+            title=title,
+            sections=[{"heading": heading, "table": table} for heading, table in sections],
+            intro=intro,
+            facts=facts,
+            chart=chart,
+            empty=empty,
+            legend=legend,
+            **self._legend(),
+        )
+
+    @staticmethod
+    def _legend() -> dict[str, Any]:
+        """What the legend says about the intervals computed for the site."""
+        return {"level": f"{LEVEL:.0%}", "resamples": RESAMPLES}
+
+    def type_href(self, board: Board, kind: str) -> str:
+        """The page of one task type of one board."""
+        return page_name("type", json.dumps([board.tab, kind]))
+
+    def board_page(self, index: int, board: Board) -> None:
+        """The board's overview: filters, the ranked table with intervals and ties, the plots."""
+        covered = sorted({entry.task for entry in self.collection.entries})
+        type_pages = [(kind, self.type_href(board, kind)) for kind in board.types]
+        columns = board.overview_columns(
+            dict(type_pages), {task: page_name("task", task) for task in board.task_types}
+        )
+        rows = [board.overview_row(row, model_page_name(row.model)) for row in board.rows]
+        overview = Table("", columns, rows, ident="overview")
+        payload = plot_payload(board.plot_rows(), list(board.types))
+        self._page(
+            self.board_pages[index],
+            "board.html",
+            [overview] if rows else [],
+            board=index,
+            title=board.title,
+            scripts=PLOT_SCRIPTS,
+            empty="" if rows else board.empty_reason(covered),
+            modalities=board.modalities(),
+            sizes=SIZE_CHOICES,
+            overview=overview,
+            plots=plot_markup(payload),
+            n_tasks=len(board.task_types),
+            n_models=len(rows),
+            skipped=self.collection.skipped_files,
+            type_pages=type_pages,
+            **self._legend(),
+        )
+
+    def type_page(self, board: Board, kind: str, tasks: Sequence[str]) -> None:
+        """A table of one task type of one board: models by tasks, with the type's mean."""
+        columns = [
+            Column("Model", "text", css="sticky model"),
+            Column("Revision", "text"),
+            Column(f"Mean ({kind})"),
+            *(Column(task, href=page_name("task", task)) for task in tasks),
+        ]
+        rows = []
+        for row in sorted(board.rows, key=lambda r: _sort_key(r.type_means[kind])):
+            aggregate, scores = row.type_means[kind], board.table[row.model]
+            cells = [
+                *self._model_cells(row.model),
+                mean_cell(aggregate),
+                *(score_cell(scores.get(task)) for task in tasks),
+            ]
+            rows.append(Row(cells, css="external" if row.model.external else ""))
+        title = f"Task type: {kind}" + (f" ({board.tab})" if len(self.boards) > 1 else "")
+        sections = [("", Table("", columns, rows))]
+        self._tables_page(self.type_href(board, kind), title, sections, legend=True)
+
+    def _model_cells(self, key: ModelKey) -> list[Cell]:
+        """A cell of the model's name (linking to its page when it has one), then its revision."""
+        href = model_page_name(key) if key in self.by_model else None
+        return [model_cell(key.name, key.external, href), text_cell(key.revision)]
+
+    def task_page(self, task: str) -> None:
+        """What the task is, then all metrics of every result, per split and subset."""
+        from tasks.loading import dataset_revision
+        from tasks.registry import task_record
+
+        definition = self.definitions[task]
+        record = TaskRecord.model_validate(task_record(definition))
+        entries = [
+            e for results in self.by_model.values() for e in results.values() if e.task == task
+        ]
+        entries.sort(key=lambda e: (e.model, e.revision, e.external))
+        facts = task_facts(definition, record, dataset_revision(definition), entries)
+        splits = sorted({split for e in entries for split in e.result.scores})
+        main = record.main_score or "main_score"
+        sections = [
+            (f"Split: {split}", split_table("", split, main, entries, self._links))
+            for split in splits
+        ]
+        empty = "" if entries else f"No results for this task. {MISSING}"
+        self._tables_page(
+            page_name("task", task), f"Task: {task}", sections, facts=facts, empty=empty
+        )
+
+    def _links(self, entry: Entry) -> tuple[str, str | None]:
+        """An entry's raw JSON copy and its model page."""
+        return _raw_path(entry), model_page_name(entry.key) if entry.key in self.by_model else None
+
+    def model_page(self, model: ModelKey) -> None:
+        """One model revision: its metadata, ranks, a chart of its per-type scores, its scores."""
+        meta = first_meta(self.by_model[model])
+        results = self.by_model[model]
+        ranks = [(board, board.rank_text(model)) for board in self.boards]
+        facts: list[tuple[str, Any]] = [
+            ("Revision", model.revision),
+            ("Source", "external: a published mteb result file" if model.external else "harness"),
+            ("Parameters", params_text(count(meta.n_parameters)) or MISSING),
+            ("Embedding dim", count(meta.embed_dim) or MISSING),
+            ("Modalities", ", ".join(meta.modalities) or MISSING),
+            ("Similarity", meta.similarity or MISSING),
+            ("Fingerprint", meta.fingerprint or MISSING),
+        ]
+        for board, rank in ranks:
+            label = "Rank (Borda)" if len(self.boards) == 1 else f"Rank (Borda), {board.tab}"
+            facts.append((label, MISSING if rank is None else rank))
+        columns = [
+            Column("Task", "text"),
+            Column("Type", "text"),
+            Column("Score"),
+            Column("95% interval"),
+            Column("Raw JSON", None),
+        ]
+        rows = []
+        for task in sorted(self.task_types):
+            entry = results.get(task)
+            raw = _raw_path(entry) if entry else None
+            cells = [
+                Cell(task, task, task, href=page_name("task", task)),
+                text_cell(self.task_types[task]),
+                score_cell(entry.score if entry else None),
+                interval_cell(_task_interval(entry) if entry else None),
+                Cell("JSON", raw, "", href=raw) if raw else Cell("", None),
+            ]
+            rows.append(Row(cells))
+        scores = {task: entry.score for task, entry in results.items()}
+        chart = type_chart(type_means(scores, self.task_types))
+        self._tables_page(
+            model_page_name(model),
+            f"Model: {model.name}",
+            [("", Table("", columns, rows))],
+            facts=facts,
+            chart=chart,
+            legend=True,
+        )
+
+    def custom_page(self) -> None:
+        """Results of tasks that are not built in: shown apart, never ranked."""
+        intro = (
+            "Tasks that are not built in (custom task files) are listed here as their results "
+            "recorded them; they are not in the ranked columns nor in the Borda rank."
+        )
+        columns = [
+            Column("Task", "text"),
+            Column("Type", "text"),
+            Column("Model", "text", css="sticky model"),
+            Column("Revision", "text"),
+            Column("Score"),
+            Column("95% interval"),
+            Column("Raw JSON", None),
+        ]
+        rows = [
+            Row(
+                [
+                    text_cell(e.task),
+                    text_cell(e.task_type),
+                    *self._model_cells(e.key),
+                    score_cell(e.score),
+                    interval_cell(_task_interval(e)),
+                    Cell("JSON", _raw_path(e), "", href=_raw_path(e)),
+                ]
+            )
+            for e in self.collection.custom
+        ]
+        sections = [("", Table("", columns, rows))] if rows else []
+        self._tables_page(
+            "custom.html",
+            "Custom tasks",
+            sections,
+            current="custom",
+            intro=intro,
+            empty="" if rows else "No result of a custom task.",
+        )
+
+
+def _sort_key(aggregate: Aggregate) -> tuple[int, float]:
+    """Complete means first, then incomplete ones, then missing; higher scores first."""
+    if aggregate.value is None:
+        return (2, 0.0)
+    return (0 if aggregate.complete else 1, -aggregate.value)
 
 
 def _prepare(out: Path) -> None:
@@ -509,10 +446,11 @@ def _prepare(out: Path) -> None:
 
 
 def build_site(
-    results: Sequence[Path], out: Path, benchmark: Benchmark | None = None
+    results: Sequence[Path], out: Path, benchmarks: Sequence[Benchmark] = ()
 ) -> Collection:
-    """Build the site from ``results`` folders into ``out``; returns what was read."""
+    """Build the site from ``results`` folders into ``out``: a board per benchmark (without
+    any, one board of every ranked task with a result); returns what was read."""
     collection = collect(results, exclude=out)
     _prepare(out)
-    SiteBuilder(collection, out, benchmark).build()
+    SiteBuilder(collection, out, benchmarks).build()
     return collection

@@ -68,11 +68,23 @@ class SplitOutcome:
 
     ``units`` holds, per subset name, the per-unit data that the subset's main score is
     recomputed from on resamples (bootstrap intervals, paired tests in ``harness check``).
+    ``chance`` holds, per subset name, the main score's exact expected value under uniform
+    random guessing on the scored data (``tasks.chance``), where the type knows one.
     """
 
     subsets: list[Scores]
     skipped_inputs: list[str] = field(default_factory=list)
     units: dict[str, UnitScores] = field(default_factory=dict)
+    chance: dict[str, float] = field(default_factory=dict)
+
+    def split_chance(self) -> float | None:
+        """The split's chance level, taken as its main score is: the ``default`` subset's,
+        else the mean over the subsets; None when a subset it needs has none."""
+        names = [entry["hf_subset"] for entry in self.subsets]
+        needed = ["default"] if "default" in names else names
+        if not needed or any(name not in self.chance for name in needed):
+            return None
+        return sum(self.chance[name] for name in needed) / len(needed)
 
 
 Loaded = TypeVar("Loaded", bound=LoadedSplit)

@@ -50,6 +50,7 @@ from harness.scoring.compositionality import (
     pair_classification_scores,
 )
 from tasks.base import LoadedSplit, Protocol, SplitOutcome, TaskType
+from tasks.chance import matching_chance
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, resolve_config, undecoded
 from tasks.retrieval import CONFIG_CANDIDATES
@@ -198,7 +199,9 @@ class Compositionality(TaskType[SampleSplit]):
         skipped = [*images.skipped, *texts.skipped]
         unit_ids = np.flatnonzero(kept).tolist()
         units = self.mean_units(task, {k: v.astype(float) for k, v in flags.items()}, unit_ids)
-        return SplitOutcome([self.subset_scores(task, metrics)], skipped, units)
+        chance = matching_chance(self.main_score(task), n_images, n_texts)
+        entries = [self.subset_scores(task, metrics)]
+        return SplitOutcome(entries, skipped, units, chance={"default": chance})
 
 
 def _column_samples(

@@ -63,6 +63,7 @@ from harness.scoring.classification import (
 )
 from harness.scoring.cross_validation import kfold_kshot_samples
 from tasks.base import LoadedSplit, SplitOutcome, TaskType
+from tasks.chance import uniform_guess
 from tasks.definition import TaskDefinition
 from tasks.labelled import LabelledSplit, load_labelled
 from tasks.labelled_rows import LabelledRows
@@ -195,7 +196,7 @@ class LinearProbe(TaskType[ProbeSubsets]):
         if part.folds is not None:
             return self._score_folds(task, protocol, encoder, subset, part)
         sample = encode_sample(task, encoder, part.train, part.samples, part.test)
-        return experiment_outcome(
+        outcome = experiment_outcome(
             self,
             task,
             part.split,
@@ -212,6 +213,16 @@ class LinearProbe(TaskType[ProbeSubsets]):
             ),
             subset,
         )
+        return self._with_chance(task, outcome, subset, sample.test_labels)
+
+    def _with_chance(
+        self, task: TaskDefinition, outcome: SplitOutcome, subset: str, labels: Sequence[Any]
+    ) -> SplitOutcome:
+        """``outcome`` with the chance level of an accuracy main score: a guess uniform over
+        the classes of the evaluation rows scored (``labels``)."""
+        if self.main_score(task) == "accuracy":
+            outcome.chance[subset] = uniform_guess(labels)
+        return outcome
 
     def _load_folds(
         self,
@@ -285,7 +296,9 @@ class LinearProbe(TaskType[ProbeSubsets]):
         }
         units = self.mean_units(task, per_fold, list(range(len(per_experiment))), subset)
         entry = self.subset_scores(task, metrics, subset)
-        return SplitOutcome([entry], list(encoded.skipped), units)
+        scored = [labels[row] for rows in part.folds for row in rows if encoded.kept[row]]
+        outcome = SplitOutcome([entry], list(encoded.skipped), units)
+        return self._with_chance(task, outcome, subset, scored)
 
 
 def subset_configs(task: TaskDefinition, subsets: Mapping[str, object]) -> dict[str, str | None]:
@@ -309,6 +322,7 @@ def score_subsets(
         ]
         outcome.skipped_inputs += scored.skipped_inputs
         outcome.units |= scored.units
+        outcome.chance |= scored.chance
     return outcome
 
 

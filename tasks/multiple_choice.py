@@ -65,6 +65,7 @@ from tasks.retrieval import (
     RetrievalSplit,
     Run,
     candidate_search,
+    kept_candidates,
 )
 
 if TYPE_CHECKING:
@@ -120,6 +121,11 @@ class MultipleChoice(Retrieval):
         """Score every query against its candidates that the encoder kept."""
         assert isinstance(data, ChoiceSplit)
         return candidate_search(data.candidates, protocol, encoder, queries, corpus)
+
+    def _pool(self, data: RetrievalSplit, query_id: str, kept: set[str]) -> set[str]:
+        """A query's candidates that were encoded."""
+        assert isinstance(data, ChoiceSplit)
+        return kept_candidates(data.candidates, query_id, kept)
 
     def _retrieval_split(
         self, task: TaskDefinition, protocol: MultipleChoiceProtocol, split: str

@@ -31,6 +31,7 @@ from harness.core.errors import HarnessError
 from harness.core.items import RawItem
 from harness.scoring.pair_classification import METRIC_KEYS, pair_classification_scores
 from tasks.base import LoadedSplit, SplitOutcome, TaskType
+from tasks.chance import expected_average_precision
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, undecoded
 
@@ -98,13 +99,19 @@ class PairClassification(TaskType[LabelledPairs]):
                 f"task {task.name}: no pair of split {loaded.split!r} is left after skipping "
                 "bad inputs."
             )
+        labels = np.asarray(loaded.labels)[kept].tolist()
         metrics = pair_classification_scores(
             encoded.vectors[:n][kept],
             encoded.vectors[n:][kept],
-            np.asarray(loaded.labels)[kept].tolist(),
+            labels,
             similarity=encoder.adapter.meta.similarity,
         )
-        return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped))
+        outcome = SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped))
+        main = self.main_score(task)
+        # One score's AP has an exact chance level; the best of five scores' (max_ap) has none.
+        if main.endswith("_ap") and not main.startswith("max_") and sum(labels) > 0:
+            outcome.chance["default"] = expected_average_precision(sum(labels), len(labels))
+        return outcome
 
 
 def side_columns(task: TaskDefinition, side: tuple[str, ...], number: int) -> dict[str, str]:

@@ -28,6 +28,7 @@ from tasks.retrieval import (
     RetrievalSplit,
     Run,
     candidate_search,
+    kept_candidates,
 )
 
 TOP_RANKED_CONFIGS = ("top_ranked",)
@@ -102,3 +103,8 @@ class Reranking(Retrieval):
         """Each query's run over its candidates that were encoded (not skipped)."""
         assert isinstance(data, RerankingSplit)
         return candidate_search(data.candidates, protocol, encoder, queries, corpus)
+
+    def _pool(self, data: RetrievalSplit, query_id: str, kept: set[str]) -> set[str]:
+        """A query's candidates that were encoded."""
+        assert isinstance(data, RerankingSplit)
+        return kept_candidates(data.candidates, query_id, kept)

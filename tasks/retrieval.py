@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from math import fsum
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -53,6 +54,7 @@ from harness.scoring.retrieval import (
 )
 from harness.scoring.search import run_from_top_k, top_k_search
 from tasks.base import LoadedSplit, Protocol, Scores, SplitOutcome, TaskType
+from tasks.chance import random_ranking
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, resolve_config, undecoded
 
@@ -102,6 +104,11 @@ class Encodings:
 
     ids: list[str]
     vectors: np.ndarray
+
+
+def kept_candidates(candidates: Mapping[str, list[str]], query_id: str, kept: set[str]) -> set[str]:
+    """A query's candidates that were encoded: the pool ``candidate_search`` ranks."""
+    return {doc for doc in candidates.get(query_id, ()) if doc in kept}
 
 
 def candidate_search(
@@ -332,6 +339,7 @@ class Retrieval(TaskType[RetrievalData]):
         entries: list[Scores] = []
         skipped: list[str] = []
         units: dict[str, UnitScores] = {}
+        chance: dict[str, float] = {}
         for subset, languages in protocol.subset_languages.items():
             outcome = self._score_data(task, protocol, encoder, subset, loaded.parts[subset])
             entries += [
@@ -339,7 +347,9 @@ class Retrieval(TaskType[RetrievalData]):
             ]
             skipped += outcome.skipped_inputs
             units[subset] = outcome.units["default"]
-        return SplitOutcome(entries, skipped, units)
+            if "default" in outcome.chance:
+                chance[subset] = outcome.chance["default"]
+        return SplitOutcome(entries, skipped, units, chance=chance)
 
     def _load_data(
         self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None
@@ -393,7 +403,45 @@ class Retrieval(TaskType[RetrievalData]):
         entries, units = self._split_scores(
             task, protocol, data.subset_of, data.qrels, run, query_ids
         )
-        return SplitOutcome(entries, skipped, units)
+        outcome = SplitOutcome(entries, skipped, units)
+        per_query = self._query_chance(task, protocol, data, query_ids, corpus_ids)
+        if per_query is not None:
+            groups = _query_groups(protocol, data.subset_of, data.qrels, query_ids)
+            outcome.chance = {
+                subset: fsum(per_query[qid] for qid in ids) / len(ids)
+                for subset, ids in groups.items()
+            }
+        return outcome
+
+    def _query_chance(
+        self,
+        task: TaskDefinition,
+        protocol: RetrievalProtocol,
+        data: RetrievalSplit,
+        query_ids: list[str],
+        corpus_ids: list[str],
+    ) -> dict[str, float] | None:
+        """Each scored query's expected main score when its pool (``_pool``) is ranked in
+        uniformly random order (``tasks.chance.random_ranking``); None for a main score
+        without a closed form, or when an option reshapes the ranking (``skip_first_result``,
+        ``ignore_identical_ids``, ``duplicates: pool``)."""
+        reshaped = protocol.skip_first_result or protocol.ignore_identical_ids
+        if reshaped or protocol.duplicates == "pool":
+            return None
+        main, kept = self.main_score(task), set(corpus_ids)
+        chance = {}
+        for qid in query_ids:
+            judged, pool = data.qrels[qid], self._pool(data, qid, kept)
+            in_pool = [relevance for doc, relevance in judged.items() if doc in pool]
+            level = random_ranking(main, len(pool), in_pool, list(judged.values()))
+            if level is None:
+                return None
+            chance[qid] = level
+        return chance
+
+    def _pool(self, data: RetrievalSplit, query_id: str, kept: set[str]) -> Collection[str]:
+        """The documents a query's run ranks: every encoded document of the corpus."""
+        return kept
 
     def _load_split(
         self, task: TaskDefinition, protocol: RetrievalProtocol, split: str, limit: int | None
@@ -628,9 +676,7 @@ class Retrieval(TaskType[RetrievalData]):
         """The overall ``default`` entry, then one entry per subset the protocol asks for
         (``subset_of`` maps an id to its subset); with each subset's per-query main scores
         (the units of its bootstrap)."""
-        groups = {"default": query_ids}
-        if protocol.subsets is not None and subset_of is not None:
-            groups |= _subset_groups(protocol.subsets, subset_of, qrels, query_ids)
+        groups = _query_groups(protocol, subset_of, qrels, query_ids)
         entries, units = [], {}
         main = self.main_score(task)
         for subset, ids in groups.items():
@@ -641,7 +687,7 @@ class Retrieval(TaskType[RetrievalData]):
                 skip_first_result=protocol.skip_first_result,
                 ignore_identical_ids=protocol.ignore_identical_ids,
             )
-            entry = self.subset_scores(task, result.metrics, subset)
+            entry = self.subset_scores(task, result.score_dict(), subset)
             if protocol.subsets is not None and subset in protocol.subsets.languages:
                 entry["languages"] = protocol.subsets.languages[subset]
             entries.append(entry)
@@ -719,6 +765,17 @@ def _paired_items(
 
 def _stripped(value: Any, strip: bool) -> Any:
     return value.strip() if strip and isinstance(value, str) else value
+
+
+def _query_groups(
+    protocol: RetrievalProtocol, subset_of: dict[str, str] | None, qrels: Qrels, ids: list[str]
+) -> dict[str, list[str]]:
+    """``default`` with every query of ``ids``, then each subset the protocol asks for with
+    its queries (``subset_of`` maps an id to its subset)."""
+    groups = {"default": ids}
+    if protocol.subsets is not None and subset_of is not None:
+        groups |= _subset_groups(protocol.subsets, subset_of, qrels, ids)
+    return groups
 
 
 def _subset_groups(

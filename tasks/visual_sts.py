@@ -27,6 +27,7 @@ from harness.core.items import RawItem
 from harness.scoring.bootstrap import UnitScores
 from harness.scoring.sts import PAIR_SIMILARITIES, SIMILARITIES, pair_similarities, sts_scores
 from tasks.base import LoadedSplit, Protocol, Scores, SplitOutcome, TaskType
+from tasks.chance import CORRELATION_CHANCE
 from tasks.definition import TaskDefinition
 from tasks.loading import column, load_part, require_columns, undecoded
 
@@ -110,6 +111,8 @@ class VisualSTS(TaskType[PairsSplit]):
             outcome.skipped_inputs.extend(skipped)
             if units is not None:
                 outcome.units[subset] = units
+            if self.main_score(task).endswith(("pearson", "spearman")):
+                outcome.chance[subset] = CORRELATION_CHANCE
         return outcome
 
     def _pairs(self, task: TaskDefinition, split: str, limit: int | None, subset: str) -> Pairs:

@@ -64,6 +64,7 @@ from harness.scoring.zero_shot import (
     zero_shot_metrics,
 )
 from tasks.base import LoadedSplit, SplitOutcome, TaskType
+from tasks.chance import uniform_guess
 from tasks.definition import TaskDefinition
 from tasks.labelled import LabelledSplit, load_labelled
 from tasks.labelled_rows import LabelledRows
@@ -222,7 +223,10 @@ class ZeroShotClassification(TaskType[ZeroShotSplit]):
         correct = (predictions(scores) == np.asarray(kept_labels)).astype(float)
         unit_ids = [f"{row}:{label}" for row, label in enumerate(kept_labels)]
         units = self.mean_units(task, {"accuracy": correct}, unit_ids)
-        return SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped), units)
+        outcome = SplitOutcome([self.subset_scores(task, metrics)], list(encoded.skipped), units)
+        if self.main_score(task) == "accuracy":  # a guess uniform over the label prompts
+            outcome.chance["default"] = uniform_guess(range(len(label_vectors)))
+        return outcome
 
     def _label_vectors(
         self, task: TaskDefinition, encoder: Encoder, prompts: list[str], n_templates: int

@@ -1,5 +1,5 @@
-"""Light commands stay light: listing, validating, checking and publishing results never import
-torch, transformers, datasets or scikit-learn."""
+"""Light commands stay light: listing, validating, checking, exporting and publishing results never
+import torch, transformers, datasets or scikit-learn."""
 
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ def run_light(*argv: str) -> tuple[int, list[str], str]:
         (("models",), "demo-clip"),
         (("validate", "results"), "are valid"),
         (("check", "--results", "results", "--baseline", "results"), "DemoShapesT2IRetrieval"),
+        (("results", "--results", "results"), "demo-clip,demo-v1,False,DemoShapesT2IRetrieval"),
     ],
-    ids=["tasks", "tasks-type", "benchmarks", "models", "validate", "check"],
+    ids=["tasks", "tasks-type", "benchmarks", "models", "validate", "check", "results"],
 )
 def test_light_command_does_its_job_without_heavy_imports(
     argv: tuple[str, ...], expected: str

@@ -25,17 +25,12 @@ from harness.scoring.search import run_from_top_k, top_k_search
 UNROUNDED = "mrr_at_"
 
 
-def mteb_scores(qrels, run, k_values=DEFAULT_K_VALUES, *, skip_first=False, ignore_ids=False):
-    """mteb's aggregate score dict without the nAUC keys; mteb mutates the run, so copy it."""
+def mteb_score_dict(qrels, run, k_values=DEFAULT_K_VALUES, **options) -> dict:
+    """mteb's whole retrieval score dict, nAUCs included; mteb mutates the run, so copy it."""
     result = RetrievalEvaluator.evaluate(
-        None,
-        copy.deepcopy(qrels),
-        copy.deepcopy(run),
-        list(k_values),
-        ignore_identical_ids=ignore_ids,
-        skip_first_result=skip_first,
+        None, copy.deepcopy(qrels), copy.deepcopy(run), list(k_values), **options
     )
-    scores = mteb_metrics.make_score_dict(
+    return mteb_metrics.make_score_dict(
         ndcg=result.ndcg,
         _map=result.map,
         recall=result.recall,
@@ -46,6 +41,13 @@ def mteb_scores(qrels, run, k_values=DEFAULT_K_VALUES, *, skip_first=False, igno
         hit_rate=result.hit_rate,
         task_scores={},
     )
+
+
+def mteb_scores(qrels, run, k_values=DEFAULT_K_VALUES, *, skip_first=False, ignore_ids=False):
+    """mteb's aggregate score dict without the nAUC keys (``tests/test_metric_parity.py``
+    checks those)."""
+    options = {"ignore_identical_ids": ignore_ids, "skip_first_result": skip_first}
+    scores = mteb_score_dict(qrels, run, k_values, **options)
     return {key: value for key, value in scores.items() if not key.startswith("nauc")}
 
 

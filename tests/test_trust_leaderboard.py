@@ -22,6 +22,7 @@ from harness.app.submission import InvalidSubmission, submit
 from harness.core.errors import HarnessError
 from harness.engine.results import read_json
 from harness.engine.validation import MAX_METRICS, MAX_SPLITS, validate
+from leaderboard.collect import ModelKey
 from leaderboard.site import model_page_name
 from tests.leaderboard_fixtures import T1, T2, result_payload, write_payload, write_table
 
@@ -128,7 +129,13 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _pages(site: Path) -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in site.rglob("*") if p.is_file()}
+    """Every file built from the results: pages, downloads, raw copies (not the bundled
+    ``static/`` assets, which are the same for every site)."""
+    return {
+        p.name: p.read_text(encoding="utf-8")
+        for p in site.rglob("*")
+        if p.is_file() and p.relative_to(site).parts[0] != "static"
+    }
 
 
 def _skipped(site: Path) -> dict[str, str]:
@@ -180,8 +187,8 @@ def test_custom_task_is_shown_apart_and_never_ranked(hostile: dict[str, Path]) -
     pages = _pages(hostile["site"])
     assert "MyOwnTask" in pages["custom.html"] and "0.6880" in pages["custom.html"]
     shown = {name for name, text in pages.items() if "MyOwnTask" in text}
-    assert {name for name in shown if not name.endswith(".json")} == {"custom.html"}
-    assert shown - {"custom.html"}  # and its raw copy
+    assert {name for name in shown if not name.endswith(".json")} == {"custom.html", "custom.csv"}
+    assert shown - {"custom.html", "custom.csv", "custom.json"}  # and its raw copy
     assert "0.6880" not in pages["index.html"]
 
 
@@ -190,7 +197,7 @@ def test_each_revision_is_its_own_row(hostile: dict[str, Path]) -> None:
     rows = re.findall(r'<tr data-name="twin" data-revision="([^"]*)"', index)
     assert sorted(rows) == ["ckpt-1", "ckpt-2"]
     for revision, score in (("ckpt-1", "0.2000"), ("ckpt-2", "0.4000")):
-        page = hostile["site"] / model_page_name(("twin", revision))
+        page = hostile["site"] / model_page_name(ModelKey("twin", revision))
         assert f"Revision: {revision}" in page.read_text(encoding="utf-8")
         assert score in page.read_text(encoding="utf-8")
 

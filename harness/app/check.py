@@ -15,6 +15,15 @@ recomputed from its own per-unit scores and lies inside its own interval (the ch
 :func:`harness.engine.validation.score_problems`). The model may differ: that is what is being
 checked. Anything not comparable, or that cannot be judged, makes the check fail with exit
 status 2; it never passes silently.
+
+A baseline may also be a published mteb result file (``results/<org__model>/<revision>/<Task>.json``
+of mteb's results repository; :mod:`harness.engine.mteb_files`), alone or beside harness results.
+Such a file stores no protocol, per-unit scores or interval, so it is judged by ``--tolerance``
+alone (without it, its rows are not comparable), on the main metric that the new result's task
+record names, split by split of the new result's eval splits. Its dataset revision must be the
+new result's when it records one, the new result must not be a ``--limit`` run, and each mteb
+subset's ``main_score`` must be the value of that metric in the subset (else it measured
+something else).
 """
 
 from __future__ import annotations
@@ -26,11 +35,22 @@ from typing import Any
 
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
+from harness.engine.main_score import finite_number
+from harness.engine.mteb_files import MtebResult, external_model, read_mteb_result
 from harness.engine.results import ResultFile
-from harness.engine.validation import NOT_METRICS, load_results, protocol_record, score_problems
+from harness.engine.validation import (
+    MTEB_CHECK,
+    NOT_METRICS,
+    SCORE_TOLERANCE,
+    load_results,
+    protocol_record,
+    score_problems,
+)
 from harness.scoring.bootstrap import LEVEL, UnitScores, bootstrap_interval, paired_bootstrap
 
 PASS, REGRESSION, IMPROVED, NOT_COMPARABLE = "pass", "REGRESSION", "improved", "not comparable"
+MTEB_METHOD = "mteb baseline: no paired test"
+NEEDS_TOLERANCE = "pass --tolerance (an mteb result has no units or interval)"
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,8 @@ class Row:
     method: str = ""
     verdict: str = NOT_COMPARABLE
     note: str = ""
+    # Whether the baseline is a published mteb result (judged by --tolerance alone).
+    external: bool = False
 
 
 @dataclass
@@ -96,6 +118,11 @@ class CheckReport:
             lines.append([*cells, row.verdict])
         text = format_table(headers, lines)
         notes = [f"  {row.task} {row.split}: {row.note}" for row in self.rows if row.note]
+        if any(row.external and row.delta is not None for row in self.rows):
+            notes.append(
+                f"  tolerance {self.settings.tolerance}; {MTEB_METHOD} (a published mteb result "
+                "stores no per-unit scores or interval: only the change is judged)"
+            )
         if notes:
             text += "\n\nNotes:\n" + "\n".join(notes)
         summary = ", ".join(f"{count} {verdict}" for verdict, count in sorted(self.counts.items()))
@@ -122,6 +149,7 @@ def _interval(row: Row) -> str | None:
 
 
 Side = dict[tuple[str, str], ResultFile]
+BaselineSide = dict[tuple[str, str], ResultFile | MtebResult]
 
 
 def load_side(path: Path) -> Side:
@@ -129,15 +157,37 @@ def load_side(path: Path) -> Side:
 
     The folder is read as validation reads it (:func:`load_results`); an entry the scan
     refuses (a link, a special file) or a file that is not a result is an error, all listed."""
+    loaded = _load(path, mteb=False)
+    return {key: result for key, result in loaded.items() if isinstance(result, ResultFile)}
+
+
+def load_baseline(path: Path) -> BaselineSide:
+    """:func:`load_side` of a baseline, where mteb result files are read too (their model
+    named by :func:`~harness.engine.mteb_files.external_model`)."""
+    return _load(path, mteb=True)
+
+
+def _load(path: Path, *, mteb: bool) -> BaselineSide:
+    """The results under ``path`` by (model name, task name), all problems listed at once."""
     loaded = load_results(path)
-    if loaded.problems:
-        raise HarnessError(
-            f"cannot compare the results under {path}:\n"
-            + "\n".join(str(problem) for problem in loaded.problems)
-        )
-    side: Side = {}
-    for file, result in loaded.results:
-        key = (str(result.harness.model.name), result.task_name)
+    problems: list[str] = []
+    found: list[tuple[Path, str, ResultFile | MtebResult]] = [
+        (file, str(result.harness.model.name), result) for file, result in loaded.results
+    ]
+    for problem in loaded.problems:
+        if not (mteb and problem.check == MTEB_CHECK):
+            problems.append(str(problem))
+            continue
+        try:
+            external = read_mteb_result(problem.file)
+            found.append((problem.file, external_model(problem.file).name, external))
+        except HarnessError as error:
+            problems.append(str(error))
+    if problems:
+        raise HarnessError(f"cannot compare the results under {path}:\n" + "\n".join(problems))
+    side: BaselineSide = {}
+    for file, model, result in sorted(found, key=lambda item: item[0]):
+        key = (model, result.task_name)
         if key in side:
             raise HarnessError(
                 f"{path} holds two results of model {key[0]} on task {key[1]} (e.g. {file}); "
@@ -157,7 +207,7 @@ def check(new: Path, baseline: Path, settings: CheckSettings | None = None) -> C
         raise HarnessError(
             f"--ci must be a level between 0 and 1 (e.g. 0.95), got {settings.level}"
         )
-    pairs = _pairs(load_side(new), load_side(baseline), settings.tasks)
+    pairs = _pairs(load_side(new), load_baseline(baseline), settings.tasks)
     rows = [
         row for task, (old, fresh) in pairs.items() for row in _judge(task, old, fresh, settings)
     ]
@@ -165,8 +215,8 @@ def check(new: Path, baseline: Path, settings: CheckSettings | None = None) -> C
 
 
 def _pairs(
-    new: Side, baseline: Side, tasks: tuple[str, ...] | None
-) -> dict[str, tuple[ResultFile | None, ResultFile | None]]:
+    new: Side, baseline: BaselineSide, tasks: tuple[str, ...] | None
+) -> dict[str, tuple[ResultFile | MtebResult | None, ResultFile | None]]:
     """Baseline and new result per task label; a side lacking a task holds None."""
     if tasks is not None:
         known = {task for _, task in new} | {task for _, task in baseline}
@@ -177,12 +227,14 @@ def _pairs(
         baseline = {key: value for key, value in baseline.items() if key[1] in tasks}
     if not new and not baseline:
         raise HarnessError("no results to compare")
-    one_model = len({m for m, _ in new}) <= 1 and len({m for m, _ in baseline}) <= 1
+    # Paired by task when no side holds a task twice (a model against its baseline, which may
+    # mix harness results and published ones of other names); else by model and task.
+    by_task = all(len({task for _, task in side}) == len(side) for side in (new, baseline))
 
     def label(key: tuple[str, str]) -> str:
-        return key[1] if one_model else f"{key[0]} / {key[1]}"
+        return key[1] if by_task else f"{key[0]} / {key[1]}"
 
-    pairs: dict[str, tuple[ResultFile | None, ResultFile | None]] = {}
+    pairs: dict[str, tuple[ResultFile | MtebResult | None, ResultFile | None]] = {}
     for key, result in baseline.items():
         pairs[label(key)] = (result, None)
     for key, result in new.items():
@@ -191,12 +243,20 @@ def _pairs(
 
 
 def _judge(
-    task: str, baseline: ResultFile | None, new: ResultFile | None, settings: CheckSettings
+    task: str,
+    baseline: ResultFile | MtebResult | None,
+    new: ResultFile | None,
+    settings: CheckSettings,
 ) -> list[Row]:
     """The rows of one task: its main score per split and subset (and other metrics)."""
     if baseline is None or new is None:
         where = "the baseline" if baseline is None else "the new results"
-        return [Row(task, "-", "-", "-", None, None, note=f"missing from {where}")]
+        external = isinstance(baseline, MtebResult)
+        return [
+            Row(task, "-", "-", "-", None, None, note=f"missing from {where}", external=external)
+        ]
+    if isinstance(baseline, MtebResult):
+        return _judge_mteb(task, baseline, new, settings)
     reason = (
         _incomparable(baseline, new) or _untrusted(baseline, "baseline") or _untrusted(new, "new")
     )
@@ -218,6 +278,86 @@ def _judge(
             if settings.all_metrics:
                 rows.extend(_other_metrics(task, split, subset, main, entry, fresh, settings))
     return rows
+
+
+def _judge_mteb(
+    task: str, baseline: MtebResult, new: ResultFile, settings: CheckSettings
+) -> list[Row]:
+    """The rows of one task against a published mteb result: by --tolerance alone, on the
+    main metric the new result names, over the new result's eval splits."""
+    main = new.harness.task.main_score or "main_score"
+    reason = _incomparable_mteb(baseline, new) or _untrusted(new, "new")
+    unchecked = (
+        ""
+        if baseline.dataset_revision
+        else "the mteb file records no dataset revision (not checked)"
+    )
+    rows = []
+    for split in new.harness.task.eval_splits or list(new.scores):
+        entries = baseline.scores.get(split)
+        if not entries:
+            note = f"split {split} is missing from the mteb baseline"
+            rows.append(Row(task, split, "-", main, None, None, note=note, external=True))
+            continue
+        new_entries = {entry.get("hf_subset"): entry for entry in new.scores.get(split, [])}
+        for entry in entries:
+            subset = str(entry.get("hf_subset", "default"))
+            fresh = new_entries.get(subset)
+            old_score = finite_number(entry.get(main))
+            new_score = _score(new, split, subset)
+            row = Row(task, split, subset, main, old_score, new_score, external=True)
+            note = (
+                reason
+                or _mteb_main_problem(entry, main)
+                or _missing(fresh, new_score, split, subset)
+                or ("" if settings.tolerance is not None else NEEDS_TOLERANCE)
+            )
+            if note or old_score is None or new_score is None or settings.tolerance is None:
+                rows.append(_with(row, note=note))
+                continue
+            delta = new_score - old_score
+            verdict = _by_tolerance(delta, settings.tolerance)
+            method = f"tolerance {settings.tolerance}; {MTEB_METHOD}"
+            rows.append(_with(row, delta=delta, verdict=verdict, method=method, note=unchecked))
+            if settings.all_metrics and fresh is not None:
+                others = _other_metrics(task, split, subset, main, entry, fresh, settings)
+                rows.extend(_with(other, external=True) for other in others)
+    return rows
+
+
+def _incomparable_mteb(baseline: MtebResult, new: ResultFile) -> str:
+    """Why a published result and a new one do not measure the same thing ('' when they may)."""
+    if baseline.dataset_revision and baseline.dataset_revision != new.dataset_revision:
+        return (
+            f"dataset revision differs (mteb baseline {baseline.dataset_revision}, "
+            f"new {new.dataset_revision})"
+        )
+    limit = new.harness.run_settings.limit
+    if limit is not None:
+        return f"the new result is a --limit {limit} run; a published result scores every item"
+    return ""
+
+
+def _mteb_main_problem(entry: dict[str, Any], main: str) -> str:
+    """Why an mteb subset's main score is not ``main`` ('' when it is)."""
+    stated, value = finite_number(entry.get("main_score")), finite_number(entry.get(main))
+    if main not in entry:
+        return f"the mteb result has no {main} (the new result's main metric) in this subset"
+    if stated is None or value is None:
+        return f"the mteb result's main_score or {main} is not a finite number"
+    if abs(stated - value) > SCORE_TOLERANCE:
+        return (
+            f"the mteb result's main_score {stated:.6f} is not its {main} {value:.6f}: it "
+            "names another main metric"
+        )
+    return ""
+
+
+def _missing(fresh: dict[str, Any] | None, score: float | None, split: str, subset: str) -> str:
+    """Why the new side has no main score to judge here ('' when it has one)."""
+    if fresh is None:
+        return f"split {split}, subset {subset} is missing from the new results"
+    return "" if score is not None else "a main score is missing (null)"
 
 
 def _incomparable(baseline: ResultFile, new: ResultFile) -> str:

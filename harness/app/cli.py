@@ -1,9 +1,10 @@
-"""The ``harness`` command line: run, tasks, benchmarks, models, validate, submit, check and
-leaderboard."""
+"""The ``harness`` command line: run, tasks, benchmarks, models, validate, submit, check,
+results and leaderboard."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -166,7 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare results with a baseline (exit 1 on a regression, 2 when not comparable)",
     )
     check.add_argument("--results", type=Path, required=True, help="the new results")
-    check.add_argument("--baseline", type=Path, required=True, help="the results to compare with")
+    check.add_argument(
+        "--baseline",
+        type=Path,
+        required=True,
+        help="the results to compare with: harness results and/or mteb's result files (these "
+        "are judged by --tolerance alone)",
+    )
     judge = check.add_mutually_exclusive_group()
     judge.add_argument(
         "--tolerance", type=float, help="flag a main score that fell by more than this"
@@ -184,6 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", type=Path, help="also write the verdicts to this JSON file")
 
+    export = commands.add_parser(
+        "results",
+        help="export every score of results folders (harness and mteb files) as CSV or JSON",
+        description="One row per model, revision, task, split, subset and metric (the Python "
+        "API: leaderboard.frame.results_frame). Files that cannot be used are listed on stderr.",
+    )
+    export.add_argument(
+        "--results", type=Path, action="append", required=True, help="results folder (repeatable)"
+    )
+    export.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="csv, or json (a list of rows)"
+    )
+    export.add_argument("--out", type=Path, help="the file to write (default: standard output)")
+
     board = commands.add_parser(
         "leaderboard", help="build the static leaderboard site from results folders"
     )
@@ -193,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--out", type=Path, required=True, help="folder for the site")
     board.add_argument(
         "--benchmark",
+        action="append",
         help="a benchmark name (`harness benchmarks`), or a text file naming its tasks, one per "
-        "line (its name is the file's)",
+        "line (its name is the file's); repeatable: a board (tab) per benchmark",
     )
     return parser
 
@@ -489,21 +511,53 @@ def cmd_check(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    """Write every score as CSV or JSON; the files left out, and why, go to stderr."""
+    from harness.engine.atomic import write_atomic
+    from leaderboard.frame import frame_records, results_frame
+
+    if args.out:
+        file_target(args.out, "--out")
+    frame = results_frame(args.results)
+    skipped = frame.attrs["skipped"]
+    for item in skipped:
+        print(f"skipped {item['path']}: {item['reason']}", file=sys.stderr)
+    if frame.empty:
+        files = len({item["path"] for item in skipped})
+        roots = ", ".join(map(str, args.results))
+        raise HarnessError(f"no usable result under {roots}: {files} file(s) skipped (above)")
+    if args.format == "csv":
+        text = frame.to_csv(index=False)
+    else:
+        text = json.dumps(frame_records(frame), indent=1) + "\n"
+    if args.out:
+        write_atomic(args.out, text.encode("utf-8"))
+        print(f"{len(frame)} rows written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Build the static site and print the page to open."""
-    from leaderboard.site import Benchmark, build_site
+    from leaderboard.board import Benchmark
+    from leaderboard.site import build_site
     from tasks.benchmarks import benchmark_task_names
     from tasks.registry import builtin_tasks
 
     folder_target(args.out, "--out")
-    benchmark = None
     known = {name: task.type for name, task in builtin_tasks().items()}
-    if args.benchmark is not None and Path(args.benchmark).is_file():
-        benchmark = Benchmark.from_file(Path(args.benchmark), known)
-    elif args.benchmark is not None:
-        tasks = benchmark_task_names(args.benchmark)
-        benchmark = Benchmark(args.benchmark, {name: known[name] for name in tasks})
-    collection = build_site(args.results, args.out, benchmark)
+    benchmarks = []
+    for spec in args.benchmark or []:
+        if Path(spec).is_file():
+            benchmarks.append(Benchmark.from_file(Path(spec), known))
+        else:
+            tasks = benchmark_task_names(spec)
+            benchmarks.append(Benchmark(spec, {name: known[name] for name in tasks}))
+    names = [benchmark.name for benchmark in benchmarks]
+    if len(set(names)) < len(names):
+        raise HarnessError(f"--benchmark names one benchmark twice ({', '.join(names)})")
+    collection = build_site(args.results, args.out, benchmarks)
     models = len({entry.key for entry in collection.entries})
     print(f"{len(collection.entries)} results of {models} model revisions; ", end="")
     print(f"{len(collection.custom)} of custom tasks (shown apart, not ranked); ", end="")
@@ -520,6 +574,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "submit": cmd_submit,
     "check": cmd_check,
+    "results": cmd_results,
     "leaderboard": cmd_leaderboard,
 }
 

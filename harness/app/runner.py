@@ -312,6 +312,7 @@ def _evaluate(
     # split -> subset -> the stored interval, and the units it was resampled from
     intervals: dict[str, dict[str, dict[str, Any]]] = {}
     units: dict[str, dict[str, dict[str, Any]]] = {}
+    chance: dict[str, float] = {}  # split -> the main score's chance level, where defined
     stats_before = replace(encoder.stats)
     for split in task.eval_splits:
         split_start = time.perf_counter()
@@ -320,6 +321,9 @@ def _evaluate(
         scores[split] = outcome.subsets
         if outcome.skipped_inputs:
             skipped[split] = outcome.skipped_inputs
+        level = outcome.split_chance()
+        if level is not None:
+            chance[split] = level
         for subset, unit_scores in outcome.units.items():
             interval = bootstrap_interval(unit_scores)
             intervals.setdefault(split, {})[subset] = interval_payload(interval, unit_scores)
@@ -336,7 +340,9 @@ def _evaluate(
         harness=HarnessBlock(
             harness_version=harness_version(),
             model=ModelRecord.of(encoder.adapter.meta),
-            task=TaskRecord.model_validate(prepared.record),
+            task=TaskRecord.model_validate(
+                {**prepared.record, "chance_level": chance} if chance else prepared.record
+            ),
             run_settings=settings.recorded(),
             environment=environment(task.input_modalities),
             encoding=encoding,

@@ -21,8 +21,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-# Task-record keys that do not change a score: prose, catalog sizes, where the data sits.
-_DESCRIPTIVE_TASK_KEYS = ("description", "reference", "n_samples")
+# Task-record keys that do not change a score: prose, catalog sizes, chance levels, where the
+# data sits.
+_DESCRIPTIVE_TASK_KEYS = ("description", "reference", "n_samples", "chance_level")
 # How long a value may be when quoted in a difference, before it is cut.
 _SHOWN_CHARS = 40
 

@@ -79,6 +79,12 @@ class TaskRecord(Record):
     prompts: dict[str, str | None] = Field(default_factory=dict)
     protocol: dict[str, Any] = Field(default_factory=dict)
     n_samples: dict[str, int] = Field(default_factory=dict)
+    # {split: the main score's exact expected value under uniform random guessing on the data
+    # scored}, for the splits whose type knows one (``tasks.chance``); descriptive, like
+    # ``n_samples``. Written only when there is one (older results keep their form).
+    chance_level: dict[str, float] | None = Field(
+        default=None, exclude_if=lambda levels: not levels
+    )
 
 
 class SettingsRecord(Record):

@@ -259,6 +259,12 @@ def _refuse_constant(name: str) -> Any:
     raise _Refused(f"bare {name} is not valid JSON (write null instead)")
 
 
+def _nan_as_null(name: str) -> Any:
+    if name == "NaN":
+        return None
+    return _refuse_constant(name)
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """An object whose keys are unique: a repeated key would silently hide a value."""
     result = dict(pairs)
@@ -289,8 +295,11 @@ def schema_summary(error: ValidationError) -> str:
     return "does not match the result schema (" + "; ".join(parts) + ")"
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, refusing huge files and deep nesting before parsing anything."""
+def read_json(path: Path, *, nan_as_null: bool = False) -> Any:
+    """Parse a JSON file, refusing huge files and deep nesting before parsing anything.
+
+    Bare ``NaN`` and infinities are refused; with ``nan_as_null`` a bare ``NaN`` reads as
+    ``None`` (mteb writes an undefined metric so; a harness file never does)."""
     try:
         size = path.stat().st_size
         if size > MAX_JSON_BYTES:
@@ -308,7 +317,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(
             text,
-            parse_constant=_refuse_constant,
+            parse_constant=_nan_as_null if nan_as_null else _refuse_constant,
             parse_float=_finite_float,
             parse_int=_bounded_int,
             object_pairs_hook=_unique_keys,

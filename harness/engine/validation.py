@@ -9,7 +9,9 @@ scores, and lie inside its stored interval (:func:`score_problems`, which ``harn
 shares). No task appears twice for the same model and revision, and one model revision has one
 fingerprint. Results folders are read by one scan everywhere (:func:`scan_results`, through
 :func:`load_results`, which ``harness check``, submission and the leaderboard share): symbolic
-links are never followed, built leaderboard sites and hidden entries are passed over.
+links are never followed, built leaderboard sites and hidden entries are passed over. An mteb
+result file (no harness block) is one problem that says so: the leaderboard and ``harness
+check`` read it as an external result (:mod:`harness.engine.mteb_files`).
 
 The messages never quote a file's content beyond the names of its keys, so they may be shown
 on a public page.
@@ -28,13 +30,25 @@ from typing import Any, TypeGuard
 import numpy as np
 from pydantic import ValidationError
 
+import harness.engine.results as result_io
 from harness.core.errors import HarnessError, UnknownNameError
 from harness.engine.records import TaskRecord
-from harness.engine.results import SITE_MARKER, ResultFile, read_json, read_result, schema_summary
+from harness.engine.results import SITE_MARKER, ResultFile, read_json, schema_summary
 from tasks.definition import TaskDefinition
 
 MODEL_META = "model_meta.json"
 RERUN = "re-run the task with `harness run --model M --tasks TASK` and submit the new file"
+# The one problem of an mteb result file (no harness block): it is read as an external result.
+MTEB_CHECK = "mteb"
+MTEB_MESSAGE = (
+    "an mteb result file ({}): it has no harness block (no model fingerprint, run record, "
+    "units or interval), so it cannot be validated or submitted as a harness result"
+)
+MTEB_FIX = (
+    "read it as an external result with `harness leaderboard --results DIR` or `harness check "
+    "--baseline DIR --tolerance X`; to submit, run the task with `harness run --model M --tasks "
+    "TASK`"
+)
 # (lowest, highest) of a metric, by the last part of its name; any other metric lies in [0, 1].
 SIGNED_METRICS = {"pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0), "ari": (-1.0, 1.0)}
 # How far a stored main score may lie from the score recomputed from its stored units, or
@@ -47,7 +61,7 @@ MAX_SPLITS = 20
 MAX_SUBSETS = 200
 MAX_METRICS = 500
 # Task-record fields that describe a task but do not change its numbers.
-DESCRIPTIVE_FIELDS = ("name", "description", "reference", "n_samples")
+DESCRIPTIVE_FIELDS = ("name", "description", "reference", "n_samples", "chance_level")
 # Keys of a subset's scores that are not metrics.
 NOT_METRICS = ("main_score", "hf_subset", "languages")
 
@@ -195,21 +209,27 @@ def validate(
 
 
 def _load(file: Path) -> ResultFile | Problem:
-    """The parsed result, or why it cannot be used."""
+    """The parsed result, or why it cannot be used (an mteb file: its one problem)."""
+    from harness.engine.mteb_files import min_version, mteb_layout
+
     try:
-        return read_result(file)
+        payload = result_io.read_json(file, nan_as_null=True)
     except HarnessError as error:
-        cause = error.__cause__
-        if isinstance(cause, ValidationError):
-            if any(e["loc"] == ("harness",) and e["type"] == "missing" for e in cause.errors()):
-                return Problem(
-                    file,
-                    "provenance",
-                    "no `harness` block: the harness version and model metadata are not recorded",
-                    RERUN,
-                )
-            return Problem(file, "schema", schema_summary(cause), RERUN)
         return Problem(file, "json", str(error).removeprefix(f"{file}: "), RERUN)
+    layout = mteb_layout(payload) if isinstance(payload, dict) else None
+    if layout is None:
+        try:  # a harness file never holds a bare NaN
+            payload = result_io.read_json(file)
+        except HarnessError as error:
+            return Problem(file, "json", str(error).removeprefix(f"{file}: "), RERUN)
+    if layout is not None:
+        version = min_version(payload.get("mteb_version"))
+        shown = f"mteb {'.'.join(map(str, version))}" if version else "mteb version unknown"
+        return Problem(file, MTEB_CHECK, MTEB_MESSAGE.format(f"{layout}, {shown}"), MTEB_FIX)
+    try:
+        return ResultFile.model_validate(payload)
+    except ValidationError as error:
+        return Problem(file, "schema", schema_summary(error), RERUN)
 
 
 def _rerun(result: ResultFile) -> str:

@@ -247,6 +247,16 @@ def _half(n_units: int) -> int:
     return (n_units + 1) // 2
 
 
+def unit_counts(block: np.ndarray, n_units: int) -> np.ndarray:
+    """How many times each unit is drawn in each row of a (rows, draws) block of resample
+    indices: a (rows, n_units) float matrix. The ``mean`` statistic of several value columns
+    (n_units, k) on every row at once is ``counts @ values / counts.sum(axis=1, keepdims=True)``."""
+    rows = len(block)
+    offsets = np.arange(rows)[:, None] * n_units
+    counts = np.bincount((block + offsets).ravel(), minlength=rows * n_units)
+    return counts.reshape(rows, n_units).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class Interval:
     """A resampling interval of a score; ``method`` names how the units were resampled."""

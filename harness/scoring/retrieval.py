@@ -3,13 +3,16 @@
 nDCG, MAP, recall, precision and hit rate come from pytrec_eval (measures ``ndcg_cut``,
 ``map_cut``, ``recall``, ``P`` and ``success``). pytrec_eval ranks each query's run by
 (score, doc id), both descending; MRR@k uses the same order and counts a document as relevant
-when its qrel is above 0. mteb's nAUC metrics are not computed.
+when its qrel is above 0. mteb's abstention nAUC of nDCG, MAP, recall, precision and MRR at
+each k comes from ``harness.scoring.abstention``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from harness.scoring.abstention import abstention_naucs
 
 DEFAULT_K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
 
@@ -21,6 +24,8 @@ _PYTREC_MEASURES = {
     "precision": "P",
     "hit_rate": "success",
 }
+# The metrics mteb reports the abstention nAUC of, in its order.
+_NAUC_METRICS = ("ndcg", "map", "recall", "precision", "mrr")
 _ROUND_DIGITS = 5
 
 Qrels = Mapping[str, Mapping[str, int]]
@@ -29,10 +34,19 @@ Run = Mapping[str, Mapping[str, float]]
 
 @dataclass(frozen=True)
 class RetrievalScores:
-    """Aggregate metrics under mteb's key names, and the unrounded values of every query."""
+    """Aggregate metrics under mteb's key names, the unrounded values of every query, and
+    mteb's abstention nAUCs (``nauc_<metric>_at_<k>_<confidence>``, unrounded, NaN where
+    undefined)."""
 
     metrics: dict[str, float]
     per_query: dict[str, dict[str, float]]
+    naucs: dict[str, float]
+
+    def score_dict(self) -> dict[str, float]:
+        """Every metric in mteb's key order: the nAUCs after MRR, before hit rate."""
+        hit_rate = {key: v for key, v in self.metrics.items() if key.startswith("hit_rate_")}
+        rest = {key: v for key, v in self.metrics.items() if key not in hit_rate}
+        return {**rest, **self.naucs, **hit_rate}
 
 
 def retrieval_scores(
@@ -50,6 +64,8 @@ def retrieval_scores(
     mteb. Metrics are ``{ndcg,map,recall,precision,mrr,hit_rate}_at_{k}`` for every k, plus
     ``accuracy`` (recall@1) when 1 is among the k values. The aggregate is the mean over the
     run's queries; like mteb, all but MRR are rounded to 5 decimals. per_query is unrounded.
+    naucs rank the queries by confidence scores from their documents' scores (after the two
+    options below), as mteb does.
 
     ignore_identical_ids drops documents whose id equals the query id. skip_first_result then
     drops each query's best document: among documents tied at the best score, the first in the
@@ -60,7 +76,14 @@ def retrieval_scores(
     pytrec = _pytrec_scores(qrels, run, k_values)
     mrr = {qid: _mrr(qrels[qid], docs, k_values) for qid, docs in run.items()}
     per_query = {qid: _per_query(pytrec[qid], mrr[qid], k_values) for qid in run}
-    return RetrievalScores(metrics=_aggregate(per_query), per_query=per_query)
+    naucs = abstention_naucs(
+        [docs.values() for docs in run.values()],
+        {
+            name: [values[name] for values in per_query.values()]
+            for name in (f"{metric}_at_{k}" for metric in _NAUC_METRICS for k in k_values)
+        },
+    )
+    return RetrievalScores(metrics=_aggregate(per_query), per_query=per_query, naucs=naucs)
 
 
 def drop_queries_without_positives(qrels: Qrels) -> dict[str, dict[str, int]]:
@@ -140,7 +163,8 @@ def _per_query(
 
 
 def metric_names(k_values: Sequence[int]) -> tuple[str, ...]:
-    """The names of the metrics ``retrieval_scores`` reports for ``k_values``."""
+    """The names of the metrics ``retrieval_scores`` reports for ``k_values`` as means over
+    queries (a main score names one of them; the nAUCs are not among them)."""
     names = [f"{name}_at_{k}" for name in (*_PYTREC_MEASURES, "mrr") for k in k_values]
     return (*names, *(("accuracy",) if 1 in k_values else ()))
 
