@@ -47,6 +47,15 @@ def _recorded(record: TaskRecord, entries: Sequence[Entry]) -> TaskRecord:
     return record
 
 
+def _scored_units(entries: Sequence[Entry]) -> dict[str, int]:
+    """``{split: units}`` a harness result scored (queries, items, pairs), where it stored them."""
+    for entry in entries:
+        if isinstance(entry.result, ResultFile):
+            units = {split: entry.units(split) for split in entry.result.scores}
+            return {split: len(unit) for split, unit in units.items() if unit is not None}
+    return {}
+
+
 def _dataset_path(definition: TaskDefinition) -> str:
     """A hub dataset's id; a local folder by its name only (no path of the building machine)."""
     if definition.is_local:
@@ -64,13 +73,18 @@ def task_facts(
     """
     recorded = _recorded(record, entries)
     samples = recorded.n_samples or record.n_samples
+    counted = "" if samples else " scored"
+    samples = samples or _scored_units(entries)
     chance = recorded.chance_level or record.chance_level or {}
     return [
         ("Type", definition.type),
         ("Description", definition.description or MISSING),
         ("Dataset", _dataset_path(definition)),
         ("Dataset revision", revision),
-        ("Samples", ", ".join(f"{split}: {n:,}" for split, n in samples.items()) or MISSING),
+        (
+            "Samples",
+            ", ".join(f"{split}: {n:,}{counted}" for split, n in samples.items()) or MISSING,
+        ),
         ("Chance level", ", ".join(f"{split}: {v:.4f}" for split, v in chance.items()) or MISSING),
         ("Main metric", record.main_score or MISSING),
         ("Eval splits", ", ".join(definition.eval_splits)),

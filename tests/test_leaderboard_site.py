@@ -143,6 +143,7 @@ def test_task_and_model_pages(site: Path) -> None:
     assert "<li>Dataset: local folder DemoShapesT2IRetrieval</li>" in task
     assert re.search(r"<li>Dataset revision: local-[0-9a-f]+</li>", task)
     assert "<li>Chance level: —</li>" in task  # none recorded
+    assert "<li>Samples: test: 1,000 scored</li>" in task  # no count recorded: units scored
     model = (site / model_page_name(ModelKey("small", "r1"))).read_text(encoding="utf-8")
     assert "<svg" in model and "0.100†" in model and "Rank (Borda): 3 [3–3]" in model
 
