@@ -22,7 +22,13 @@ text runs stay as they were before video existed.
 
 The weights of a local model directory are loaded on first use: the metadata comes from the
 config and the safetensors headers, so a run served wholly from the embedding cache never
-loads them.
+loads them. A checkpoint that lacks weights of the class it loads as is refused then, since
+transformers would fill them with random values.
+
+Besides CLIP and SigLIP (SigLIP 2's fixed-resolution checkpoints among them), the family loads
+SigLIP 2 NaFlex (patch-based images: ``pixel_attention_mask`` and ``spatial_shapes`` travel
+with the pixels), ALIGN, AltCLIP, Chinese-CLIP, MetaCLIP 2, GroupViT, OWL-ViT/OWLv2, AIMv2,
+CLIPSeg and ``VisionTextDualEncoderModel``: each through its own tokenizer and image processor.
 """
 
 from __future__ import annotations
@@ -120,9 +126,13 @@ class ClipAdapter:
     def model(self) -> torch.nn.Module:
         """The transformers model, loaded (once) on first use."""
         if self._model is None:
-            model = AutoModel.from_pretrained(
-                self._source, revision=self._hub_revision, dtype=self._dtype
+            model, loading = AutoModel.from_pretrained(
+                self._source,
+                revision=self._hub_revision,
+                dtype=self._dtype,
+                output_loading_info=True,
             )
+            _refuse_missing_weights(self._source, type(model).__name__, loading["missing_keys"])
             self._model = model.to(self._device).eval()
         return self._model
 
@@ -266,7 +276,11 @@ class ClipAdapter:
 
 
 def _frame_size(image_processor: Any) -> Any:
-    """The size the image processor brings each frame to (its crop, else its resize)."""
+    """The size the image processor brings each frame to (its crop, else its resize); for a
+    patch-budget processor (SigLIP 2 NaFlex), its patch size and budget."""
+    budget = getattr(image_processor, "max_num_patches", None)
+    if budget is not None:
+        return {"max_num_patches": budget, "patch_size": image_processor.patch_size}
     size = getattr(image_processor, "crop_size", None) or getattr(image_processor, "size", None)
     if size is None or isinstance(size, int):
         return size
@@ -302,6 +316,21 @@ def _stored_parameters(source: str) -> int | None:
         with safe_open(str(path), framework="pt") as stored:
             total += sum(math.prod(stored.get_slice(k).get_shape()) for k in stored.keys())  # noqa: SIM118
     return total
+
+
+def _refuse_missing_weights(source: str, model_class: str, missing: Sequence[str]) -> None:
+    """Refuse a checkpoint that lacks weights of the model class it loads as: transformers
+    would fill them with random values (a BLIP retrieval checkpoint loaded as ``BlipModel``
+    has no ``text_projection``, say), and every vector would be noise."""
+    if missing:
+        shown = ", ".join(sorted(missing)[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise HarnessError(
+            f"model {source}: its checkpoint has no weights for {shown}{more} of "
+            f"{model_class}, so the clip family would embed with random values; pass a "
+            "checkpoint saved from that class (its get_text_features/get_image_features "
+            "model), or a family that loads this architecture"
+        )
 
 
 def _named_parameters(function: Callable[..., Any]) -> set[str]:

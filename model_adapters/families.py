@@ -20,6 +20,8 @@ CLAP = "clap"
 AUDIO_ENCODER = "audio-encoder"
 XCLIP = "xclip"
 LATE_INTERACTION = "late-interaction"
+LLAVA_NEXT = "llava-next"
+GME = "gme"
 # Config model types served by model_adapters/mllm.py: the mllm family (Omni thinkers: audio,
 # images, text and video) and the mllm-vision family (images, text and video).
 MLLM_MODEL_TYPES = frozenset({"qwen2_5_omni", "qwen2_5_omni_thinker"})
@@ -43,6 +45,10 @@ def _is_mllm_vision(files: ModelFiles) -> bool:
     return config_model_type(files) in MLLM_VISION_MODEL_TYPES
 
 
+def _is_llava_next(files: ModelFiles) -> bool:
+    return config_model_type(files) == "llava_next"
+
+
 def _is_clap(files: ModelFiles) -> bool:
     return config_model_type(files) == "clap"
 
@@ -59,10 +65,18 @@ def _is_late_interaction(files: ModelFiles) -> bool:
     return config_model_type(files) in LATE_INTERACTION_MODEL_TYPES
 
 
+# Model types whose AutoModel class has both feature methods but no joint embedding to give:
+# BLIP-2's get_text_features returns its language model's hidden states (no pooled vector),
+# FLAVA's projects every token, and BLIP's hub checkpoints (captioning, VQA, retrieval) lack
+# BlipModel's projections.
+NOT_DUAL_ENCODER_TYPES = frozenset({"blip", "blip-2", "flava"})
+
+
 def _is_dual_encoder(files: ModelFiles) -> bool:
-    """Whether transformers' AutoModel class for the model's type has both feature methods."""
+    """Whether transformers' AutoModel class for the model's type has both feature methods
+    (and they give one joint embedding per input)."""
     model_type = config_model_type(files)
-    if model_type is None:
+    if model_type is None or model_type in NOT_DUAL_ENCODER_TYPES:
         return False
     import transformers
     from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
@@ -96,6 +110,7 @@ BUILTIN_FAMILIES = (
         factory="model_adapters.sentence_transformers:SentenceTransformerAdapter",
         detects=_has_modules_file,
         description="text models saved by sentence-transformers (modules.json)",
+        options="model_adapters.sentence_transformers:OPTIONS",
     ),
     Family(
         name=MLLM,
@@ -105,6 +120,7 @@ BUILTIN_FAMILIES = (
         description=(
             "Qwen2.5-Omni thinkers (LCO-Embedding): audio, images, text and video, last token"
         ),
+        options="model_adapters.mllm:OPTIONS",
     ),
     Family(
         name=MLLM_VISION,
@@ -112,6 +128,25 @@ BUILTIN_FAMILIES = (
         factory="model_adapters.mllm:MllmAdapter",
         detects=_is_mllm_vision,
         description="Qwen2-VL and Qwen2.5-VL multimodal LLMs (the mllm adapter), last token",
+        options="model_adapters.mllm:OPTIONS",
+    ),
+    Family(
+        name=LLAVA_NEXT,
+        modalities=("image", "text"),
+        factory="model_adapters.llava_next:LlavaNextAdapter",
+        detects=_is_llava_next,
+        description="LLaVA-NeXT last-token embedders (E5-V): images and text, E5-V's prompts",
+        options="model_adapters.llava_next:OPTIONS",
+    ),
+    Family(
+        name=GME,
+        modalities=("image", "text"),
+        factory="model_adapters.gme:GmeAdapter",
+        description=(
+            "GME (Qwen2-VL): images and text, GME's prompts and instructions, last token; "
+            "registered models only (their config says qwen2_vl, as mllm-vision models' do)"
+        ),
+        options="model_adapters.gme:OPTIONS",
     ),
     Family(
         name=CLAP,
@@ -119,6 +154,7 @@ BUILTIN_FAMILIES = (
         factory="model_adapters.clap:ClapAdapter",
         detects=_is_clap,
         description="transformers ClapModel: audio and text towers, as mteb runs CLAP",
+        options="model_adapters.clap:OPTIONS",
     ),
     Family(
         name=AUDIO_ENCODER,
@@ -126,6 +162,7 @@ BUILTIN_FAMILIES = (
         factory="model_adapters.audio_encoder:AudioEncoderAdapter",
         detects=_is_audio_encoder,
         description="Whisper's encoder and wav2vec2-style speech encoders, mean-pooled",
+        options="model_adapters.audio_encoder:OPTIONS",
     ),
     Family(
         name=LATE_INTERACTION,
@@ -133,6 +170,7 @@ BUILTIN_FAMILIES = (
         factory="model_adapters.late_interaction:LateInteractionAdapter",
         detects=_is_late_interaction,
         description="ColPali/ColQwen2 multi-vector (MaxSim) retrievers",
+        options=frozenset(),
     ),
     Family(
         name=XCLIP,
@@ -140,6 +178,7 @@ BUILTIN_FAMILIES = (
         factory="model_adapters.xclip:XClipAdapter",
         detects=_is_xclip,
         description="transformers XCLIPModel: video and text towers, as mteb runs X-CLIP",
+        options=frozenset(),
     ),
     Family(
         name=CLIP,
@@ -147,12 +186,14 @@ BUILTIN_FAMILIES = (
         factory="model_adapters.clip:ClipAdapter",
         detects=_is_dual_encoder,
         description="transformers dual encoders with get_text_features and get_image_features",
+        options="model_adapters.clip:OPTIONS",
     ),
     Family(
         name=OCR,
         modalities=("image", "text"),
         factory="model_adapters.ocr:OcrTextAdapter",
         description="Tesseract reads each page; a sentence-transformers model embeds the text",
+        options="model_adapters.ocr:OPTIONS",
     ),
 )
 # Every family by name. Listing the names imports no adapter module; a plugin's module is

@@ -8,7 +8,7 @@ that module (with torch, transformers...) is imported when a model of the family
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -73,6 +73,27 @@ class Family:
     factory: AdapterFactory | str
     detects: Callable[[ModelFiles], bool] | None = None
     description: str = ""
+    # The option keys its adapters accept, or a "module:attr" reference to them (imported on
+    # first check); None leaves the check to the adapter, which refuses unknown keys itself.
+    options: frozenset[str] | str | None = None
+
+    def accepted_options(self) -> frozenset[str] | None:
+        """The option keys the family accepts; None when it does not declare them."""
+        if isinstance(self.options, str):
+            return frozenset(cast(Iterable[str], load_reference(self.options)))
+        return self.options
+
+    def check_options(self, model: str, options: Mapping[str, Any]) -> None:
+        """Refuse option keys the family declares it does not accept, before anything loads,
+        naming the model, the keys and the accepted ones."""
+        accepted = self.accepted_options()
+        unknown = sorted(set(options) - accepted) if accepted is not None else []
+        if unknown:
+            keys = ", ".join(sorted(accepted or ())) or "none"
+            raise HarnessError(
+                f"model {model!r} ({self.name} family): unknown option(s) {', '.join(unknown)}; "
+                f"the options it accepts: {keys}"
+            )
 
     def load(self, request: LoadRequest) -> Adapter:
         """Build the adapter; refused when it embeds other inputs than the family declares."""

@@ -248,7 +248,7 @@ class MllmAdapter:
         images = [item["image"] for item in items if item.get("image") is not None]
         clips = [item["audio"] for item in items if item.get("audio") is not None]
         videos = [item["video"] for item in items if item.get("video") is not None]
-        return self._embed(prompts, images, clips, videos)
+        return self.embed(prompts, images, clips, videos)
 
     def preprocess(self, item: Item, *, role: Role = None, instruction: str | None = None) -> Item:
         """Run the image processor on the item's image, the feature extractor on its audio
@@ -332,10 +332,13 @@ class MllmAdapter:
         images: list[Mapping[str, np.ndarray]],
         clips: Sequence[Mapping[str, np.ndarray]] = (),
         videos: Sequence[Mapping[str, np.ndarray]] = (),
+        *,
+        max_length: int | None = None,
     ) -> dict[str, Any]:
         """Token ids (left-padded), the preprocessed images' and videos' pixel inputs,
         concatenated, with the seconds per temporal patch the model takes, and the clips'
-        log-mel frames, padded; image, audio and video placeholders expanded."""
+        log-mel frames, padded; image, audio and video placeholders expanded. ``max_length``
+        cuts each expanded prompt to that many tokens (none: never cut)."""
         inputs: dict[str, Any] = {}
         if images:
             inputs.update(concatenated(images))
@@ -350,7 +353,8 @@ class MllmAdapter:
             inputs.update(self.video_patches.time_inputs(len(videos)))
             counts = self.video_patches.tokens(inputs["video_grid_thw"])
             prompts = self._expand_tokens(prompts, self.video_token, counts.tolist(), "video")
-        inputs.update(self.tokenizer(prompts, padding=True, return_tensors="pt"))
+        truncation = {"truncation": True, "max_length": max_length} if max_length else {}
+        inputs.update(self.tokenizer(prompts, padding=True, return_tensors="pt", **truncation))
         if (images or videos) and self._wants_token_types:
             ids = inputs["input_ids"]
             image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
@@ -378,15 +382,18 @@ class MllmAdapter:
         return expanded
 
     @torch.inference_mode()
-    def _embed(
+    def embed(
         self,
         prompts: list[str],
         images: list[Mapping[str, np.ndarray]],
-        clips: list[Mapping[str, np.ndarray]],
-        videos: list[Mapping[str, np.ndarray]],
+        clips: Sequence[Mapping[str, np.ndarray]] = (),
+        videos: Sequence[Mapping[str, np.ndarray]] = (),
+        *,
+        max_length: int | None = None,
     ) -> np.ndarray:
-        """One forward pass; the last position's final hidden state, L2-normalised."""
-        inputs = self.model_inputs(prompts, images, clips, videos)
+        """One forward pass over rendered prompts and their preprocessed parts (in prompt
+        order); the last position's final hidden state, L2-normalised."""
+        inputs = self.model_inputs(prompts, images, clips, videos, max_length=max_length)
         inputs = {key: self._to_device(key, value) for key, value in inputs.items()}
         output = self.model(**inputs, output_hidden_states=True, return_dict=True)
         last = output.hidden_states[-1][:, -1, :].float()

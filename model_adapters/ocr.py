@@ -27,6 +27,7 @@ from PIL import Image
 from harness.core.adapter import AdapterMeta, Item, Role
 from harness.core.errors import BadInputError, HarnessError
 from model_adapters.family import LoadRequest
+from model_adapters.sentence_transformers import OPTIONS as TEXT_OPTIONS
 from model_adapters.sentence_transformers import SentenceTransformerAdapter
 
 BINARY = "tesseract"
@@ -36,6 +37,8 @@ DEFAULT_PAGE_SEGMENTATION = 3  # tesseract's --psm 3: automatic page segmentatio
 # Modes that output text: 0 only detects orientation and 2 is not implemented.
 PAGE_SEGMENTATIONS = (1, *range(3, 14))
 OCR_OPTIONS = frozenset({"languages", "page_segmentation", "workers"})
+# Every option the family takes: Tesseract's, and the text model's.
+OPTIONS = OCR_OPTIONS | TEXT_OPTIONS
 LANGUAGES = re.compile(r"[A-Za-z][\w/]*(\+[A-Za-z][\w/]*)*")
 # Without this, tesseract puts a space between every character of Thai (and Lao) text.
 CONFIG = {"preserve_interword_spaces": "1"}

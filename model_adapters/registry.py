@@ -20,6 +20,8 @@ from model_adapters.families import (
     CLAP,
     CLIP,
     FAMILIES,
+    GME,
+    LLAVA_NEXT,
     MLLM,
     OCR,
     SENTENCE_TRANSFORMERS,
@@ -97,6 +99,35 @@ _ENTRIES = (
     ),
     *(
         ModelEntry(
+            name=f"google/siglip2-{variant}",
+            family=CLIP,
+            source=f"google/siglip2-{variant}",
+            revision=commit,
+            description=(
+                f"Google SigLIP 2 {variant} (fixed resolution, SiglipModel; {params:,} "
+                f"parameters, {dim}-d) from the hub, revision as in mteb's metadata"
+            ),
+        )
+        for variant, commit, params, dim in (
+            ("base-patch32-256", "94dffa8cb1179de3e03f091dbc3917e5d5a9ae84", 376856066, 768),
+            ("base-patch16-224", "75de2d55ec2d0b4efc50b3e9ad70dba96a7b2fa2", 375187970, 768),
+            ("base-patch16-256", "3f9f96cb90da5dbc758b01813f2f6f1aee24c1ab", 375234050, 768),
+            ("base-patch16-384", "f775b65a79762255128c981547af89addcfe0f88", 375479810, 768),
+            ("base-patch16-512", "a89f5c5093f902bf39d3cd4d81d2c09867f0724b", 375823874, 768),
+            ("large-patch16-256", "787800c8990e6f058423089178e718139608408c", 881526786, 1024),
+            ("large-patch16-384", "1b426889ea62b5a72bf9839009a1b184bfc9c178", 881854466, 1024),
+            ("large-patch16-512", "49488218e80259885f3be61d7a9455faf833b7a8", 882313218, 1024),
+            ("so400m-patch14-224", "78e403963a4f6a3640d07803284752326fdf4edf", 1135463602, 1152),
+            ("so400m-patch14-384", "e8e487298228002f3d8a82e0cd5c8ea9c567f57f", 1136008498, 1152),
+            ("so400m-patch16-256", "e8708ab72d125807e45b36fb7d4e0aacbb59f379", 1135670962, 1152),
+            ("so400m-patch16-384", "dd658faac399427308559e2c3ac1e99cbe43845d", 1136039602, 1152),
+            ("so400m-patch16-512", "ceea1cba8130d8271436da4828633198c176a775", 1136555698, 1152),
+            ("giant-opt-patch16-256", "46d7129e1aa1527cc5a44d86fb35250df3abf0aa", 1871393906, 1536),
+            ("giant-opt-patch16-384", "a713301b217d38485fb2204c808367d10bc3cc40", 1871885426, 1536),
+        )
+    ),
+    *(
+        ModelEntry(
             name=f"microsoft/xclip-{size}",
             family=XCLIP,
             source=f"microsoft/xclip-{size}",
@@ -134,6 +165,34 @@ _ENTRIES = (
         for size, commit in (
             ("3B", "eea763cfaf673e955ae86c64968896a3fea70189"),
             ("7B", "3d38f58aae1253a4443b1270b0767f1e533936cf"),
+        )
+    ),
+    ModelEntry(
+        name="royokong/e5-v",
+        family=LLAVA_NEXT,
+        source="royokong/e5-v",
+        revision="0c1f22679417b3ae925d779442221c40cd1861ab",
+        description=(
+            "E5-V (LLaVA-NeXT, Llama-3 8B; 8,355,276,800 parameters, 4096-d) from the hub, "
+            "revision as in mteb's metadata; float32 as mteb loads it (--dtype float16 for the "
+            "authors' half precision)"
+        ),
+    ),
+    *(
+        ModelEntry(
+            name=f"Alibaba-NLP/gme-Qwen2-VL-{size}-Instruct",
+            family=GME,
+            source=f"Alibaba-NLP/gme-Qwen2-VL-{size}-Instruct",
+            revision=commit,
+            options={"cuda_dtype": "float16"},
+            description=(
+                f"GME-Qwen2-VL-{size} ({params} parameters, {dim}-d) from the hub, revision as in "
+                "mteb's metadata; on CUDA it runs in float16, as mteb loads it"
+            ),
+        )
+        for size, commit, params, dim in (
+            ("2B", "ce765ae71b8cdb208203cd8fb64a170b1b84293a", "2,208,985,600", 1536),
+            ("7B", "477027a6480f8630363be77751f169cc3434b673", "7,746,378,240", 3584),
         )
     ),
     ModelEntry(
@@ -190,13 +249,17 @@ def load_adapter(
 
     ``revision`` overrides a registered revision; for a local directory it is the label
     recorded in results (default: a hash of the directory's weight and config files).
-    ``options`` are merged over the registered ones.
+    ``options`` (``--model-args``) are merged over the registered ones and checked against
+    the family's; the adapter records those that change its vectors in its fingerprint.
     """
     from model_adapters.torch_utils import resolve_device, resolve_dtype
 
     resolve_device(device)
     resolve_dtype(dtype)
     resolved = _resolve(model, revision)
+    merged = {**resolved.options, **(options or {})}
+    chosen = family(resolved.family)
+    chosen.check_options(resolved.name, merged)
     request = LoadRequest(
         source=resolved.source,
         name=resolved.name,
@@ -204,14 +267,23 @@ def load_adapter(
         hub_revision=resolved.hub_revision,
         device=device,
         dtype=dtype,
-        options={**resolved.options, **(options or {})},
+        options=merged,
     )
     try:
-        return family(resolved.family).load(request)
+        return chosen.load(request)
     except OSError as error:
         raise HarnessError(
             f"could not load model {resolved.name!r} from {resolved.source}: {error}"
         ) from None
+    except HarnessError as error:  # an adapter's own refusal (an unknown or bad option...)
+        raise HarnessError(f"model {resolved.name!r} ({chosen.name} family): {error}") from None
+
+
+def check_model_options(model: str, options: Mapping[str, Any]) -> None:
+    """Refuse ``options`` that ``model``'s family declares it does not accept, before any
+    model loads (no weights are read); families that do not declare them refuse on load."""
+    if options:
+        _model_family(model).check_options(model, options)
 
 
 def family(name: str) -> Family:
@@ -224,6 +296,11 @@ def family(name: str) -> Family:
 def model_modalities(model: str) -> tuple[str, ...]:
     """The inputs ``model`` embeds, known from its family alone (no weights are read), so a
     dry run can check them against the tasks."""
+    return _model_family(model).modalities
+
+
+def _model_family(model: str) -> Family:
+    """The family of a registered name, local directory or hub id, from its record or files."""
     path = Path(model).expanduser()
     if model in _REGISTRY:
         name = _REGISTRY[model].family
@@ -233,7 +310,7 @@ def model_modalities(model: str) -> tuple[str, ...]:
         name = _detect_family(_HubFiles(model, None))
     else:
         raise UnknownNameError("model", model, _REGISTRY, hint=UNKNOWN_MODEL_HINT)
-    return family(name).modalities
+    return family(name)
 
 
 def _resolve(model: str, revision: str | None) -> _Resolved:

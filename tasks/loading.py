@@ -2,7 +2,9 @@
 
 Hub ids and local directories take the same road: ``datasets.load_dataset(path, config,
 split=..., revision=...)``. A local directory holds the hub layout (a README whose YAML front
-matter declares the configs, or one folder per config).
+matter declares the configs), or, without a README, one folder or one data file per config:
+``corpus.parquet`` (or ``corpus/``) is config ``corpus``; BEIR's own layout (``corpus.jsonl``,
+``queries.jsonl``, ``qrels/test.tsv``) reads as it is.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +25,27 @@ from tasks.definition import TaskDefinition
 if TYPE_CHECKING:  # imported where used: listing tasks must not load `datasets`
     import datasets
 
-DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".arrow")
-_AFTER_SPLIT = "(?=[-_.0-9])"  # what follows a split's name in a file name
+# The builder ``datasets`` reads each data file suffix with.
+BUILDERS = {
+    ".parquet": "parquet",
+    ".jsonl": "json",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".arrow": "arrow",
+}
+DATA_SUFFIXES = tuple(BUILDERS)
+# Identifier columns a delimited file holds as text, so ``007`` stays ``007`` (as in a jsonl
+# corpus) rather than the number 7; a task's own name for one (``dataset.columns``) counts too.
+TEXT_COLUMNS = ("id", "_id", "query-id", "corpus-id")
+_AFTER_SPLIT = "(?=[-_.0-9]|$)"  # what follows a split's name in a file or folder name
 
 
 @lru_cache(maxsize=1)
 def _split_in_name() -> re.Pattern[str]:
-    """A data file named after a split: a shard as the hub names them
+    """A data file or folder named after a split: a shard as the hub names them
     (``<split>-00000-of-00001``), or a name starting with a split keyword that ``datasets``
-    recognises (``validation.jsonl``)."""
+    recognises (``validation.jsonl``, ``dev/``)."""
     import datasets
 
     keywords = [word for words in datasets.data_files.SPLIT_KEYWORDS.values() for word in words]
@@ -100,9 +114,9 @@ def config_names(task: TaskDefinition) -> list[str]:
     import datasets
 
     path = task.dataset.path
-    if task.is_local and not (Path(path) / "README.md").exists():
+    if _without_card(task):
         return sorted(
-            p.name for p in Path(path).iterdir() if p.is_dir() or p.suffix in DATA_SUFFIXES
+            {p.name if p.is_dir() else p.stem for p in Path(path).iterdir() if _holds_data(p)}
         )
     try:
         return list(datasets.get_dataset_config_names(path, revision=task.dataset.revision))
@@ -118,11 +132,28 @@ def resolve_config(task: TaskDefinition, part: str, candidates: Sequence[str]) -
     for name in candidates:
         if name in available:
             return name
+    in_folder = (
+        f", or store it in the dataset folder as {candidates[0]}.parquet (or .jsonl, .json, "
+        f".csv, .tsv) or as a folder {candidates[0]}/"
+        if _without_card(task)
+        else ""
+    )
     raise HarnessError(
         f"task {task.name}: dataset {task.dataset.path} has no config for {part!r} "
         f"(looked for {', '.join(candidates)}; found {', '.join(available) or 'none'}). "
-        f"Name it under dataset.configs.{part} in the task definition."
+        f"Name it under dataset.configs.{part} in the task definition{in_folder}."
     )
+
+
+def _without_card(task: TaskDefinition) -> bool:
+    """Whether the dataset is a local folder without a dataset card (its configs are its
+    folders and data files)."""
+    return task.is_local and not (Path(task.dataset.path) / "README.md").exists()
+
+
+def _holds_data(path: Path) -> bool:
+    """Whether ``path`` is a config of a folder without a card: a folder or a data file."""
+    return path.is_dir() or (path.is_file() and path.suffix in DATA_SUFFIXES)
 
 
 def load_part(task: TaskDefinition, part: str, config: str, split: str) -> datasets.Dataset:
@@ -140,11 +171,11 @@ def _load_part(task: TaskDefinition, part: str, config: str, split: str) -> data
     import datasets
 
     path = task.dataset.path
-    local_folder = Path(path) / config
     try:
-        if task.is_local and not (Path(path) / "README.md").exists():
-            files = _split_files(task, part, config, local_folder, split)
-            return _load_local_files(files, _cache_dir(task))
+        if _without_card(task):
+            folder, files = _config_files(task, part, config)
+            files = _split_files(task, part, config, folder, files, split)
+            return _load_local_files(files, _text_columns(task), _cache_dir(task))
         splits = datasets.get_dataset_split_names(path, config, revision=task.dataset.revision)
         if split not in splits:
             raise _missing_split(task, part, config, split, splits)
@@ -171,38 +202,86 @@ def _cache_dir(task: TaskDefinition) -> str | None:
     return str(Path(datasets.config.HF_DATASETS_CACHE) / "harness-local" / content)
 
 
-def _split_files(
-    task: TaskDefinition, part: str, config: str, folder: Path, split: str
-) -> list[Path]:
-    """A config folder's files for ``split`` when no dataset card declares them: the
-    ``<split>*`` files; all files when none is named after a split (one set for every split);
-    an error when the files are named after other splits only."""
-    if not folder.is_dir() and folder.name == "default":
-        folder = folder.parent  # a single-config dataset keeps its files at the top
-    files = sorted(p for p in folder.rglob("*") if p.suffix in DATA_SUFFIXES)
-    if not files and folder.with_suffix(".parquet").exists():
-        files = [folder.with_suffix(".parquet")]
+def _config_files(task: TaskDefinition, part: str, config: str) -> tuple[Path, list[Path]]:
+    """A config's data files in a folder without a dataset card, and the folder they are read
+    in: the one file named after it (``corpus.parquet`` for config ``corpus``, or the file the
+    config names exactly), else the files of its folder (config ``default``: the files at the
+    top). A config both a file and a folder, or a file in two formats, is an error: which one
+    is meant is not guessed."""
+    root = Path(task.dataset.path)
+    named = root / config
+    if named.is_file() and named.suffix in DATA_SUFFIXES:
+        return named.parent, [named]
+    found = [named.with_name(named.name + suffix) for suffix in DATA_SUFFIXES]
+    found = [p for p in found if p.is_file()] + ([named] if named.is_dir() else [])
+    if len(found) > 1:
+        raise _ambiguous(task, part, config, found)
+    if found and found[0].is_file():
+        return root, found
+    folder = root if config == "default" and not found else named
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in DATA_SUFFIXES)
     if not files:
-        raise HarnessError(f"no data files (parquet, jsonl, csv) found for {folder}")
-    named_split = re.compile(f"{re.escape(split)}{_AFTER_SPLIT}")
-    chosen = [p for p in files if named_split.match(p.name)]
-    if chosen:
-        return chosen
-    named = sorted(
-        {m.group(1) or m.group(2) for p in files if (m := _split_in_name().match(p.name))}
+        raise HarnessError(
+            f"task {task.name}: no data files ({', '.join(DATA_SUFFIXES)}) found for config "
+            f"{config!r} of part {part!r} in {root}: store it as {config}.parquet (or another "
+            f"of those formats) or as a folder {config}/, or name its file under "
+            f"dataset.configs.{part}."
+        )
+    return folder, files
+
+
+def _ambiguous(task: TaskDefinition, part: str, config: str, found: Sequence[Path]) -> HarnessError:
+    """The error for a part with several candidate files or folders, naming them and the fix."""
+    root = Path(task.dataset.path)
+    names = [str(p.relative_to(root)) + ("/" if p.is_dir() else "") for p in found]
+    return HarnessError(
+        f"task {task.name}: dataset {root} holds {len(found)} candidates for config {config!r} "
+        f"(part {part!r}): {', '.join(names)}. Remove all but one, or name the one to read "
+        f"under dataset.configs in the task definition, e.g. configs: {{{part}: {names[0]}}}."
     )
-    if named:
-        raise _missing_split(task, part, config, split, named)
-    return files
 
 
-def _load_local_files(files: list[Path], cache_dir: str | None) -> datasets.Dataset:
-    """One dataset of local data files of one format."""
+def _split_files(
+    task: TaskDefinition, part: str, config: str, folder: Path, files: list[Path], split: str
+) -> list[Path]:
+    """Of a config's files (in ``folder``), those for ``split``: the files named after it, or
+    in a folder named after it (``<split>*``, ``<split>/``); all files when none is named after
+    a split (one set for every split); an error when the files are named after other splits
+    only, or when the chosen files mix formats."""
+    named_split = re.compile(f"{re.escape(split)}{_AFTER_SPLIT}")
+    names = {p: [*p.relative_to(folder).parent.parts, p.name] for p in files}
+    chosen = [p for p in files if any(named_split.match(name) for name in names[p])]
+    if not chosen:
+        matches = (_split_in_name().match(name) for p in files for name in names[p])
+        named = sorted({m.group(1) or m.group(2) for m in matches if m})
+        if named:
+            raise _missing_split(task, part, config, split, named)
+        chosen = files
+    if len({p.suffix for p in chosen}) > 1:
+        raise _ambiguous(task, part, config, chosen)
+    return chosen
+
+
+def _text_columns(task: TaskDefinition) -> tuple[str, ...]:
+    """The identifier columns a delimited file of the task holds as text."""
+    return tuple(dict.fromkeys([*TEXT_COLUMNS, *map(partial(column, task), TEXT_COLUMNS)]))
+
+
+def _load_local_files(
+    files: list[Path], text_columns: Sequence[str], cache_dir: str | None
+) -> datasets.Dataset:
+    """One dataset of local data files of one format (a ``.tsv`` is a tab-separated csv)."""
     import datasets
 
-    builder = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(files[0].suffix, "json")
+    suffix = files[0].suffix
+    options: dict[str, Any] = {}
+    if BUILDERS[suffix] == "csv":
+        options["converters"] = dict.fromkeys(text_columns, str)
+        options["delimiter"] = "\t" if suffix == ".tsv" else ","
     paths = [str(p) for p in files]
-    return datasets.load_dataset(builder, data_files=paths, split="train", cache_dir=cache_dir)
+    return datasets.load_dataset(
+        BUILDERS[suffix], data_files=paths, split="train", cache_dir=cache_dir, **options
+    )
 
 
 def _missing_split(

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import __version__
 from harness.app.table import format_table
@@ -66,6 +66,75 @@ def _data_dir(text: str) -> tuple[str, Path]:
     return task, Path(path)
 
 
+# Brackets that group a model argument's value: a comma inside them does not end the value.
+_CLOSERS = {"[": "]", "{": "}"}
+# A quote opens a quoted string only after one of these (else it is text: ``prompt=it's``).
+_QUOTE_OPENERS = frozenset("=,[{:")
+_WORDS: dict[str, Any] = {"true": True, "false": False, "null": None, "none": None}
+
+
+def parse_model_args(text: str) -> dict[str, Any]:
+    """``key=value,...`` as a dict: values are JSON where they parse (numbers, lists, objects,
+    double-quoted strings), ``true``/``false``/``null`` in any case, a single-quoted string
+    without its quotes, else the text itself. A comma inside quotes or brackets is part of a
+    value (a quote counts as one where a value or a JSON string starts)."""
+    options: dict[str, Any] = {}
+    for part in _split_top_level(text):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.isidentifier():
+            raise argparse.ArgumentTypeError(f"expected key=value,..., got {part.strip()!r}")
+        if not value:
+            raise argparse.ArgumentTypeError(f"no value for {key} (quote an empty one: {key}='')")
+        if key in options:
+            raise argparse.ArgumentTypeError(f"{key} is given twice")
+        options[key] = _model_arg_value(value)
+    return options
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas that are outside quotes and brackets."""
+    parts: list[str] = []
+    current: list[str] = []
+    expected: list[str] = []  # the closing brackets awaited, innermost last
+    quote, previous = "", ","
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"" and previous in _QUOTE_OPENERS:
+            quote = char
+        elif char in _CLOSERS:
+            expected.append(_CLOSERS[char])
+        elif expected and char == expected[-1]:
+            expected.pop()
+        elif char == "," and not expected:
+            parts.append("".join(current))
+            current, previous = [], ","
+            continue
+        current.append(char)
+        previous = char if not char.isspace() else previous
+    if quote or expected:
+        missing = quote or expected[-1]
+        raise argparse.ArgumentTypeError(f"unbalanced {missing!r} in {text!r}")
+    return [*parts, "".join(current)]
+
+
+def _model_arg_value(value: str) -> Any:
+    """One value: JSON where it parses (not NaN or Infinity), a word, or the text."""
+    if value.lower() in _WORDS:
+        return _WORDS[value.lower()]
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        return value[1:-1]
+    try:
+        return json.loads(value, parse_constant=_not_json)
+    except ValueError:
+        return value
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
     parser = argparse.ArgumentParser(
@@ -83,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     models = run.add_mutually_exclusive_group()
     models.add_argument("--model", help="registered name, hub id or local model directory")
     models.add_argument("--models", help="several comma-separated models, run one after another")
+    run.add_argument(
+        "--model-args",
+        type=parse_model_args,
+        default={},
+        metavar="KEY=VALUE,...",
+        help="model options, merged over a registered model's own and checked against its "
+        "family's, e.g. max_length=64,padding=max_length (values parse as JSON where they "
+        "can: numbers, true/false, null, [lists], {objects}; else text)",
+    )
     selection = run.add_mutually_exclusive_group()
     selection.add_argument(
         "--tasks", help="comma-separated task names and/or custom task YAML files"
@@ -230,6 +308,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.tasks is not None:
         task_specs = args.tasks.split(",")
     models = args.models.split(",") if args.models else [args.model] if args.model else None
+    if models is None and args.model_args:
+        raise HarnessError("--model-args needs --model or --models")
     if models is None and task_specs is None:
         jobs = _demo_jobs(demo_tasks())
     elif models is None or task_specs is None:
@@ -240,7 +320,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         jobs = [(model, task_specs) for model in models]
     if args.dry_run:
-        return _dry_run(jobs, args.executor, dict(args.data_dir))
+        return _dry_run(jobs, args.executor, dict(args.data_dir), args.model_args)
+    _check_model_args([model for model, _ in jobs], args.model_args)
     folder_target(args.output, "--output")
     if args.cache_dir is not None and not args.no_cache:
         folder_target(args.cache_dir, "--cache-dir", probe=False)
@@ -268,6 +349,7 @@ def _evaluate(args: argparse.Namespace, jobs: list[tuple[str, list[str]]]) -> in
         show_progress=not args.quiet,
         data_dirs=dict(args.data_dir),
         fail_fast=args.fail_fast,
+        model_options=args.model_args,
     )
     if args.executor == "ray":
         return _run_on_ray(args, jobs, settings)
@@ -333,7 +415,21 @@ def _launch_ranks(argv: list[str], devices: list[int]) -> int:
     return subprocess.run(torchrun_command(argv, devices), env=env).returncode
 
 
-def _dry_run(jobs: list[tuple[str, list[str]]], executor: str, data_dirs: dict[str, Path]) -> int:
+def _check_model_args(models: Sequence[str], options: dict[str, Any]) -> None:
+    """Refuse model arguments that a model's family declares it does not take, before any
+    model runs (a family that declares none refuses them when its model loads)."""
+    from model_adapters.registry import check_model_options
+
+    for model in models:
+        check_model_options(model, options)
+
+
+def _dry_run(
+    jobs: list[tuple[str, list[str]]],
+    executor: str,
+    data_dirs: dict[str, Path],
+    model_options: dict[str, Any],
+) -> int:
     """Print the plan of each model's run (and the Ray jobs), then every problem the runs
     would meet before scoring; exit 2 when there are any."""
     from harness.app.plan import data_dir_problems, plan, preflight, with_data_dirs
@@ -356,6 +452,11 @@ def _dry_run(jobs: list[tuple[str, list[str]]], executor: str, data_dirs: dict[s
         except HarnessError as error:
             problems.append(str(error))
             modalities = None
+        else:
+            try:
+                _check_model_args([model], model_options)
+            except HarnessError as error:
+                problems.append(str(error))
         problems.extend(preflight(model, tasks, modalities))
         print(f"{model}:")
         print(plan(tasks).report())

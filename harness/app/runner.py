@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,14 @@ from tasks.registry import resolve_tasks, task_record, task_type
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything about a run that is not the model or the task list."""
+    """Everything about a run that is not the model or the task list.
 
-    output: Path = Path("results")
+    ``output`` None writes no file and reuses no stored result. ``model_options`` (the CLI's
+    ``--model-args``) are merged over a model's registered options when it loads by name; the
+    adapter records them, so they reach its fingerprint, cache keys and result files.
+    """
+
+    output: Path | None = Path("results")
     batch_size: int = 32
     device: str = "cpu"
     dtype: str = "float32"
@@ -61,6 +66,7 @@ class RunSettings:
     data_dirs: dict[str, Path] = field(default_factory=dict)
     # Stop at the first task that fails, instead of going on with the others.
     fail_fast: bool = False
+    model_options: Mapping[str, Any] = field(default_factory=dict)
 
     def recorded(self) -> SettingsRecord:
         """The settings that shape the numbers, as stored in each result file."""
@@ -91,17 +97,20 @@ class TaskOutcome:
     main_score: float | None
     seconds: float
     status: str
-    path: Path
+    # The result file (None when the run writes none).
+    path: Path | None
     reason: str = ""
     # What the result file warns of (all-zero or constant vectors), shown under the summary.
     warnings: tuple[str, ...] = ()
+    # The task's whole result, the same for each of its splits (None for a failed task).
+    result: ResultFile | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
 class RunReport:
-    """What a run did."""
+    """What a run did (``model_folder`` None when it wrote no file)."""
 
-    model_folder: Path
+    model_folder: Path | None
     outcomes: list[TaskOutcome]
     encoder: BatchEncoder | None
 
@@ -109,6 +118,12 @@ class RunReport:
     def failed(self) -> list[TaskOutcome]:
         """The tasks that failed, with their reasons."""
         return [o for o in self.outcomes if o.status == FAILED]
+
+    @property
+    def results(self) -> list[ResultFile]:
+        """Each task's result (computed now or found on disk), in task order."""
+        found = {id(o.result): o.result for o in self.outcomes if o.result is not None}
+        return list(found.values())
 
     def summary(self) -> str:
         """The table printed at the end of a run, then each task's warnings, then each failed
@@ -164,32 +179,77 @@ def run_tasks(
     writes files, and the first failure stops every rank (a fault met by one rank alone, in
     its share of the images, would otherwise leave the others waiting for it).
     """
-    writes = shards is None or shards.is_main
+    main_rank = shards is None or shards.is_main
+    writes = main_rank and settings.output is not None
     check_result_names(tasks)
-    ensure_writable(settings.output)
-    adapter = (
-        load_adapter(model, device=settings.device, dtype=settings.dtype)
-        if isinstance(model, str)
-        else model
-    )
-    folder = model_folder(settings.output, adapter.meta)
-    if writes:
-        write_json_atomic(folder / "model_meta.json", model_meta_payload(adapter.meta))
-    encoder = BatchEncoder(
-        adapter,
-        cache=EmbeddingCache(settings.cache_dir) if settings.cache_dir else None,
-        device=settings.device,
-        batch_size=settings.batch_size,
-        num_workers=settings.num_workers,
-        skip_bad_inputs=settings.skip_bad_inputs,
-        show_progress=settings.show_progress and writes,
-        shards=shards,
-    )
-    outcomes: list[TaskOutcome] = []
-    with _frames_kept(tasks, settings):
-        for task in tasks:
-            outcomes.extend(_run_or_report(task, encoder, settings, shards, writes=writes))
+    if settings.output is not None:
+        ensure_writable(settings.output)
+    with _library_bars(shown=settings.show_progress):
+        adapter = _adapter(model, settings)
+        folder = None if settings.output is None else model_folder(settings.output, adapter.meta)
+        if writes and folder is not None:
+            write_json_atomic(folder / "model_meta.json", model_meta_payload(adapter.meta))
+        encoder = BatchEncoder(
+            adapter,
+            cache=EmbeddingCache(settings.cache_dir) if settings.cache_dir else None,
+            device=settings.device,
+            batch_size=settings.batch_size,
+            num_workers=settings.num_workers,
+            skip_bad_inputs=settings.skip_bad_inputs,
+            show_progress=settings.show_progress and main_rank,
+            shards=shards,
+        )
+        outcomes: list[TaskOutcome] = []
+        with _frames_kept(tasks, settings):
+            for task in tasks:
+                outcomes.extend(_run_or_report(task, encoder, settings, shards, writes=writes))
     return RunReport(folder, outcomes, encoder)
+
+
+def _adapter(model: str | Adapter, settings: RunSettings) -> Adapter:
+    """The model loaded by name with the run's model options, or the adapter given."""
+    if not isinstance(model, str):
+        if settings.model_options:
+            raise HarnessError(
+                f"model options {sorted(settings.model_options)} apply to a model loaded by "
+                f"name; {model.meta.name} is an adapter object already built: build it with "
+                "those settings instead"
+            )
+        return model
+    return load_adapter(
+        model, device=settings.device, dtype=settings.dtype, options=settings.model_options
+    )
+
+
+@contextmanager
+def _library_bars(*, shown: bool) -> Iterator[None]:
+    """The progress bars of datasets, transformers and the hub (loading a split or weights),
+    turned off for the block unless ``shown``, then put back as they were."""
+    if shown:
+        yield
+        return
+    import datasets
+    import huggingface_hub.utils as hub
+    import transformers.utils.logging as transformers_logging
+
+    before = (
+        datasets.is_progress_bar_enabled(),
+        transformers_logging.is_progress_bar_enabled(),
+        hub.are_progress_bars_disabled(),
+    )
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()  # the hub's too
+    try:
+        yield
+    finally:
+        if before[0]:
+            datasets.enable_progress_bars()
+        if before[1]:
+            transformers_logging.enable_progress_bar()
+        if before[2]:
+            hub.disable_progress_bars()
+        else:
+            hub.enable_progress_bars()
 
 
 def _frames_kept(
@@ -212,7 +272,8 @@ def _run_or_report(
 ) -> list[TaskOutcome]:
     """One task's outcomes; a ``HarnessError`` becomes a failed outcome unless it must stop
     the run."""
-    path = result_path(settings.output, encoder.adapter.meta, task.name)
+    meta = encoder.adapter.meta
+    path = None if settings.output is None else result_path(settings.output, meta, task.name)
     start = time.perf_counter()
     try:
         return _run_task(task, encoder, settings, path, writes=writes)
@@ -226,7 +287,12 @@ def _run_or_report(
 
 
 def _run_task(
-    task: TaskDefinition, encoder: BatchEncoder, settings: RunSettings, path: Path, *, writes: bool
+    task: TaskDefinition,
+    encoder: BatchEncoder,
+    settings: RunSettings,
+    path: Path | None,
+    *,
+    writes: bool,
 ) -> list[TaskOutcome]:
     """One task: its stored result when that has this run's identity, else a fresh one."""
     meta = encoder.adapter.meta
@@ -247,7 +313,7 @@ def _run_task(
         modality_options=meta.options_for(task.input_modalities),
     )
     status = "done"
-    if path.exists() and not settings.overwrite:
+    if path is not None and path.exists() and not settings.overwrite:
         stored, why = _stored_result(path, identity)
         if stored is not None:
             return _existing(stored, path)
@@ -292,6 +358,7 @@ def _existing(result: ResultFile, path: Path) -> list[TaskOutcome]:
             "exists",
             path,
             warnings=tuple(result.harness.warnings),
+            result=result,
         )
         for split, score in result.main_scores().items()
     ]
@@ -301,7 +368,7 @@ def _evaluate(
     prepared: _Prepared,
     encoder: BatchEncoder,
     settings: RunSettings,
-    path: Path,
+    path: Path | None,
     *,
     writes: bool,
     status: str,
@@ -353,7 +420,7 @@ def _evaluate(
             identity=IdentityRecord.model_validate(prepared.identity),
         ),
     )
-    if writes:
+    if writes and path is not None:
         write_result(path, result)
     return [
         TaskOutcome(
@@ -364,6 +431,7 @@ def _evaluate(
             status,
             path,
             warnings=tuple(result.harness.warnings),
+            result=result,
         )
         for split, score in result.main_scores().items()
     ]
