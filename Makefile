@@ -12,10 +12,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Installs take the versions tested here from constraints.txt (setup.cfg states the ranges).
 # torch is installed alone first so that the pinned CPU wheel is used and no CUDA build is pulled.
-$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+# Two stamps: the demo's install (the package alone), then the test extras over it.
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c constraints.txt
+INSTALLED := $(VENV)/.installed-demo
+INSTALLED_TEST := $(VENV)/.installed-test
+
+$(INSTALLED): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) torch
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(INSTALLED_TEST): $(INSTALLED)
+	$(PIP_INSTALL) -e ".[test]"
 	touch $@
 
 # System packages: Tesseract OCR with English, Thai, Lao, Vietnamese and Malay data (the OCR
@@ -49,12 +59,12 @@ system-packages:
 	    apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null \
 	  || echo "note: apt-get could not install$$missing; the tests that need them are skipped"
 
-demo: $(VENV)/.installed system-packages
+demo: $(INSTALLED) system-packages
 	$(BIN)/harness run --output demo-results
 	$(BIN)/harness leaderboard --results demo-results --out demo-results/site \
 	  --benchmark demo-video --benchmark demo-images --benchmark demo-documents --benchmark demo-audio
 
-test: $(VENV)/.installed system-packages
+test: $(INSTALLED_TEST) system-packages
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory regression
 
@@ -62,7 +72,7 @@ test: $(VENV)/.installed system-packages
 # reference results committed under results/. Exit 1 on a regression, 2 when not comparable.
 # Without Tesseract the OCR baseline cannot run, so only demo-clip, demo-clap and demo-xclip are
 # checked.
-regression: $(VENV)/.installed system-packages
+regression: $(INSTALLED) system-packages
 	rm -rf .regression
 	$(BIN)/harness run --output .regression --no-cache --quiet
 	@if command -v tesseract >/dev/null 2>&1; then new=.regression; old=results; \
@@ -74,19 +84,19 @@ regression: $(VENV)/.installed system-packages
 	$(BIN)/harness check --results $$new --baseline $$old
 
 # Speed against mteb, side by side (about 11 minutes on 2 cores); see benchmarks/README.md.
-bench: $(VENV)/.installed
+bench: $(INSTALLED_TEST)
 	$(BIN)/python -m benchmarks.compare_mteb
 	$(BIN)/python -m benchmarks.retrieval_scaling
 	$(BIN)/python -m benchmarks.rank_scaling
 
 # Style, types and layers: ruff, mypy (config in pyproject.toml) and the import contract of
 # setup.cfg (lint-imports: no package imports a layer above its own).
-lint: $(VENV)/.installed
+lint: $(INSTALLED_TEST)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-format: $(VENV)/.installed
+format: $(INSTALLED_TEST)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 clean-venv:

@@ -6,6 +6,21 @@ rendered with the model's own chat template and a generation prompt. A batch is 
 the last position of every row is that item's last token; its final hidden state,
 L2-normalised, is the embedding.
 
+The ``protocol`` option names how a published set of numbers was computed (``PROTOCOLS``):
+``mteb-2.26`` (the default) is mteb 2.26's LCO-Embedding wrapper, as above; ``lco-paper`` is the
+wrapper of the February 2025 mteb snapshot in which the LCO-Embedding paper's numbers were
+computed (LCO-Embedding/LCO-Embedding, ``Evaluation/MTEB-MIEB/mteb/models/LCO_Embedding.py``):
+texts, images and image+text items only (that snapshot had no audio or video tasks); an
+image+text item is its text, then its image, then "\nSummarize the above in one word:" (no
+modality word); an image is first resized as ``qwen_omni_utils.fetch_image`` does (sides rounded
+to multiples of 28, see :func:`model_adapters.gme.fetch_size`, which caps an aspect ratio over
+200 where that function refuses the image), then capped by the image processor at ``max_pixels``
+= 1280 * 28 * 28 (unless the option is given); and the last hidden state is rounded to float16
+and not normalised. Both are scored by cosine similarity (that snapshot's default for a model
+without a similarity function), which normalises each vector itself, so retrieval and STS scores
+agree with normalised vectors; linear probes, clustering and the pair classification's dot and
+distance scores see the unnormalised vectors, as they did there.
+
 The processor is assembled from the tokenizer and the image processor rather than through
 ``AutoProcessor``, whose Qwen2-VL/2.5-VL/Omni variants require a video processor that needs
 torchvision: the image placeholder is expanded here to ``prod(image_grid_thw) / merge_size**2``
@@ -32,6 +47,7 @@ import inspect
 import itertools
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -79,13 +95,15 @@ MODEL_CLASSES = {
 # present), then the item's text with the prompt's suffix, as mteb's LCO-Embedding wrapper
 # builds its messages.
 PART_ORDER = ("video", "audio", "image", "text")
-# Prompt presets: the user turn's text for each set of parts (named in ``PART_ORDER``, joined by
-# commas), ``{text}`` standing for the item's text. ``lco`` follows mteb's LCO-Embedding wrapper:
-# an item takes the suffix of its image, else of its video, else of its audio, else of its text;
-# ``e5v`` takes E5-V's wording (mteb's e5_v.py), rendered with the model's chat template, and has
-# no audio or video prompts.
+# Prompt presets: the user turn for each set of parts (named in ``PART_ORDER``, joined by
+# commas), where ``{text}`` stands for the item's text and ``{image}``, ``{audio}`` and
+# ``{video}`` for the placeholders of those parts. ``lco`` follows mteb 2.26's LCO-Embedding
+# wrapper: the parts in ``PART_ORDER``, then the suffix of the item's image, else of its video,
+# else of its audio, else of its text; ``e5v`` takes E5-V's wording (mteb's e5_v.py), rendered
+# with the model's chat template, and has no audio or video prompts.
 _LCO_SUFFIX = "\nSummarize the above {modality} in one word:"
 _LCO_PRECEDENCE = ("image", "video", "audio", "text")
+_PLACEHOLDER = re.compile(r"\{(image|audio|video)\}")
 
 
 def _lco_prompts() -> dict[str, str]:
@@ -94,8 +112,8 @@ def _lco_prompts() -> dict[str, str]:
     for size in range(1, len(PART_ORDER) + 1):
         for parts in itertools.combinations(PART_ORDER, size):
             modality = next(name for name in _LCO_PRECEDENCE if name in parts)
-            text = "{text}" if "text" in parts else ""
-            prompts[",".join(parts)] = text + _LCO_SUFFIX.format(modality=modality)
+            placed = "".join("{" + name + "}" for name in parts)
+            prompts[",".join(parts)] = placed + _LCO_SUFFIX.format(modality=modality)
     return prompts
 
 
@@ -103,15 +121,41 @@ PRESETS: dict[str, dict[str, str]] = {
     "lco": _lco_prompts(),
     "e5v": {
         "text": "{text}\nSummary above sentence in one word: ",
-        "image": "\nSummary above image in one word: ",
-        "image,text": 'Modify this image with "{text}" Describe modified image in one word: ',
+        "image": "{image}\nSummary above image in one word: ",
+        "image,text": (
+            '{image}Modify this image with "{text}" Describe modified image in one word: '
+        ),
     },
 }
+# The lco prompts as the LCO-Embedding paper's evaluation wrote them (protocol lco-paper): no
+# audio or video, and an image+text item's text before its image, with no modality word.
+PAPER_PROMPTS = {
+    "text": PRESETS["lco"]["text"],
+    "image": PRESETS["lco"]["image"],
+    "image,text": "{text}{image}\nSummarize the above in one word:",
+}
+# Protocols: the settings under which a published set of numbers was computed (see the module
+# docstring). mteb-2.26, the default, is left out of the options (and so of the fingerprint): a
+# model record without ``protocol`` was run under it, as every result made before the option.
+DEFAULT_PROTOCOL = "mteb-2.26"
+PAPER_PROTOCOL = "lco-paper"
+PROTOCOLS = (DEFAULT_PROTOCOL, PAPER_PROTOCOL)
+PAPER_MAX_PIXELS = 1280 * 28 * 28
+# What a model record adds under protocol lco-paper (mteb-2.26 adds nothing).
+_PAPER_RECORD = {"protocol": PAPER_PROTOCOL, "normalized": False, "output_dtype": "float16"}
 # Where a task instruction goes: nowhere (as mteb's and the authors' LCO evaluation code do),
 # as the system message (replacing the template's default one), or before the item's text.
 INSTRUCTION_MODES = ("ignore", "system", "prefix")
 OPTIONS = frozenset(
-    {"preset", "instruction", "max_text_tokens", "max_pixels", "cuda_dtype", "max_audio_seconds"}
+    {
+        "preset",
+        "protocol",
+        "instruction",
+        "max_text_tokens",
+        "max_pixels",
+        "cuda_dtype",
+        "max_audio_seconds",
+    }
     | SAMPLING_OPTIONS
     | BOUND_OPTIONS
 )
@@ -130,12 +174,15 @@ class MllmAdapter:
     """Encode texts, images and image+text items with a Qwen2-VL-family model, and audio
     clips alone or with them with a Qwen2.5-Omni thinker.
 
-    ``options``: ``preset`` (``"lco"`` or ``"e5v"``), ``instruction`` (one of
-    ``INSTRUCTION_MODES``, default ``"ignore"``), ``max_text_tokens`` (texts are cut to this
-    many tokens before prompting, default 300 as in the LCO-Embedding evaluation),
+    ``options``: ``protocol`` (one of ``PROTOCOLS``, default ``"mteb-2.26"``; ``"lco-paper"``
+    takes the ``lco`` prompts, the default ``max_pixels``, the image resizing and the outputs of
+    the LCO-Embedding paper's evaluation), ``preset`` (``"lco"`` or ``"e5v"``), ``instruction``
+    (one of ``INSTRUCTION_MODES``, default ``"ignore"``), ``max_text_tokens`` (texts are cut to
+    this many tokens before prompting, default 300 as in the LCO-Embedding evaluation),
     ``max_pixels`` (an image is resized to at most this many pixels; default: the image
-    processor's own limit, as mteb runs it), ``max_audio_seconds`` (an Omni thinker's clips
-    are cut to this length; default: its feature extractor's window, as mteb runs it) and
+    processor's own limit, as mteb runs it, or 1280 * 28 * 28 under ``lco-paper``),
+    ``max_audio_seconds`` (an Omni thinker's clips are
+    cut to this length; default: its feature extractor's window, as mteb runs it) and
     ``cuda_dtype`` (the dtype used on a CUDA device when the run asks for float32, the CLI's
     default; registered LCO models set ``bfloat16``, the dtype their authors and mteb run them
     in. An explicit ``--dtype float32`` cannot be told apart from the default: to run such a
@@ -145,6 +192,7 @@ class MllmAdapter:
 
     def __init__(self, request: LoadRequest) -> None:
         settings = _settings(request.options)
+        self._paper = settings.pop("protocol") == PAPER_PROTOCOL
         self._device = resolve_device(request.device)
         dtype = _effective_dtype(request.dtype, self._device, settings.pop("cuda_dtype"))
         self._dtype = resolve_dtype(dtype)
@@ -173,7 +221,7 @@ class MllmAdapter:
         )
         self._sampling = frame_sampling(request.options)
         self.video_token = str(self.tokenizer.convert_ids_to_tokens(config.video_token_id))
-        self._prompts = PRESETS[settings["preset"]]
+        self._prompts = PAPER_PROMPTS if self._paper else PRESETS[settings["preset"]]
         self._instruction_mode = settings["instruction"]
         self._max_text_tokens = settings["max_text_tokens"]
         # Qwen2-VL/2.5-VL compute multimodal RoPE from per-token modality types (1 = image,
@@ -194,6 +242,7 @@ class MllmAdapter:
             uses_instructions=self._instruction_mode != "ignore",
             options={
                 **settings,
+                **(_PAPER_RECORD if self._paper else {}),
                 "pooling": "last_token",
                 "padding_side": "left",
                 "image_processor": type(self.image_processor).__name__,
@@ -260,11 +309,14 @@ class MllmAdapter:
         3)}``. Parts already preprocessed are kept."""
         image, clip, video = item.get("image"), item.get("audio"), item.get("video")
         if isinstance(image, Image.Image):
+            image = _rgb(image)
+            if self._paper:
+                image = _fetch_resized(image)
             size = {
                 "shortest_edge": self.image_processor.size["shortest_edge"],
                 "longest_edge": self.meta.options["max_pixels"],
             }
-            pixels = self.image_processor(images=[_rgb(image)], size=size, return_tensors="pt")
+            pixels = self.image_processor(images=[image], size=size, return_tensors="pt")
             item = {**item, "image": to_numpy(pixels)}
         if isinstance(clip, Waveform):
             item = {**item, "audio": self._log_mel(clip)}
@@ -304,13 +356,18 @@ class MllmAdapter:
         present = [name for name in PART_ORDER if item.get(name) is not None]
         modality = ",".join(present)
         if modality not in self._prompts:
+            if self._paper:
+                raise BadInputError(
+                    f"protocol {PAPER_PROTOCOL} embeds texts, images and image+text items only, "
+                    f"as the LCO-Embedding paper's evaluation did; use protocol="
+                    f"{DEFAULT_PROTOCOL} for {modality} items"
+                )
             raise BadInputError(f"the prompt preset has no prompt for {modality} items; use lco")
         if text is not None:
             text = self._truncate(text)
             if instruction and self._instruction_mode == "prefix":
                 text = f"{instruction}\n{text}"
-        content = [{"type": name} for name in present if name != "text"]
-        content.append({"type": "text", "text": self._prompts[modality].format(text=text)})
+        content = _content(self._prompts[modality], text)
         messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
         if instruction and self._instruction_mode == "system":
             messages.insert(0, {"role": "system", "content": instruction})
@@ -392,12 +449,15 @@ class MllmAdapter:
         max_length: int | None = None,
     ) -> np.ndarray:
         """One forward pass over rendered prompts and their preprocessed parts (in prompt
-        order); the last position's final hidden state, L2-normalised."""
+        order); the last position's final hidden state, L2-normalised (protocol lco-paper:
+        rounded to float16 instead, not normalised), as float32."""
         inputs = self.model_inputs(prompts, images, clips, videos, max_length=max_length)
         inputs = {key: self._to_device(key, value) for key, value in inputs.items()}
         output = self.model(**inputs, output_hidden_states=True, return_dict=True)
-        last = output.hidden_states[-1][:, -1, :].float()
-        return torch.nn.functional.normalize(last, dim=-1).cpu().numpy()
+        last = output.hidden_states[-1][:, -1, :]
+        if self._paper:
+            return last.to(torch.float16).float().cpu().numpy()
+        return torch.nn.functional.normalize(last.float(), dim=-1).cpu().numpy()
 
     def _to_device(self, key: str, value: torch.Tensor) -> torch.Tensor:
         """Move a tensor to the model's device; floating tensors also take the model's dtype,
@@ -410,11 +470,25 @@ class MllmAdapter:
 def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
     """Every option with its default, validated."""
     check_options("mllm", options, OPTIONS)
+    protocol = options.get("protocol", DEFAULT_PROTOCOL)
+    if protocol not in PROTOCOLS:
+        raise HarnessError(
+            f"option protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r}): "
+            f"{DEFAULT_PROTOCOL} is mteb 2.26's LCO-Embedding wrapper, {PAPER_PROTOCOL} the "
+            "LCO-Embedding paper's evaluation"
+        )
+    paper = protocol == PAPER_PROTOCOL
+    if paper and options.get("preset", "lco") != "lco":
+        raise HarnessError(
+            f"option preset cannot be {options['preset']!r} with protocol={PAPER_PROTOCOL}, "
+            "which takes the lco prompts as the LCO-Embedding paper wrote them; drop preset"
+        )
     settings = {
+        "protocol": protocol,
         "preset": options.get("preset", "lco"),
         "instruction": options.get("instruction", "ignore"),
         "max_text_tokens": options.get("max_text_tokens", DEFAULT_MAX_TEXT_TOKENS),
-        "max_pixels": options.get("max_pixels"),
+        "max_pixels": options.get("max_pixels", PAPER_MAX_PIXELS if paper else None),
         "cuda_dtype": options.get("cuda_dtype"),
         "max_audio_seconds": max_seconds_option(
             options.get("max_audio_seconds"), "max_audio_seconds"
@@ -431,6 +505,28 @@ def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
     if settings["cuda_dtype"] not in (None, *DTYPES):
         raise HarnessError(f"option cuda_dtype must be one of {', '.join(DTYPES)}")
     return settings
+
+
+def _content(prompt: str, text: str | None) -> list[dict[str, Any]]:
+    """A prompt's user-turn parts: a placeholder part for each ``{image}``, ``{audio}`` and
+    ``{video}``, text parts for the text around them (``{text}`` filled in)."""
+    pieces = _PLACEHOLDER.split(prompt)
+    content: list[dict[str, Any]] = []
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            content.append({"type": piece})
+        elif piece:
+            content.append({"type": "text", "text": piece.format(text=text)})
+    return content
+
+
+def _fetch_resized(image: Image.Image) -> Image.Image:
+    """The image resized as ``qwen_omni_utils.fetch_image`` does before the processor sees it
+    (the LCO-Embedding paper's evaluation), which is GME's ``fetch_image`` resizing."""
+    from model_adapters.gme import fetch_size  # gme builds on this module
+
+    height, width = fetch_size(image.height, image.width)
+    return image.resize((width, height))
 
 
 def _effective_dtype(dtype: str, device: torch.device, cuda_dtype: str | None) -> str:

@@ -159,7 +159,9 @@ _ENTRIES = (
             options={"preset": "lco", "cuda_dtype": "bfloat16"},
             description=(
                 f"LCO-Embedding-Omni-{size} (Qwen2.5-Omni thinker) from the hub, revision as in "
-                "mteb's metadata; on CUDA it runs in bfloat16 unless --dtype float16 is given"
+                "mteb's metadata; on CUDA it runs in bfloat16 unless --dtype float16 is given; "
+                "--model-args protocol=lco-paper reproduces the LCO-Embedding paper's evaluation "
+                "(default: mteb-2.26)"
             ),
         )
         for size, commit in (

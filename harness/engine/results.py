@@ -157,12 +157,14 @@ def environment(modalities: Iterable[str] = ()) -> dict[str, str]:
     return versions
 
 
+# The mteb release whose protocols the scorers follow (tests/test_catalog_drift.py and the
+# cross-checks run against it); mteb itself is an optional extra, not needed to score.
+MTEB_PROTOCOL_VERSION = "2.26.24"
+
+
 def mteb_version() -> str:
-    """The mteb version whose protocol the scores follow."""
-    try:
-        return metadata.version("mteb")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    """The mteb version whose protocol the scores follow (whether or not mteb is installed)."""
+    return MTEB_PROTOCOL_VERSION
 
 
 def harness_version() -> str:
