@@ -19,16 +19,12 @@ from model_adapters import load_adapter
 from model_adapters.mllm import MllmAdapter
 from tests import tiny_models
 from tests.dataset_fixtures import read_result_json, run_cli
+from tests.test_mllm import _image
 
 PAPER = {"protocol": "lco-paper"}
 SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
 END = "<|im_end|>\n<|im_start|>assistant\n"
 IMAGE = "<|vision_start|>{}<|vision_end|>"
-
-
-def _image(width: int, height: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
 def _items() -> list[dict]:
