@@ -31,7 +31,7 @@ from harness.core.adapter import AdapterMeta, Item, Role, check_options
 from harness.core.audio import Waveform, resample, truncate
 from harness.core.errors import BadInputError, HarnessError
 from model_adapters.family import LoadRequest
-from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype
+from model_adapters.torch_utils import from_source, n_parameters, resolve_device, resolve_dtype
 
 OPTIONS = frozenset({"max_seconds"})
 # The conv feature encoder of wav2vec2-style models needs 25 ms at 16 kHz.
@@ -72,7 +72,7 @@ class AudioEncoderAdapter:
         check_options("audio-encoder", request.options, OPTIONS)
         self._device = resolve_device(request.device)
         self._dtype = resolve_dtype(request.dtype)
-        config = AutoConfig.from_pretrained(request.source, revision=request.hub_revision)
+        config = from_source(AutoConfig, request)
         if config.model_type not in RECIPES:
             raise HarnessError(
                 f"model {request.name!r} is a {config.model_type!r} model; the audio-encoder "
@@ -80,12 +80,8 @@ class AudioEncoderAdapter:
             )
         self._whisper = config.model_type == "whisper"
         recipe = RECIPES[config.model_type]
-        self.feature_extractor = AutoFeatureExtractor.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
-        model = AutoModel.from_pretrained(
-            request.source, revision=request.hub_revision, dtype=self._dtype
-        )
+        self.feature_extractor = from_source(AutoFeatureExtractor, request)
+        model = from_source(AutoModel, request, dtype=self._dtype)
         self.model = (model.encoder if self._whisper else model).to(self._device).eval()
         self._alone = recipe.always_alone or (
             not self._whisper and getattr(config, "feat_extract_norm", "layer") != "layer"

@@ -28,6 +28,8 @@ from model_adapters.audio_encoder import max_seconds_option
 from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import (
     concatenated,
+    from_source,
+    load_eval_model,
     n_parameters,
     resolve_device,
     resolve_dtype,
@@ -51,16 +53,9 @@ class ClapAdapter:
         check_options("clap", request.options, OPTIONS)
         self._device = resolve_device(request.device)
         self._dtype = resolve_dtype(request.dtype)
-        self.model = AutoModel.from_pretrained(
-            request.source, revision=request.hub_revision, dtype=self._dtype
-        )
-        self.model.to(self._device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
-        self.feature_extractor = AutoFeatureExtractor.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
+        self.model = load_eval_model(AutoModel, request, self._device, self._dtype)
+        self.tokenizer = from_source(AutoTokenizer, request)
+        self.feature_extractor = from_source(AutoFeatureExtractor, request)
         extractor = self.feature_extractor
         self.sampling_rate = int(extractor.sampling_rate)
         self._fused = extractor.truncation == "fusion"

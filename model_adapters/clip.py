@@ -51,6 +51,7 @@ from harness.core.video import FrameSampling, Video
 from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import (
     concatenated,
+    from_source,
     n_parameters,
     resolve_device,
     resolve_dtype,
@@ -90,13 +91,9 @@ class ClipAdapter:
         self._dtype = resolve_dtype(request.dtype)
         self._source, self._hub_revision = request.source, request.hub_revision
         self._model: torch.nn.Module | None = None
-        self.config = AutoConfig.from_pretrained(request.source, revision=request.hub_revision)
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
-        self.image_processor = AutoImageProcessor.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
+        self.config = from_source(AutoConfig, request)
+        self.tokenizer = from_source(AutoTokenizer, request)
+        self.image_processor = from_source(AutoImageProcessor, request)
         self.frame_sampling = _frame_sampling(request.options)
         settings = self._settings(request.options)
         self._padding = settings["padding"]

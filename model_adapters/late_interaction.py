@@ -25,7 +25,14 @@ from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoToke
 from harness.core.adapter import AdapterMeta, Item, Role
 from harness.core.errors import BadInputError, HarnessError
 from model_adapters.family import LoadRequest
-from model_adapters.torch_utils import n_parameters, resolve_device, resolve_dtype, to_numpy
+from model_adapters.torch_utils import (
+    from_source,
+    load_eval_model,
+    n_parameters,
+    resolve_device,
+    resolve_dtype,
+    to_numpy,
+)
 
 FAMILY = "late-interaction"
 # config.json model type -> (retrieval model class, processor class) in transformers.
@@ -45,7 +52,7 @@ class LateInteractionAdapter:
             )
         self._device = resolve_device(request.device)
         self._dtype = resolve_dtype(request.dtype)
-        config = AutoConfig.from_pretrained(request.source, revision=request.hub_revision)
+        config = from_source(AutoConfig, request)
         if config.model_type not in CLASSES:
             raise HarnessError(
                 f"{request.source} is a {config.model_type!r} model; the {FAMILY} family loads "
@@ -54,10 +61,7 @@ class LateInteractionAdapter:
         model_class, processor_class = (
             getattr(transformers, n) for n in CLASSES[config.model_type]
         )
-        self.model = model_class.from_pretrained(
-            request.source, revision=request.hub_revision, dtype=self._dtype
-        )
-        self.model.to(self._device).eval()
+        self.model = load_eval_model(model_class, request, self._device, self._dtype)
         self.processor = _processor(request.source, request.hub_revision, processor_class)
         self.meta = AdapterMeta(
             name=request.name,

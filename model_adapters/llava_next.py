@@ -37,7 +37,15 @@ from harness.core.adapter import AdapterMeta, Item, Role, check_options
 from harness.core.errors import BadInputError, HarnessError
 from model_adapters.family import LoadRequest
 from model_adapters.mllm import _effective_dtype
-from model_adapters.torch_utils import DTYPES, n_parameters, resolve_device, resolve_dtype, to_numpy
+from model_adapters.torch_utils import (
+    DTYPES,
+    from_source,
+    load_eval_model,
+    n_parameters,
+    resolve_device,
+    resolve_dtype,
+    to_numpy,
+)
 
 # E5-V's Llama-3 turn around every prompt, and its prompts by the parts an item has; ``{text}``
 # stands for the item's text and ``<image>`` for its image.
@@ -75,7 +83,7 @@ class LlavaNextAdapter:
         self._device = resolve_device(request.device)
         dtype = _effective_dtype(request.dtype, self._device, cuda_dtype)
         self._dtype = resolve_dtype(dtype)
-        config = AutoConfig.from_pretrained(request.source, revision=request.hub_revision)
+        config = from_source(AutoConfig, request)
         if config.model_type != "llava_next":
             raise HarnessError(
                 f"model {request.name!r} is a {config.model_type!r} model; the llava-next family "
@@ -88,19 +96,12 @@ class LlavaNextAdapter:
                 "counts image tokens for the 'default' one (CLS token dropped)"
             )
         self.config = config
-        self.model = _MODEL_CLASS.from_pretrained(
-            request.source, revision=request.hub_revision, dtype=self._dtype
-        )
-        self.model.to(self._device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
+        self.model = load_eval_model(_MODEL_CLASS, request, self._device, self._dtype)
+        self.tokenizer = from_source(AutoTokenizer, request)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:  # padded positions are masked: any token will do
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.image_processor = AutoImageProcessor.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
+        self.image_processor = from_source(AutoImageProcessor, request)
         self.image_token = str(self.tokenizer.convert_ids_to_tokens(config.image_token_id))
         self.meta = AdapterMeta(
             name=request.name,

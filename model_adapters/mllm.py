@@ -76,6 +76,8 @@ from model_adapters.mllm_video import (
 from model_adapters.torch_utils import (
     DTYPES,
     concatenated,
+    from_source,
+    load_eval_model,
     n_parameters,
     resolve_device,
     resolve_dtype,
@@ -196,22 +198,17 @@ class MllmAdapter:
         self._device = resolve_device(request.device)
         dtype = _effective_dtype(request.dtype, self._device, settings.pop("cuda_dtype"))
         self._dtype = resolve_dtype(dtype)
-        config = AutoConfig.from_pretrained(request.source, revision=request.hub_revision)
+        config = from_source(AutoConfig, request)
         config = getattr(config, "thinker_config", config)
-        self.model = _model_class(config.model_type, request.name).from_pretrained(
-            request.source, revision=request.hub_revision, dtype=self._dtype
+        self.model = load_eval_model(
+            _model_class(config.model_type, request.name), request, self._device, self._dtype
         )
-        self.model.to(self._device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
+        self.tokenizer = from_source(AutoTokenizer, request)
         self.tokenizer.padding_side = "left"
         self.tokenizer.chat_template = _chat_template(
             self.tokenizer, request.source, request.hub_revision, request.name
         )
-        self.image_processor = AutoImageProcessor.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
+        self.image_processor = from_source(AutoImageProcessor, request)
         if settings["max_pixels"] is None:
             settings["max_pixels"] = int(self.image_processor.size["longest_edge"])
         self.image_token = str(self.tokenizer.convert_ids_to_tokens(config.image_token_id))
@@ -265,9 +262,7 @@ class MllmAdapter:
                     f"option max_audio_seconds: model {request.name!r} embeds no audio"
                 )
             return {}
-        self.feature_extractor = AutoFeatureExtractor.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
+        self.feature_extractor = from_source(AutoFeatureExtractor, request)
         self.audio_token = str(self.tokenizer.convert_ids_to_tokens(config.audio_token_id))
         return {
             "sampling_rate": int(self.feature_extractor.sampling_rate),

@@ -1,4 +1,4 @@
-"""Device and dtype resolution shared by the adapters."""
+"""Device and dtype resolution and model loading shared by the adapters."""
 
 from __future__ import annotations
 
@@ -11,12 +11,26 @@ import torch
 
 from harness.core.adapter import Item, rows_by_part
 from harness.core.errors import HarnessError
+from model_adapters.family import LoadRequest
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
+
+
+def from_source(loader: Any, request: LoadRequest, **kwargs: Any) -> Any:
+    """``loader.from_pretrained`` (a model, tokenizer, processor or config class) on the
+    requested model at its pinned hub revision."""
+    return loader.from_pretrained(request.source, revision=request.hub_revision, **kwargs)
+
+
+def load_eval_model(
+    model_class: Any, request: LoadRequest, device: torch.device, dtype: torch.dtype
+) -> Any:
+    """The requested model in ``dtype`` on ``device``, in eval mode."""
+    return from_source(model_class, request, dtype=dtype).to(device).eval()
 
 
 def resolve_device(device: str) -> torch.device:

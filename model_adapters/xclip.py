@@ -29,6 +29,8 @@ from harness.core.video import FrameSampling, Video
 from model_adapters.family import LoadRequest
 from model_adapters.torch_utils import (
     concatenated,
+    from_source,
+    load_eval_model,
     n_parameters,
     resolve_device,
     resolve_dtype,
@@ -44,16 +46,9 @@ class XClipAdapter:
         check_options("xclip", request.options, frozenset())
         self._device = resolve_device(request.device)
         self._dtype = resolve_dtype(request.dtype)
-        self.model = AutoModel.from_pretrained(
-            request.source, revision=request.hub_revision, dtype=self._dtype
-        )
-        self.model.to(self._device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
-        self.image_processor = AutoImageProcessor.from_pretrained(
-            request.source, revision=request.hub_revision
-        )
+        self.model = load_eval_model(AutoModel, request, self._device, self._dtype)
+        self.tokenizer = from_source(AutoTokenizer, request)
+        self.image_processor = from_source(AutoImageProcessor, request)
         config = self.model.config
         self.sampling = FrameSampling(num_frames=int(config.vision_config.num_frames))
         crop = self.image_processor.crop_size

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import datasets
@@ -30,6 +30,7 @@ from tasks.demo.clips import all_clips
 from tasks.registry import demo_tasks
 from tests import tiny_models
 from tests.dataset_fixtures import read_result_json, run_cli, task_file
+from tests.test_frame_pooling import _DecoderLike
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 30), "blue": (30, 30, 220)}
 # The hub checkpoints' preprocessor_config.json (microsoft/xclip-base-patch32), in its legacy
@@ -71,21 +72,6 @@ def clip_bytes(colour: str, n_frames: int, seed: int, size: tuple[int, int] = (3
         left = k * (width - 10) // max(1, n_frames - 1)
         frames[k, 10:20, left : left + 10] = COLOURS[colour]
     return encode_video(frames, 8.0)
-
-
-class _DecoderLike:
-    """What mteb's frame collator reads from torchcodec's ``VideoDecoder`` (its metadata and
-    ``get_frames_at``), served from every frame of the clip decoded in order."""
-
-    def __init__(self, data: bytes) -> None:
-        video = Video(data)
-        self._frames = video.frames(FrameSampling())
-        self.metadata = SimpleNamespace(
-            num_frames=video.num_frames, end_stream_seconds=video.seconds
-        )
-
-    def get_frames_at(self, indices: list[int]) -> SimpleNamespace:
-        return SimpleNamespace(data=torch.from_numpy(self._frames[indices]).permute(0, 3, 1, 2))
 
 
 def _mteb_wrapper(model_dir: Path) -> Any:
