@@ -212,16 +212,17 @@ def _load(file: Path) -> ResultFile | Problem:
     """The parsed result, or why it cannot be used (an mteb file: its one problem)."""
     from harness.engine.mteb_files import min_version, mteb_layout
 
-    try:
-        payload = result_io.read_json(file, nan_as_null=True)
+    try:  # a harness file never holds a bare NaN: it is parsed once, strictly
+        payload = result_io.read_json(file)
     except HarnessError as error:
-        return Problem(file, "json", str(error).removeprefix(f"{file}: "), RERUN)
+        problem = Problem(file, "json", str(error).removeprefix(f"{file}: "), RERUN)
+        try:  # mteb writes an undefined metric as a bare NaN
+            payload = result_io.read_json(file, nan_as_null=True)
+        except HarnessError:
+            return problem
+        if mteb_layout(payload) is None:
+            return problem
     layout = mteb_layout(payload) if isinstance(payload, dict) else None
-    if layout is None:
-        try:  # a harness file never holds a bare NaN
-            payload = result_io.read_json(file)
-        except HarnessError as error:
-            return Problem(file, "json", str(error).removeprefix(f"{file}: "), RERUN)
     if layout is not None:
         version = min_version(payload.get("mteb_version"))
         shown = f"mteb {'.'.join(map(str, version))}" if version else "mteb version unknown"
