@@ -1,7 +1,8 @@
 """One side of the comparison: mteb's own ``evaluate`` on mteb task classes over local files.
 
 The tasks are ``benchmarks/mteb_tasks.py``'s. For images the model is a minimal encoder in
-mteb's protocol over the same transformers CLIP and preprocessing as ``model_adapters/clip.py``;
+mteb's protocol over the same transformers CLIP and preprocessing as
+``harness/model_adapters/clip.py``;
 it returns torch tensors, as mteb's CLIP wrapper does. For audio it is mteb's own CLAP wrapper
 (``ClapZeroShotWrapper``). Two stand-ins make mteb's audio path run here: ``datasets`` decodes
 Audio columns through torchcodec, which is not installed, so its decode is soundfile's (the

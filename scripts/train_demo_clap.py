@@ -2,10 +2,10 @@
 
 Usage (from the repository root, about 7 minutes on 2 CPU cores; needs espeak-ng and sox):
 
-    python scripts/train_demo_clap.py [--out model_adapters/demo_clap] [--steps N]
+    python scripts/train_demo_clap.py [--out harness/model_adapters/demo_clap] [--steps N]
 
 The training clips are ``sample_sound(caption, (TRAIN_SEED, c, k))`` for clip ``k`` of caption
-``c``; the test clips (``tasks/demo/audio.py``) use seeds ``(DATA_SEED, task, ...)``, and a
+``c``; the test clips (``harness/tasks/demo/audio.py``) use seeds ``(DATA_SEED, task, ...)``, and a
 training clip synthesised by the same commands as a test clip is dropped, so no test clip is
 trained on. A clip's text is its caption ("a woman saying left") or its class label ("someone
 saying left"), drawn at random; the contrastive loss counts every text of the batch that
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, PreTrainedTokenizerFast
 
-from tasks.demo.audio import demo_sounds
-from tasks.demo.sounds import (
+from harness.tasks.demo.audio import demo_sounds
+from harness.tasks.demo.sounds import (
     GENERATOR_VERSION,
     SAMPLING_RATE,
     Sound,
@@ -34,7 +34,12 @@ from tasks.demo.sounds import (
     synthesize,
     vocabulary,
 )
-from tasks.demo.training import contrastive_loss, save_trained, warmup_cosine, word_level_tokenizer
+from harness.tasks.demo.training import (
+    contrastive_loss,
+    save_trained,
+    warmup_cosine,
+    word_level_tokenizer,
+)
 
 TRAIN_SEED = 31337
 TORCH_SEED = 0
@@ -194,10 +199,10 @@ Command (repository root; the script sets `torch.set_num_threads(2)`):
 
     python scripts/train_demo_clap.py --steps {steps} --batch-size {batch_size}
 
-- Data: {n_clips} clips of `tasks/demo/sounds.py` (generator version {GENERATOR_VERSION}),
+- Data: {n_clips} clips of `harness/tasks/demo/sounds.py` (generator version {GENERATOR_VERSION}),
   `sample_sound(caption, (TRAIN_SEED, c, k))` for {CLIPS_PER_CAPTION} clips `k` of each of the
   {len(captions())} captions `c`, TRAIN_SEED = {TRAIN_SEED}, less any clip synthesised like a
-  test clip (see `tasks/demo/data/SOURCE.md`). Each clip's text is its caption or its class
+  test clip (see `harness/tasks/demo/data/SOURCE.md`). Each clip's text is its caption or its class
   label, drawn at random every step.
 - Model: `ClapModel`, {parameters:,} parameters, float32 safetensors. Audio: log-mel features
   ({MEL_BINS} bins, 16 kHz, 10 ms hop, 1 s window, repeat-padded), HTSAT on a 64x64

@@ -2,10 +2,10 @@
 
 Usage (from the repository root, about 8 minutes on 2 CPU cores):
 
-    python scripts/train_demo_clip.py [--out model_adapters/demo_clip] [--steps N]
+    python scripts/train_demo_clip.py [--out harness/model_adapters/demo_clip] [--steps N]
 
 Every step draws new TRAIN scenes and renderings from seeds of the form
-``(TRAIN_SEED, step, ...)``. The test data (``tasks/demo/build.py``) uses scene seeds
+``(TRAIN_SEED, step, ...)``. The test data (``harness/tasks/demo/build.py``) uses scene seeds
 ``(DATA_SEED, task)`` and rendering seeds ``(DATA_SEED, task, scene, rendering)``, so no training
 rendering is a test rendering; captions may recur, since the caption space is small.
 The tokenizer is a word-level one over the fixed caption vocabulary (deterministic, untrained).
@@ -27,8 +27,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from tasks.demo.shapes import GENERATOR_VERSION, Scene, render, sample_scenes, vocabulary
-from tasks.demo.training import save_trained, warmup_cosine, word_level_tokenizer
+from harness.tasks.demo.shapes import GENERATOR_VERSION, Scene, render, sample_scenes, vocabulary
+from harness.tasks.demo.training import save_trained, warmup_cosine, word_level_tokenizer
 
 TRAIN_SEED = 31337
 TORCH_SEED = 0
@@ -142,10 +142,10 @@ Command (repository root; the script sets `torch.set_num_threads(2)`):
 
     python scripts/train_demo_clip.py --steps {steps} --batch-size {batch_size}
 
-- Data: scenes of `tasks/demo/shapes.py` (generator version {GENERATOR_VERSION}), fresh every
-  step: `sample_scenes({batch_size}, (TRAIN_SEED, step))`, rendered with seeds
+- Data: scenes of `harness/tasks/demo/shapes.py` (generator version {GENERATOR_VERSION}),
+  fresh every step: `sample_scenes({batch_size}, (TRAIN_SEED, step))`, rendered with seeds
   `(TRAIN_SEED, step, k)`, TRAIN_SEED = {TRAIN_SEED}. The test datasets use other seeds
-  (see `tasks/demo/data/SOURCE.md`); no test rendering is trained on.
+  (see `harness/tasks/demo/data/SOURCE.md`); no test rendering is trained on.
 - Model: `CLIPModel`, {parameters:,} parameters, float32 safetensors. Vision: {IMAGE_SIZE}px,
   patch 8, hidden 128, MLP 256, 3 layers, 4 heads. Text: word-level tokenizer over the
   {len(vocabulary())} caption words plus 4 special tokens, hidden 128, MLP 256, 3 layers,

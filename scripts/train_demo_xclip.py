@@ -1,15 +1,15 @@
 """Train the small demo X-CLIP that ``make demo`` evaluates on the video demo tasks.
 
 Usage (from the repository root; a few minutes on 2 free CPU cores, longer on a shared machine,
-see the wall time in model_adapters/demo_xclip/TRAINING.md):
+see the wall time in harness/model_adapters/demo_xclip/TRAINING.md):
 
-    python scripts/train_demo_xclip.py [--out model_adapters/demo_xclip]
+    python scripts/train_demo_xclip.py [--out harness/model_adapters/demo_xclip]
 
-The training clips are every clip description of ``tasks/demo/clips.py`` (``all_clips()``)
+The training clips are every clip description of ``harness/tasks/demo/clips.py`` (``all_clips()``)
 rendered once per render ``k`` of a phase, with seed ``(TRAIN_SEED, k, p)``, where ``p``
 numbers the description and its time-reversed twin together: the twins of a render are the same
-frames in opposite orders. The test clips (``tasks/demo/video.py``) use seeds that start with
-``DATA_SEED``, never ``TRAIN_SEED``, so no test clip is trained on. Each clip is encoded to MP4
+frames in opposite orders. The test clips (``harness/tasks/demo/video.py``) use seeds that start
+with ``DATA_SEED``, never ``TRAIN_SEED``, so no test clip is trained on. Each clip is encoded to MP4
 and decoded again, so the model trains on the frames the adapter sees.
 
 A batch is ``BATCH_SIZE / 2`` random clips and their twins, so that only the order of the
@@ -36,8 +36,8 @@ import torch
 from transformers import PreTrainedTokenizerFast, VideoMAEImageProcessorPil, XCLIPConfig, XCLIPModel
 
 from harness.core.video import FrameSampling, Video
-from tasks.demo.build import DATA_SEED
-from tasks.demo.clips import (
+from harness.tasks.demo.build import DATA_SEED
+from harness.tasks.demo.clips import (
     GENERATOR_VERSION,
     N_FRAMES,
     SIZE,
@@ -46,7 +46,12 @@ from tasks.demo.clips import (
     rendered,
     vocabulary,
 )
-from tasks.demo.training import contrastive_loss, save_trained, warmup_cosine, word_level_tokenizer
+from harness.tasks.demo.training import (
+    contrastive_loss,
+    save_trained,
+    warmup_cosine,
+    word_level_tokenizer,
+)
 
 TRAIN_SEED = 2718
 TORCH_SEED = 0
@@ -257,14 +262,14 @@ Command (repository root; the script sets `torch.set_num_threads(2)`):
 
     python scripts/train_demo_xclip.py
 
-- Data: {n_clips} clips of `tasks/demo/clips.py` (generator version {GENERATOR_VERSION}): each
-  of the {len(all_clips())} clip descriptions rendered once per phase's render `k`, with seed
-  `(TRAIN_SEED, k, p)`, `p` shared by a description and its time-reversed twin (the same frames
-  in opposite orders), TRAIN_SEED = {TRAIN_SEED}; the test clips' seeds start with DATA_SEED =
-  {DATA_SEED}. Every clip is encoded to MP4 and decoded again ({N_FRAMES} frames of
-  {SIZE}x{SIZE}), and the model's {NUM_FRAMES} frames are sampled as the adapter samples them.
-  Each clip's text is its caption or its class label, drawn at random every step; a batch is
-  {BATCH_SIZE // 2} random clips and their twins.
+- Data: {n_clips} clips of `harness/tasks/demo/clips.py` (generator version
+  {GENERATOR_VERSION}): each of the {len(all_clips())} clip descriptions rendered once per
+  phase's render `k`, with seed `(TRAIN_SEED, k, p)`, `p` shared by a description and its
+  time-reversed twin (the same frames in opposite orders), TRAIN_SEED = {TRAIN_SEED}; the test
+  clips' seeds start with DATA_SEED = {DATA_SEED}. Every clip is encoded to MP4 and decoded
+  again ({N_FRAMES} frames of {SIZE}x{SIZE}), and the model's {NUM_FRAMES} frames are sampled as
+  the adapter samples them. Each clip's text is its caption or its class label, drawn at random
+  every step; a batch is {BATCH_SIZE // 2} random clips and their twins.
 - Model: `XCLIPModel`, {parameters:,} parameters, float32 safetensors. Frames: VideoMAE's
   processor at {SIZE} pixels (scaled to [-1, 1]). Vision: {PATCH_SIZE}-pixel patches, hidden
   {HIDDEN}, MLP {2 * HIDDEN}, 2 layers, 4 heads, per frame; multi-frame integration transformer

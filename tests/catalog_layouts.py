@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tasks.definition import TaskDefinition
-from tasks.registry import builtin_tasks, demo_tasks
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.registry import builtin_tasks, demo_tasks
 from tests.dataset_fixtures import read_result_json, run_cli
 
 # Protocol keys that change which configs, splits or columns are read (the rest are constants).

@@ -17,7 +17,7 @@ from PIL import Image
 
 from harness.app.cli import main
 from harness.core.adapter import AdapterMeta
-from tasks.demo.build import ITEM_FEATURES, QREL_FEATURES  # the MIEB retrieval layout
+from harness.tasks.demo.build import ITEM_FEATURES, QREL_FEATURES  # the MIEB retrieval layout
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine.validation import MODEL_META
-from tasks.loading import dataset_revision
-from tasks.registry import builtin_tasks, task_record
+from harness.tasks.loading import dataset_revision
+from harness.tasks.registry import builtin_tasks, task_record
 
 HOSTILE = "<script>alert(1)</script>"
 UNITS = 1000

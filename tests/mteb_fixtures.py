@@ -46,7 +46,7 @@ def write_mteb_result(
     """
     from mteb.results import TaskResult
 
-    from tasks.registry import builtin_tasks, task_record
+    from harness.tasks.registry import builtin_tasks, task_record
 
     definition = builtin_tasks()[task]
     metric = str(task_record(definition)["main_score"])

@@ -19,8 +19,8 @@ from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
 from harness.core.adapter import Adapter, Preprocessing
 from harness.core.errors import BadInputError, HarnessError, UnknownNameError
-from model_adapters import load_adapter, registered_models
-from model_adapters.registry import directory_fingerprint
+from harness.model_adapters import load_adapter, registered_models
+from harness.model_adapters.registry import directory_fingerprint
 
 TEXTS = ["a cat sits on a mat", "two dogs running in the park", "a red car", "sky", "the sea"]
 

@@ -37,7 +37,7 @@ from harness.core.items import RawItem
 from harness.core.modalities import modality, parse_category, registered
 from harness.engine.distributed import item_cost
 from harness.engine.results import environment
-from tasks.loading import undecoded
+from harness.tasks.loading import undecoded
 from tests.dataset_fixtures import read_result_json, result_files, run_cli, task_file
 
 RATE = 16000  # the toy adapter's model rate

@@ -20,12 +20,12 @@ from torch.utils.data import DataLoader
 
 from harness.core.audio import Waveform, resample
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters import load_adapter
-from model_adapters.audio_encoder import RECIPES, AudioEncoderAdapter
-from model_adapters.clap import ClapAdapter
-from model_adapters.families import AUDIO_ENCODER_MODEL_TYPES
-from model_adapters.mllm import MllmAdapter
-from model_adapters.registry import model_modalities
+from harness.model_adapters import load_adapter
+from harness.model_adapters.audio_encoder import RECIPES, AudioEncoderAdapter
+from harness.model_adapters.clap import ClapAdapter
+from harness.model_adapters.families import AUDIO_ENCODER_MODEL_TYPES
+from harness.model_adapters.mllm import MllmAdapter
+from harness.model_adapters.registry import model_modalities
 from tests import tiny_models
 from tests.dataset_fixtures import (
     read_result_json,

@@ -22,9 +22,9 @@ from harness.engine.encoding import BatchEncoder
 from harness.scoring.classification import CLASSIFICATION_METRICS
 from harness.scoring.clustering_fast import METRIC_KEYS as CLUSTERING_KEYS
 from harness.scoring.pair_classification import METRIC_KEYS as PAIR_KEYS
-from tasks.base import SplitOutcome
-from tasks.definition import TaskDefinition
-from tasks.registry import load_task_file, task_type
+from harness.tasks.base import SplitOutcome
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.registry import load_task_file, task_type
 from tests.test_scoring_clustering_fast import mteb_scores as mteb_clustering
 from tests.test_scoring_pair_classification import mteb_pair_scores
 from tests.test_scoring_reranking import mteb_scores as mteb_retrieval
@@ -541,8 +541,8 @@ def test_reshaping_equals_mteb_common_language_transform() -> None:
     """CommonLanguageAgeDetection drops two labels from every split, then cuts its test split
     to 2,048 rows by stratified sampling: the same rows, in the same order."""
     from harness.core.items import RawItem
-    from tasks.labelled import LabelledSplit
-    from tasks.linear_probe import LinearProbeProtocol
+    from harness.tasks.labelled import LabelledSplit
+    from harness.tasks.linear_probe import LinearProbeProtocol
 
     rng = np.random.default_rng(8)
     ages = ["teens", "twenties", "thirties", "fourties", "fifties", "not_defined", "eighties"]
@@ -569,8 +569,8 @@ def test_reshaping_equals_mteb_common_language_transform() -> None:
 
 def test_label_ids_must_cover_every_label() -> None:
     from harness.core.items import RawItem
-    from tasks.labelled import LabelledSplit
-    from tasks.linear_probe import LinearProbeProtocol
+    from harness.tasks.labelled import LabelledSplit
+    from harness.tasks.linear_probe import LinearProbeProtocol
 
     protocol = LinearProbeProtocol(label_ids={"Female": 0, "Male": 1})
     task = TaskDefinition(name="T", type="linear_probe", category="a2c", dataset={"path": "x"})
@@ -674,9 +674,9 @@ def test_cross_validated_subsets_are_scored_each_as_mteb_does(tmp_path: Path) ->
 
 def test_options_off_by_default_stay_out_of_the_record() -> None:
     """Results recorded before these options existed keep their identity."""
-    from tasks.linear_probe import LinearProbeProtocol
-    from tasks.multilabel import MultilabelProtocol
-    from tasks.retrieval import RetrievalProtocol
+    from harness.tasks.linear_probe import LinearProbeProtocol
+    from harness.tasks.multilabel import MultilabelProtocol
+    from harness.tasks.retrieval import RetrievalProtocol
 
     new = {"exclude_labels", "label_ids", "stratified_subsample", "cross_validation_folds"}
     assert not new & set(LinearProbeProtocol().model_dump(mode="json"))

@@ -8,8 +8,8 @@ import pytest
 
 from harness.app.cli import main
 from harness.app.plan import plan
-from tasks.benchmarks import Benchmark, benchmark_task_names, builtin_benchmarks
-from tasks.registry import builtin_tasks, demo_tasks, resolve_tasks
+from harness.tasks.benchmarks import Benchmark, benchmark_task_names, builtin_benchmarks
+from harness.tasks.registry import builtin_tasks, demo_tasks, resolve_tasks
 
 BENCHMARKS = (
     "mieb-lite",

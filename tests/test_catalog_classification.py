@@ -24,10 +24,10 @@ from threadpoolctl import threadpool_limits
 from harness.core.encoder import Encoded
 from harness.core.items import RawItem
 from harness.engine.encoding import BatchEncoder
-from tasks.definition import TaskDefinition
-from tasks.loading import column
-from tasks.registry import task_type
-from tasks.zero_shot import ZeroShotClassification, ZeroShotProtocol
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.loading import column
+from harness.tasks.registry import task_type
+from harness.tasks.zero_shot import ZeroShotClassification, ZeroShotProtocol
 from tests.catalog_layouts import catalog_tasks, layout_params, score_on_fixture
 from tests.dataset_fixtures import COLOURS, RGB, fake_meta, png_bytes, write_labelled_dataset
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from harness.core.modalities import registered
-from tasks.benchmarks import builtin_benchmarks
-from tasks.registry import task_type
+from harness.tasks.benchmarks import builtin_benchmarks
+from harness.tasks.registry import task_type
 from tests.catalog_layouts import catalog_tasks
 
 with warnings.catch_warnings():

@@ -30,12 +30,12 @@ import harness.app.runner
 from harness.core.adapter import AdapterMeta, Item, Role
 from harness.core.audio import resample
 from harness.core.items import RawItem
-from tasks.benchmarks import builtin_benchmarks
-from tasks.definition import TaskDefinition
-from tasks.labelled import LabelledSplit
-from tasks.loading import column
-from tasks.registry import task_type
-from tasks.retrieval import RetrievalProtocol
+from harness.tasks.benchmarks import builtin_benchmarks
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.labelled import LabelledSplit
+from harness.tasks.loading import column
+from harness.tasks.registry import task_type
+from harness.tasks.retrieval import RetrievalProtocol
 from tests.catalog_layouts import catalog_tasks, layout_params, score_on_fixture
 
 with warnings.catch_warnings():

@@ -37,11 +37,11 @@ from harness.engine.encoding import BatchEncoder
 from harness.scoring.classification import CLASSIFICATION_METRICS
 from harness.scoring.clustering_fast import METRIC_KEYS as CLUSTERING_KEYS
 from harness.scoring.pair_classification import METRIC_KEYS as PAIR_KEYS
-from tasks.definition import TaskDefinition
-from tasks.labelled import LabelledSplit
-from tasks.loading import column
-from tasks.pair_classification import side_columns
-from tasks.registry import task_type
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.labelled import LabelledSplit
+from harness.tasks.loading import column
+from harness.tasks.pair_classification import side_columns
+from harness.tasks.registry import task_type
 from tests.catalog_layouts import catalog_tasks, layout_params, score_on_fixture
 
 with warnings.catch_warnings():

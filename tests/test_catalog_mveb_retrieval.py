@@ -32,10 +32,10 @@ from harness.core.adapter import AdapterMeta, Item, Role
 from harness.core.audio import resample
 from harness.core.video import FrameSampling, Video, encode_video
 from harness.engine.encoding import BatchEncoder
-from tasks.definition import TaskDefinition
-from tasks.loading import column
-from tasks.multiple_choice import MultipleChoice
-from tasks.registry import task_type
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.loading import column
+from harness.tasks.multiple_choice import MultipleChoice
+from harness.tasks.registry import task_type
 from tests.catalog_layouts import catalog_tasks, layout_params, score_on_fixture
 from tests.test_catalog_maeb import write_configs
 

@@ -13,12 +13,12 @@ import datasets
 import pytest
 
 from harness.engine.encoding import BatchEncoder
-from tasks.compositionality import CompositionalityProtocol
-from tasks.definition import TaskDefinition
-from tasks.loading import column
-from tasks.registry import task_type
-from tasks.retrieval import Retrieval, RetrievalProtocol, SubsetSpec
-from tasks.visual_sts import VisualSTS
+from harness.tasks.compositionality import CompositionalityProtocol
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.loading import column
+from harness.tasks.registry import task_type
+from harness.tasks.retrieval import Retrieval, RetrievalProtocol, SubsetSpec
+from harness.tasks.visual_sts import VisualSTS
 from tests.catalog_layouts import catalog_tasks, layout_params, score_on_fixture
 from tests.dataset_fixtures import (
     COLOURS,

@@ -22,8 +22,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import mteb
 
-from tasks.definition import TaskDefinition
-from tasks.retrieval import Retrieval, RetrievalProtocol
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.retrieval import Retrieval, RetrievalProtocol
 from tests.catalog_layouts import catalog_tasks, layout_params, score_on_fixture
 from tests.dataset_fixtures import COLOURS, QREL_FEATURES, RGB, png_bytes, write_hub_dataset
 

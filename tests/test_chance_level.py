@@ -1,6 +1,6 @@
 """Chance levels: exact closed forms checked by enumeration and simulation, recorded by runs.
 
-Each closed form of ``tasks.chance`` is checked against the harness's own scorers: by
+Each closed form of ``harness.tasks.chance`` is checked against the harness's own scorers: by
 enumerating every ranking where that is small, by simulating random guesses otherwise, and
 through a task type's ``score`` with random vectors. The demo runs check what a result file
 records (and where it records nothing), and that the field is descriptive: it changes no run
@@ -30,17 +30,17 @@ from harness.engine.records import TaskRecord
 from harness.engine.validation import protocol_record, validate
 from harness.scoring.compositionality import pair_classification_scores
 from harness.scoring.retrieval import retrieval_scores
-from tasks.base import SplitOutcome
-from tasks.chance import (
+from harness.tasks.base import SplitOutcome
+from harness.tasks.chance import (
     CORRELATION_CHANCE,
     expected_average_precision,
     matching_chance,
     random_ranking,
     uniform_guess,
 )
-from tasks.definition import TaskDefinition
-from tasks.pair_classification import LabelledPairs
-from tasks.registry import builtin_tasks, task_type
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.pair_classification import LabelledPairs
+from harness.tasks.registry import builtin_tasks, task_type
 
 # Demo tasks run with the tiny CLIP: two with a chance level, one without (V-measure).
 RUN_TASKS = ("DemoShapesZeroShot", "DemoShapesWinoground", "DemoShapesClustering")

@@ -16,7 +16,7 @@ from harness.app.check import REGRESSION, CheckSettings, check
 from harness.app.cli import main
 from harness.app.runner import RunSettings, run
 from harness.core.adapter import Role
-from model_adapters.registry import load_adapter
+from harness.model_adapters.registry import load_adapter
 
 # Text-to-image retrieval ranks images for text queries; the other two never encode text.
 TASKS = ["DemoShapesT2IRetrieval", "DemoShapesI2IRetrieval", "DemoShapesClustering"]

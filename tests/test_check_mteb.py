@@ -15,8 +15,8 @@ import pytest
 
 from harness.app.check import MTEB_METHOD, NEEDS_TOLERANCE, CheckSettings, check
 from harness.app.cli import main
-from tasks.loading import dataset_revision
-from tasks.registry import builtin_tasks
+from harness.tasks.loading import dataset_revision
+from harness.tasks.registry import builtin_tasks
 from tests.leaderboard_fixtures import T1, T2, result_payload, write_payload
 from tests.mteb_fixtures import write_mteb_result
 

@@ -14,8 +14,8 @@ import torch
 from harness.core.errors import HarnessError
 from harness.engine.encoding import BatchEncoder
 from harness.scoring.clustering import METRIC_KEYS
-from tasks.clustering import Clustering
-from tasks.registry import load_task_file
+from harness.tasks.clustering import Clustering
+from harness.tasks.registry import load_task_file
 from tests.dataset_fixtures import (
     RGB,
     png_bytes,

@@ -23,11 +23,11 @@ from PIL import Image
 from harness.core.adapter import AdapterMeta, Role
 from harness.core.errors import HarnessError
 from harness.engine.encoding import BatchEncoder
-from tasks.base import SplitOutcome
-from tasks.compositionality import Compositionality
-from tasks.definition import TaskDefinition
-from tasks.demo.compositionality import TASK_INDEX, build_compositionality
-from tasks.registry import builtin_tasks, load_task_file
+from harness.tasks.base import SplitOutcome
+from harness.tasks.compositionality import Compositionality
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.demo.compositionality import TASK_INDEX, build_compositionality
+from harness.tasks.registry import builtin_tasks, load_task_file
 from tests.dataset_fixtures import (
     COLOURS,
     DEMO_DATA,

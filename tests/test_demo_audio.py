@@ -18,7 +18,7 @@ import soundfile
 import torch
 
 from harness.app.cli import main
-from tasks.demo.audio import (
+from harness.tasks.demo.audio import (
     A2T_INDEX,
     CLIPS_PER_CAPTION,
     PER_LABEL,
@@ -29,8 +29,8 @@ from tasks.demo.audio import (
     retrieval_dataset,
     write_dataset,
 )
-from tasks.demo.build import DATA_SEED
-from tasks.demo.sounds import (
+from harness.tasks.demo.build import DATA_SEED
+from harness.tasks.demo.sounds import (
     MAX_SECONDS,
     SAMPLING_RATE,
     captions,
@@ -41,12 +41,12 @@ from tasks.demo.sounds import (
     synthesize,
     tool_versions,
 )
-from tasks.registry import builtin_tasks, demo_tasks
+from harness.tasks.registry import builtin_tasks, demo_tasks
 from tests.dataset_fixtures import DEMO_DATA, read_result_json, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = REPO / "scripts" / "train_demo_clap.py"
-# The versions that synthesised the committed clips (see tasks/demo/data/SOURCE.md).
+# The versions that synthesised the committed clips (see harness/tasks/demo/data/SOURCE.md).
 COMMITTED_TOOLS = {"espeak-ng": "1.51", "sox": "14.4.2"}
 MAX_BYTES = 8_000_000
 DATASETS = ("DemoAudioA2TRetrieval", "DemoAudioT2ARetrieval", "DemoAudioClassification")

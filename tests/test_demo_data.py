@@ -19,8 +19,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from tasks.demo.build import CONFIGS, DATA_SEED, TASKS, build_demo_datasets
-from tasks.demo.shapes import all_layouts, render, sample_scenes, scene_for
+from harness.tasks.demo.build import CONFIGS, DATA_SEED, TASKS, build_demo_datasets
+from harness.tasks.demo.shapes import all_layouts, render, sample_scenes, scene_for
 from tests.dataset_fixtures import DEMO_DATA, decoded_rows
 
 REPO = Path(__file__).resolve().parent.parent

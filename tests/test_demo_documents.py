@@ -8,8 +8,14 @@ from pathlib import Path
 import datasets
 import pytest
 
-from tasks.demo.documents import N_PAGES, PAGE_WIDTH, TASK_NAME, build_documents, sample_towns
-from tasks.registry import builtin_tasks, demo_tasks
+from harness.tasks.demo.documents import (
+    N_PAGES,
+    PAGE_WIDTH,
+    TASK_NAME,
+    build_documents,
+    sample_towns,
+)
+from harness.tasks.registry import builtin_tasks, demo_tasks
 from tests.dataset_fixtures import DEMO_DATA, decoded_rows, read_result_json, run_cli
 
 COMMITTED = DEMO_DATA / TASK_NAME

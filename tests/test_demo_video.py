@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.core.video import FrameSampling, Video
-from model_adapters import load_adapter
-from tasks.demo.clips import (
+from harness.model_adapters import load_adapter
+from harness.tasks.demo.clips import (
     COLOURS,
     EVENTS,
     FPS,
@@ -26,7 +26,7 @@ from tasks.demo.clips import (
     sample_clips,
     vocabulary,
 )
-from tasks.demo.video import (
+from harness.tasks.demo.video import (
     MOTION_EVENTS,
     MOTION_PAIRS,
     N_RETRIEVAL,
@@ -34,7 +34,7 @@ from tasks.demo.video import (
     build_video,
     motion_clips,
 )
-from tasks.registry import builtin_tasks, demo_tasks
+from harness.tasks.registry import builtin_tasks, demo_tasks
 from tests.dataset_fixtures import DEMO_DATA, read_result_json, run_cli
 
 DATASETS = (

@@ -18,8 +18,8 @@ from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, BlipConfi
 
 from harness.core.adapter import Adapter, Preprocessing
 from harness.core.errors import HarnessError
-from model_adapters import load_adapter, registered_models
-from model_adapters.families import CLIP
+from harness.model_adapters import load_adapter, registered_models
+from harness.model_adapters.families import CLIP
 from tests import tiny_dual_encoders
 from tests.dataset_fixtures import read_result_json, run_cli
 from tests.tiny_models import IMAGE_SIZE, PATCH_SIZE, SEED, _text_tower, _tower

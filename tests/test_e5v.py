@@ -11,8 +11,8 @@ from PIL import Image
 from transformers import LlavaNextForConditionalGeneration, LlavaNextProcessor
 
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters import load_adapter, registered_models
-from model_adapters.llava_next import LlavaNextAdapter
+from harness.model_adapters import load_adapter, registered_models
+from harness.model_adapters.llava_next import LlavaNextAdapter
 from tests import tiny_mllm_embedders
 from tests.dataset_fixtures import read_result_json, run_cli
 

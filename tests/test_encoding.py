@@ -12,7 +12,7 @@ from harness.core.image import EncodedImage
 from harness.core.items import RawItem
 from harness.engine.cache import EmbeddingCache
 from harness.engine.encoding import BatchEncoder
-from model_adapters.registry import load_adapter
+from harness.model_adapters.registry import load_adapter
 from tests.dataset_fixtures import COLOURS, RGB, png_bytes
 
 

@@ -13,7 +13,7 @@ import pytest
 from harness.app.cli import main
 from harness.app.fanout import Job, plan_jobs, run_job, run_on_ray, task_groups
 from harness.app.runner import RunSettings, TaskOutcome, run, run_tasks
-from tasks.registry import builtin_tasks, resolve_tasks
+from harness.tasks.registry import builtin_tasks, resolve_tasks
 from tests.dataset_fixtures import colour_retrieval, retrieval_task_yaml
 
 ray = pytest.importorskip("ray")

@@ -20,11 +20,11 @@ from torch.utils.data import DataLoader
 from harness.core.adapter import Adapter
 from harness.core.errors import HarnessError
 from harness.core.video import FrameSampling, Video
-from model_adapters import load_adapter
-from model_adapters.clip import ClipAdapter
-from tasks.demo.build import QREL_FEATURES
-from tasks.demo.clips import demo_clips
-from tasks.demo.video import ITEM_FEATURES
+from harness.model_adapters import load_adapter
+from harness.model_adapters.clip import ClipAdapter
+from harness.tasks.demo.build import QREL_FEATURES
+from harness.tasks.demo.clips import demo_clips
+from harness.tasks.demo.video import ITEM_FEATURES
 from tests import tiny_models
 from tests.dataset_fixtures import read_result_json, run_cli, write_hub_dataset
 

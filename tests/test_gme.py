@@ -13,9 +13,9 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, Qwen2VLForConditionalGeneration
 
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters import load_adapter, registered_models, registry
-from model_adapters.family import LoadRequest
-from model_adapters.gme import GmeAdapter, fetch_size
+from harness.model_adapters import load_adapter, registered_models, registry
+from harness.model_adapters.family import LoadRequest
+from harness.model_adapters.gme import GmeAdapter, fetch_size
 from tests import tiny_mllm_embedders
 from tests.dataset_fixtures import read_result_json, run_cli
 

@@ -15,8 +15,8 @@ from transformers import AutoImageProcessor, AutoTokenizer, Qwen2VLForConditiona
 
 from harness.core.audio import Waveform
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters import load_adapter
-from model_adapters.mllm import MllmAdapter
+from harness.model_adapters import load_adapter
+from harness.model_adapters.mllm import MllmAdapter
 from tests import tiny_models
 from tests.dataset_fixtures import read_result_json, run_cli
 from tests.test_mllm import _image

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.engine.main_score import split_score, task_score
-from leaderboard.aggregate import (
+from harness.leaderboard.aggregate import (
     Aggregate,
     borda_ranks,
     mean_of_type_means,

@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from leaderboard.board import Benchmark
-from leaderboard.site import build_site, page_name
-from tasks.loading import dataset_revision
-from tasks.registry import builtin_tasks
+from harness.leaderboard.board import Benchmark
+from harness.leaderboard.site import build_site, page_name
+from harness.tasks.loading import dataset_revision
+from harness.tasks.registry import builtin_tasks
 from tests.leaderboard_fixtures import HOSTILE, S1, T1, T2, TYPES, write_table
 from tests.mteb_fixtures import write_mteb_result
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.engine.mteb_files import MtebResult
-from leaderboard.collect import Collection, ModelKey, collect
+from harness.leaderboard.collect import Collection, ModelKey, collect
 from tests.leaderboard_fixtures import result_payload, write_payload
 from tests.mteb_fixtures import MTEB_FIXTURES, write_mteb_result
 

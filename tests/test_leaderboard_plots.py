@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from leaderboard.plots import (
+from harness.leaderboard.plots import (
     DATA_ID,
     PLOT_SCRIPTS,
     SERIES_NAMES,

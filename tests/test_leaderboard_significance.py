@@ -1,4 +1,4 @@
-"""Bootstrap intervals of the board's ranks and means (leaderboard.significance)."""
+"""Bootstrap intervals of the board's ranks and means (harness.leaderboard.significance)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from harness.core.errors import HarnessError
 from harness.engine.main_score import task_score
 from harness.engine.mteb_files import MtebResult
 from harness.engine.results import ResultFile, units_payload
+from harness.leaderboard import aggregate
+from harness.leaderboard.collect import Entry, ModelKey, collect
+from harness.leaderboard.significance import Spread, spreads, unit_set_seed
 from harness.scoring.bootstrap import UnitScores, bootstrap_interval, percentile_interval
-from leaderboard import aggregate
-from leaderboard.collect import Entry, ModelKey, collect
-from leaderboard.significance import Spread, spreads, unit_set_seed
 from tests.leaderboard_fixtures import S1, T1, T2, result_payload, write_payload
 
 # A task's parts: {(split, subset): the units scored there, or a fixed score without units}.
@@ -62,7 +62,7 @@ def _bernoulli(rng: np.random.Generator, p: float, n: int = 200) -> np.ndarray:
 
 
 # The brute-force reference: each resample's task scores from the bootstrap module's own
-# statistics, each resample's board from leaderboard.aggregate.
+# statistics, each resample's board from harness.leaderboard.aggregate.
 
 
 def _resampled_task_scores(entry: Entry, resamples: int, seed: int) -> list[float | None] | None:

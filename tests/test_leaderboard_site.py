@@ -12,13 +12,13 @@ import pytest
 
 from harness.app.cli import main
 from harness.core.errors import HarnessError
-from leaderboard.board import Benchmark
-from leaderboard.collect import ModelKey
-from leaderboard.pages import natural_key
-from leaderboard.site import _write, build_site, model_page_name, page_name
-from leaderboard.tables import params_text
-from tasks.loading import dataset_revision
-from tasks.registry import builtin_tasks
+from harness.leaderboard.board import Benchmark
+from harness.leaderboard.collect import ModelKey
+from harness.leaderboard.pages import natural_key
+from harness.leaderboard.site import _write, build_site, model_page_name, page_name
+from harness.leaderboard.tables import params_text
+from harness.tasks.loading import dataset_revision
+from harness.tasks.registry import builtin_tasks
 from tests.leaderboard_fixtures import (
     HOSTILE,
     S1,

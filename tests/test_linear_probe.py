@@ -20,22 +20,22 @@ from PIL import Image
 from harness.core.adapter import Role
 from harness.core.errors import HarnessError
 from harness.engine.encoding import BatchEncoder
+from harness.model_adapters.registry import load_adapter
 from harness.scoring.classification import (
     CLASSIFICATION_METRICS,
     MULTILABEL_METRICS,
     kshot_samples,
 )
-from model_adapters.registry import load_adapter
-from tasks.definition import TaskDefinition
-from tasks.demo.classification import (
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.demo.classification import (
     MULTILABEL_NAMES,
     PER_CLASS,
     build_classification,
     class_scenes,
 )
-from tasks.linear_probe import LinearProbe
-from tasks.multilabel import MultilabelClassification
-from tasks.registry import builtin_tasks, load_task_file
+from harness.tasks.linear_probe import LinearProbe
+from harness.tasks.multilabel import MultilabelClassification
+from harness.tasks.registry import builtin_tasks, load_task_file
 from tests.dataset_fixtures import (
     DEMO_DATA,
     RGB,
@@ -249,7 +249,7 @@ def test_sparse_and_unseen_labels_are_warnings_not_errors(
     cifar_like: Path, tiny_clip: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     task = load_entry(tmp_path, linear_entry("Probe", cifar_like))
-    with caplog.at_level(logging.WARNING, logger="tasks.linear_probe"):
+    with caplog.at_level(logging.WARNING, logger="harness.tasks.linear_probe"):
         scores = evaluate(task, tiny_clip)
     assert "1 label(s) have fewer than 16 train rows (fewest: 4 with 3)" in caplog.text
     assert "1 label(s) of split test never occur in the train split (5)" in caplog.text

@@ -12,9 +12,9 @@ import pytest
 
 from harness.app.plan import plan
 from harness.engine.encoding import BatchEncoder
-from tasks import datasets_memo, loading
-from tasks.definition import TaskDefinition
-from tasks.registry import task_type
+from harness.tasks import datasets_memo, loading
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.registry import task_type
 from tests.dataset_fixtures import RGB, colour_retrieval, png_bytes, write_labelled_dataset
 from tests.test_zero_shot import ContentAdapter
 

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.core.errors import HarnessError
-from tasks.definition import TaskDefinition
-from tasks.loading import local_content_hash
-from tasks.registry import load_task_file
-from tasks.retrieval import Retrieval
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.loading import local_content_hash
+from harness.tasks.registry import load_task_file
+from harness.tasks.retrieval import Retrieval
 from tests.dataset_fixtures import (
     QREL_FEATURES,
     read_result_json,

@@ -26,19 +26,19 @@ from harness.scoring.abstention import abstention_naucs, confidence_scores, nauc
 from harness.scoring.classification import kshot_samples, multilabel_kshot_samples
 from harness.scoring.clustering_fast import embedded_rows
 from harness.scoring.retrieval import retrieval_scores
-from tasks.base import SplitOutcome
-from tasks.clustering_fast import ClusteringSplit
-from tasks.compositionality import Sample, SampleSplit
-from tasks.definition import TaskDefinition
-from tasks.labelled import LabelledSplit
-from tasks.linear_probe import ProbeSplit, ProbeSubsets
-from tasks.multiple_choice import ChoiceSplit
-from tasks.pair_classification import LabelledPairs
-from tasks.registry import TASK_TYPES
-from tasks.reranking import RerankingSplit
-from tasks.retrieval import RetrievalData, RetrievalSplit
-from tasks.visual_sts import Pairs, PairsSplit
-from tasks.zero_shot import ZeroShotSplit
+from harness.tasks.base import SplitOutcome
+from harness.tasks.clustering_fast import ClusteringSplit
+from harness.tasks.compositionality import Sample, SampleSplit
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.labelled import LabelledSplit
+from harness.tasks.linear_probe import ProbeSplit, ProbeSubsets
+from harness.tasks.multiple_choice import ChoiceSplit
+from harness.tasks.pair_classification import LabelledPairs
+from harness.tasks.registry import TASK_TYPES
+from harness.tasks.reranking import RerankingSplit
+from harness.tasks.retrieval import RetrievalData, RetrievalSplit
+from harness.tasks.visual_sts import Pairs, PairsSplit
+from harness.tasks.zero_shot import ZeroShotSplit
 from tests.test_scoring_classification import (
     mteb_linear_probe,
     mteb_multilabel,

@@ -12,8 +12,8 @@ from PIL import Image
 from transformers import AutoTokenizer
 
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters import load_adapter, registered_models
-from model_adapters.mllm import MODEL_CLASSES, MllmAdapter, _effective_dtype
+from harness.model_adapters import load_adapter, registered_models
+from harness.model_adapters.mllm import MODEL_CLASSES, MllmAdapter, _effective_dtype
 from tests import tiny_models
 from tests.dataset_fixtures import colour_retrieval, read_result_json, retrieval_task_yaml, run_cli
 

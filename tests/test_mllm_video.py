@@ -25,9 +25,9 @@ from transformers.video_utils import make_batched_metadata
 from harness.core.audio import Waveform
 from harness.core.errors import BadInputError, HarnessError
 from harness.core.video import FrameSampling, Video, encode_video
-from model_adapters import load_adapter
-from model_adapters.mllm import MllmAdapter
-from model_adapters.mllm_video import VideoPatches
+from harness.model_adapters import load_adapter
+from harness.model_adapters.mllm import MllmAdapter
+from harness.model_adapters.mllm_video import VideoPatches
 from tests import tiny_models
 from tests.dataset_fixtures import read_result_json, retrieval_task_yaml, run_cli, write_hub_dataset
 

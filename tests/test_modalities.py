@@ -31,7 +31,7 @@ from harness.core.modalities import (
 from harness.engine.cache import EmbeddingCache
 from harness.engine.distributed import item_cost
 from harness.engine.encoding import BatchEncoder
-from tasks.loading import undecoded
+from harness.tasks.loading import undecoded
 
 
 @pytest.fixture

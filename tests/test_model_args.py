@@ -15,8 +15,8 @@ from harness.app.cli import main, parse_model_args, torchrun_command
 from harness.app.fanout import plan_jobs, run_job
 from harness.app.runner import RunSettings
 from harness.core.errors import HarnessError
-from model_adapters.families import CLAP
-from model_adapters.family import Family
+from harness.model_adapters.families import CLAP
+from harness.model_adapters.family import Family
 from tests.dataset_fixtures import colour_retrieval, retrieval_task_yaml
 
 TASK = "ColourT2IRetrieval"

@@ -27,7 +27,7 @@ from harness.engine.mteb_files import (
     read_mteb_result,
 )
 from harness.engine.validation import MAX_SPLITS, validate
-from tasks.registry import builtin_tasks
+from harness.tasks.registry import builtin_tasks
 from tests.leaderboard_fixtures import result_payload
 from tests.mteb_fixtures import MTEB_FIXTURES, write_mteb_result
 

@@ -30,10 +30,10 @@ from harness.core.errors import HarnessError
 from harness.engine.encoding import BatchEncoder
 from harness.scoring.candidates import candidate_run
 from harness.scoring.retrieval import retrieval_scores
-from tasks.definition import TaskDefinition
-from tasks.demo.multiple_choice import COLOUR_TASK, RELATION_TASK, build_multiple_choice
-from tasks.multiple_choice import MultipleChoice
-from tasks.registry import builtin_tasks
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.demo.multiple_choice import COLOUR_TASK, RELATION_TASK, build_multiple_choice
+from harness.tasks.multiple_choice import MultipleChoice
+from harness.tasks.registry import builtin_tasks
 from tests.dataset_fixtures import (
     DEMO_DATA,
     ITEM_FEATURES,

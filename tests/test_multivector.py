@@ -18,9 +18,9 @@ from harness.core.image import EncodedImage
 from harness.core.items import RawItem
 from harness.engine.cache import EmbeddingCache
 from harness.engine.encoding import BatchEncoder
-from model_adapters import late_interaction
-from model_adapters.family import LoadRequest
-from model_adapters.registry import load_adapter
+from harness.model_adapters import late_interaction
+from harness.model_adapters.family import LoadRequest
+from harness.model_adapters.registry import load_adapter
 from tests.dataset_fixtures import (
     COLOURS,
     RGB,
@@ -189,7 +189,7 @@ def test_harness_run_scores_t2i_retrieval_by_maxsim(adapter, model_dir, tmp_path
 
 def test_single_vector_task_types_refuse_a_multi_vector_model(tmp_path: Path) -> None:
     from harness.core.errors import HarnessError
-    from tasks.registry import TASK_TYPES, load_task_file
+    from harness.tasks.registry import TASK_TYPES, load_task_file
     from tests.dataset_fixtures import colour_retrieval, retrieval_task_yaml
 
     data = colour_retrieval(tmp_path / "data", "t2i")

@@ -14,8 +14,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from harness.core.errors import BadInputError, HarnessError
-from model_adapters import load_adapter, ocr
-from model_adapters.ocr import DEFAULT_LANGUAGES, OcrTextAdapter, Tesseract, missing_packages
+from harness.model_adapters import load_adapter, ocr
+from harness.model_adapters.ocr import (
+    DEFAULT_LANGUAGES,
+    OcrTextAdapter,
+    Tesseract,
+    missing_packages,
+)
 from tests.dataset_fixtures import read_result_json, run_cli
 from tests.document_fixtures import SEADOC_PAGES
 from tests.document_fixtures import render_page as render_seadoc_page

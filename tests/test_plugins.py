@@ -16,7 +16,7 @@ import pytest
 from harness.core import plugins
 from harness.core.errors import HarnessError
 from harness.core.plugins import PluginError, Registry
-from model_adapters.family import Family, LoadRequest
+from harness.model_adapters.family import Family, LoadRequest
 from tests.dataset_fixtures import colour_retrieval, fake_meta, retrieval_task_yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ FAMILY_MODULE = """
 import numpy as np
 
 from harness.core.adapter import AdapterMeta
-from model_adapters.family import Family, LoadRequest
+from harness.model_adapters.family import Family, LoadRequest
 
 
 class LetterCounts:
@@ -52,7 +52,7 @@ FAMILY = Family(
 )
 """
 TASK_TYPE_MODULE = """
-from tasks.retrieval import Retrieval
+from harness.tasks.retrieval import Retrieval
 
 
 class ToyRetrieval(Retrieval):

@@ -19,7 +19,7 @@ import harness
 from harness.app.runner import RunSettings, run
 from harness.core.adapter import AdapterMeta, Item, Role
 from harness.core.errors import HarnessError
-from tasks.registry import load_task_file
+from harness.tasks.registry import load_task_file
 from tests.dataset_fixtures import RGB, colour_retrieval, retrieval_task_yaml
 
 TASK = "ColourT2IRetrieval"
@@ -158,11 +158,11 @@ print(json.dumps({
 def test_it_takes_nothing_from_the_current_folder(
     tiny_clip_dir: Path, task_file: Path, tmp_path: Path
 ) -> None:
-    """Run from a folder holding `harness`, `tasks` and `results` folders and a file named like
-    a built-in task; the script lives elsewhere (as `python script.py` puts its own folder,
-    not the current one, on sys.path)."""
+    """Run from a folder holding `harness`, `tasks`, `model_adapters`, `leaderboard` and `results`
+    packages and a file named like a built-in task; the script lives elsewhere (as `python
+    script.py` puts its own folder, not the current one, on sys.path)."""
     cwd, scripts = tmp_path / "project", tmp_path / "scripts"
-    for name in ("harness", "tasks", "results"):
+    for name in ("harness", "tasks", "model_adapters", "leaderboard", "results"):
         (cwd / name).mkdir(parents=True)
         (cwd / name / "__init__.py").write_text("raise ImportError('the wrong package')\n")
     (cwd / "DemoShapesT2IRetrieval").write_text("not a task file\n")

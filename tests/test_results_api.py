@@ -1,4 +1,4 @@
-"""The results API (:func:`leaderboard.frame.results_frame`) and `harness results`.
+"""The results API (:func:`harness.leaderboard.frame.results_frame`) and `harness results`.
 
 Harness results and mteb files (written by mteb's own ``TaskResult``) of the same tasks load into
 one frame whose every score is checked against the files' JSON; the CSV and JSON exports read
@@ -18,9 +18,9 @@ import pytest
 
 from harness.app.cli import main
 from harness.engine.validation import NOT_METRICS
-from leaderboard.frame import COLUMNS, results_frame
-from tasks.loading import dataset_revision
-from tasks.registry import builtin_tasks
+from harness.leaderboard.frame import COLUMNS, results_frame
+from harness.tasks.loading import dataset_revision
+from harness.tasks.registry import builtin_tasks
 from tests.leaderboard_fixtures import S1, T1, T2, result_payload, write_payload
 from tests.mteb_fixtures import write_mteb_result
 

@@ -13,7 +13,7 @@ from mteb.results import TaskResult
 
 from harness.app.runner import RunSettings, run
 from harness.core.adapter import AdapterMeta, Role
-from model_adapters.registry import load_adapter
+from harness.model_adapters.registry import load_adapter
 from tests.dataset_fixtures import colour_retrieval, retrieval_task_yaml
 
 

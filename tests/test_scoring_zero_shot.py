@@ -218,7 +218,7 @@ def test_ties_go_to_the_first_label() -> None:
 
 
 def test_string_labels_are_mapped_like_mteb() -> None:
-    from tasks.zero_shot import _label_indices
+    from harness.tasks.zero_shot import _label_indices
 
     prompts = ["a photo of a cat.", "a photo of a dog.", "a photo of a cat."]
     labels = ["a photo of a dog.", "a photo of a cat.", "a photo of a dog."]

@@ -15,8 +15,8 @@ import yaml
 
 from harness.app.plan import with_data_dirs
 from harness.core.errors import HarnessError
-from tasks.registry import builtin_tasks, load_task_file
-from tasks.retrieval import Retrieval, RetrievalSplit, _subset_groups
+from harness.tasks.registry import builtin_tasks, load_task_file
+from harness.tasks.retrieval import Retrieval, RetrievalSplit, _subset_groups
 from tests.dataset_fixtures import read_result_json, run_cli, write_hub_dataset
 from tests.document_fixtures import FONTS, SEADOC_PAGES, font_file, write_mini_seadoc
 from tests.tiny_models import (

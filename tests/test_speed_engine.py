@@ -19,7 +19,7 @@ from harness.core.errors import HarnessError
 from harness.core.image import EncodedImage
 from harness.core.items import RawItem
 from harness.engine.encoding import BatchEncoder
-from model_adapters.registry import load_adapter
+from harness.model_adapters.registry import load_adapter
 from tests.dataset_fixtures import COLOURS, RGB, fake_meta, png_bytes
 
 
@@ -146,7 +146,7 @@ def test_clip_weights_load_on_first_use_and_a_warm_cache_never_loads_them(
     tiny_clip_dir: Path, tmp_path: Path
 ) -> None:
     from harness.engine.cache import EmbeddingCache
-    from model_adapters.torch_utils import n_parameters
+    from harness.model_adapters.torch_utils import n_parameters
 
     items = texts(5)
     cold = load_adapter(str(tiny_clip_dir))

@@ -14,8 +14,8 @@ from harness.app.cli import main
 from harness.app.submission import InvalidSubmission, submit
 from harness.core.errors import HarnessError
 from harness.engine.results import read_result
-from tasks.loading import dataset_revision
-from tasks.registry import builtin_tasks, task_record
+from harness.tasks.loading import dataset_revision
+from harness.tasks.registry import builtin_tasks, task_record
 from tests.dataset_fixtures import run_cli
 
 TASK = "DemoShapesT2IRetrieval"

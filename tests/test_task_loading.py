@@ -8,8 +8,8 @@ import datasets
 import pytest
 
 from harness.core.errors import HarnessError
-from tasks.registry import builtin_tasks, load_task_file, resolve_tasks
-from tasks.retrieval import Retrieval
+from harness.tasks.registry import builtin_tasks, load_task_file, resolve_tasks
+from harness.tasks.retrieval import Retrieval
 from tests.dataset_fixtures import (
     ITEM_FEATURES,
     QREL_FEATURES,

@@ -35,7 +35,7 @@ from harness.core.items import RawItem
 from harness.engine.cache import EmbeddingCache
 from harness.engine.encoding import BatchEncoder
 from harness.engine.results import write_json_atomic
-from tasks.demo.build import ITEM_FEATURES, QREL_FEATURES
+from harness.tasks.demo.build import ITEM_FEATURES, QREL_FEATURES
 from tests.dataset_fixtures import (
     fake_meta,
     item_row,

@@ -13,7 +13,7 @@ from harness.app.cli import main
 from harness.app.fanout import FanoutReport, Job
 from harness.app.runner import FAILED, RunSettings, TaskOutcome, run
 from harness.core.adapter import AdapterMeta, Role
-from model_adapters.registry import load_adapter, model_modalities
+from harness.model_adapters.registry import load_adapter, model_modalities
 from tests.dataset_fixtures import colour_retrieval, result_files, retrieval_task_yaml, run_cli
 
 MINILM = "all-MiniLM-L6-v2"

@@ -21,7 +21,7 @@ import yaml
 
 from harness.app.cli import main
 from harness.engine import targets
-from tasks.registry import TASK_TYPES, builtin_tasks
+from harness.tasks.registry import TASK_TYPES, builtin_tasks
 from tests.dataset_fixtures import (
     COLOURS,
     ITEM_FEATURES,

@@ -22,8 +22,8 @@ from harness.app.submission import InvalidSubmission, submit
 from harness.core.errors import HarnessError
 from harness.engine.results import read_json
 from harness.engine.validation import MAX_METRICS, MAX_SPLITS, validate
-from leaderboard.collect import ModelKey
-from leaderboard.site import model_page_name
+from harness.leaderboard.collect import ModelKey
+from harness.leaderboard.site import model_page_name
 from tests.leaderboard_fixtures import T1, T2, result_payload, write_payload, write_table
 
 SECRET = "SECRET-7f3a"

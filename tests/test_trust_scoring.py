@@ -26,6 +26,7 @@ from mteb.timing import TimingStack
 
 from harness.engine.encoding import BatchEncoder
 from harness.engine.results import interval_payload
+from harness.model_adapters.registry import load_adapter
 from harness.scoring.bootstrap import (
     HALF_SAMPLING,
     PERCENTILE_BOOTSTRAP,
@@ -36,10 +37,9 @@ from harness.scoring.bootstrap import (
     resample_blocks,
 )
 from harness.scoring.classification import CLASSIFICATION_METRICS
-from model_adapters.registry import load_adapter
-from tasks.multiple_choice import MultipleChoice
-from tasks.registry import load_task_file
-from tasks.zero_shot import ZeroShotClassification
+from harness.tasks.multiple_choice import MultipleChoice
+from harness.tasks.registry import load_task_file
+from harness.tasks.zero_shot import ZeroShotClassification
 from tests.dataset_fixtures import (
     RGB,
     png_bytes,

@@ -18,7 +18,7 @@ from harness.core.errors import HarnessError
 from harness.engine import results
 from harness.engine.results import MAX_JSON_BYTES, MAX_JSON_DEPTH, SITE_MARKER, read_result
 from harness.engine.validation import metric_range, validate
-from leaderboard.collect import collect
+from harness.leaderboard.collect import collect
 from tests.dataset_fixtures import run_cli
 
 TASK = "DemoShapesT2IRetrieval"

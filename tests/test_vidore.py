@@ -9,8 +9,8 @@ import mteb
 import pytest
 from mteb.tasks.retrieval.eng.vidore_bench_retrieval import _load_data as mteb_load_vidore
 
-from tasks.registry import builtin_tasks
-from tasks.retrieval import Retrieval, RetrievalProtocol
+from harness.tasks.registry import builtin_tasks
+from harness.tasks.retrieval import Retrieval, RetrievalProtocol
 from tests.dataset_fixtures import read_result_json, run_cli
 from tests.document_fixtures import VIDORE_PAGES, write_mini_vidore
 

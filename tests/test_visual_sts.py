@@ -15,11 +15,16 @@ import yaml
 
 from harness.core.errors import HarnessError
 from harness.engine.encoding import BatchEncoder
-from tasks.definition import TaskDefinition
-from tasks.demo.shapes import Scene
-from tasks.demo.visual_sts import TASK_NAME, build_visual_sts, caption_pairs, shared_attributes
-from tasks.registry import builtin_tasks
-from tasks.visual_sts import VisualSTS
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.demo.shapes import Scene
+from harness.tasks.demo.visual_sts import (
+    TASK_NAME,
+    build_visual_sts,
+    caption_pairs,
+    shared_attributes,
+)
+from harness.tasks.registry import builtin_tasks
+from harness.tasks.visual_sts import VisualSTS
 from tests.dataset_fixtures import (
     COLOURS,
     DEMO_DATA,

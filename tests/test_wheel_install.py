@@ -18,8 +18,9 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from importlib.metadata import distribution
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from packaging.utils import NormalizedName, canonicalize_name
@@ -118,6 +119,11 @@ def _build_wheel(tmp: Path) -> Path:
         source,
     )
     (wheel,) = wheels.glob("embedding_harness-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        tops = {PurePosixPath(name).parts[0] for name in archive.namelist()}
+    # One import package: the task types, adapters and leaderboard live under `harness.`, so no
+    # generic top-level name (`tasks`, `leaderboard`...) can clash with a user's code.
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"harness"}, tops
     return wheel
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from harness.app.cli import build_parser
-from tasks.registry import builtin_tasks
+from harness.tasks.registry import builtin_tasks
 
 WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "regression.yml"
 

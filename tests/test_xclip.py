@@ -22,12 +22,12 @@ from transformers import XCLIPProcessor
 from harness.app.cli import main
 from harness.core.errors import BadInputError, HarnessError
 from harness.core.video import FrameSampling, Video, encode_video
-from model_adapters import load_adapter, registered_models
-from model_adapters.registry import model_modalities
-from model_adapters.xclip import XClipAdapter
-from tasks.demo.build import DATA_SEED
-from tasks.demo.clips import all_clips
-from tasks.registry import demo_tasks
+from harness.model_adapters import load_adapter, registered_models
+from harness.model_adapters.registry import model_modalities
+from harness.model_adapters.xclip import XClipAdapter
+from harness.tasks.demo.build import DATA_SEED
+from harness.tasks.demo.clips import all_clips
+from harness.tasks.registry import demo_tasks
 from tests import tiny_models
 from tests.dataset_fixtures import read_result_json, run_cli, task_file
 from tests.test_frame_pooling import _DecoderLike

@@ -19,8 +19,8 @@ from harness.core.errors import HarnessError
 from harness.engine.encoding import BatchEncoder
 from harness.scoring.classification import CLASSIFICATION_METRICS as METRIC_KEYS
 from harness.scoring.zero_shot import ensemble_label_vectors, label_scores
-from tasks.registry import load_task_file
-from tasks.zero_shot import ZeroShotClassification
+from harness.tasks.registry import load_task_file
+from harness.tasks.zero_shot import ZeroShotClassification
 from tests.dataset_fixtures import (
     RGB,
     fake_meta,

@@ -12,8 +12,8 @@ from harness.app.runner import RunSettings, run_tasks
 from harness.core.adapter import Adapter, AdapterMeta
 from harness.core.errors import HarnessError
 from harness.engine.results import ResultFile
-from tasks.definition import TaskDefinition
-from tasks.registry import builtin_tasks, resolve_tasks
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.registry import builtin_tasks, resolve_tasks
 
 TaskSpec = str | Path | TaskDefinition
 # The RunSettings fields a caller may set; the output folder has its own argument, and a

@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         "results",
         help="export every score of results folders (harness and mteb files) as CSV or JSON",
         description="One row per model, revision, task, split, subset and metric (the Python "
-        "API: leaderboard.frame.results_frame). Files that cannot be used are listed on stderr.",
+        "API: harness.leaderboard.frame.results_frame). Files that cannot be used are listed on "
+        "stderr.",
     )
     export.add_argument(
         "--results", type=Path, action="append", required=True, help="results folder (repeatable)"
@@ -301,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary table."""
-    from tasks.benchmarks import benchmark_task_names
-    from tasks.registry import demo_tasks
+    from harness.tasks.benchmarks import benchmark_task_names
+    from harness.tasks.registry import demo_tasks
 
     task_specs = benchmark_task_names(args.benchmark) if args.benchmark else None
     if args.tasks is not None:
@@ -418,7 +419,7 @@ def _launch_ranks(argv: list[str], devices: list[int]) -> int:
 def _check_model_args(models: Sequence[str], options: dict[str, Any]) -> None:
     """Refuse model arguments that a model's family declares it does not take, before any
     model runs (a family that declares none refuses them when its model loads)."""
-    from model_adapters.registry import check_model_options
+    from harness.model_adapters.registry import check_model_options
 
     for model in models:
         check_model_options(model, options)
@@ -433,8 +434,8 @@ def _dry_run(
     """Print the plan of each model's run (and the Ray jobs), then every problem the runs
     would meet before scoring; exit 2 when there are any."""
     from harness.app.plan import data_dir_problems, plan, preflight, with_data_dirs
-    from model_adapters.registry import model_modalities
-    from tasks.registry import resolve_tasks
+    from harness.model_adapters.registry import model_modalities
+    from harness.tasks.registry import resolve_tasks
 
     problems: list[str] = []
     for model, specs in jobs:
@@ -492,7 +493,7 @@ def _run_on_ray(
 
 def _demo_jobs(tasks: list[str]) -> list[tuple[str, list[str]]]:
     """The models and tasks of the embedded demo."""
-    from tasks.registry import builtin_tasks
+    from harness.tasks.registry import builtin_tasks
 
     print("No --model/--tasks given: running the embedded offline demo.")
     known = builtin_tasks()
@@ -513,8 +514,8 @@ def _demo_jobs(tasks: list[str]) -> list[tuple[str, list[str]]]:
 def cmd_tasks(args: argparse.Namespace) -> int:
     """Print the table of known tasks, or of one benchmark's tasks."""
     from harness.core.errors import UnknownNameError
-    from tasks.benchmarks import get_benchmark
-    from tasks.registry import TASK_TYPES, builtin_tasks, task_type
+    from harness.tasks.benchmarks import get_benchmark
+    from harness.tasks.registry import TASK_TYPES, builtin_tasks, task_type
 
     if args.type and args.type not in TASK_TYPES:
         raise UnknownNameError("task type", args.type, TASK_TYPES)
@@ -539,7 +540,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_benchmarks(_: argparse.Namespace) -> int:
     """Print the benchmarks with their task counts."""
-    from tasks.benchmarks import builtin_benchmarks
+    from harness.tasks.benchmarks import builtin_benchmarks
 
     rows = [
         (
@@ -557,7 +558,7 @@ def cmd_benchmarks(_: argparse.Namespace) -> int:
 
 def cmd_models(_: argparse.Namespace) -> int:
     """Print the registered model names."""
-    from model_adapters.registry import registered_models
+    from harness.model_adapters.registry import registered_models
 
     rows = [
         (entry.name, entry.family, entry.revision, entry.description)
@@ -615,7 +616,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     """Write every score as CSV or JSON; the files left out, and why, go to stderr."""
     from harness.engine.atomic import write_atomic
-    from leaderboard.frame import frame_records, results_frame
+    from harness.leaderboard.frame import frame_records, results_frame
 
     if args.out:
         file_target(args.out, "--out")
@@ -641,10 +642,10 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Build the static site and print the page to open."""
-    from leaderboard.board import Benchmark
-    from leaderboard.site import build_site
-    from tasks.benchmarks import benchmark_task_names
-    from tasks.registry import builtin_tasks
+    from harness.leaderboard.board import Benchmark
+    from harness.leaderboard.site import build_site
+    from harness.tasks.benchmarks import benchmark_task_names
+    from harness.tasks.registry import builtin_tasks
 
     folder_target(args.out, "--out")
     known = {name: task.type for name, task in builtin_tasks().items()}

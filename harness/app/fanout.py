@@ -27,8 +27,8 @@ from harness.app.runner import (
 )
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
-from tasks.definition import TaskDefinition
-from tasks.registry import resolve_tasks
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.registry import resolve_tasks
 
 # A worker that dies is replaced and its job run again, at most this many times.
 MAX_RETRIES = 3

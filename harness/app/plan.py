@@ -18,9 +18,9 @@ from pathlib import Path
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
 from harness.engine.results import result_file_name
-from tasks.definition import TaskDefinition
-from tasks.loading import dataset_revision
-from tasks.registry import task_type
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.loading import dataset_revision
+from harness.tasks.registry import task_type
 
 # The longest file name (in bytes) that common file systems (ext4, APFS, NTFS) accept.
 MAX_FILE_NAME_BYTES = 255
@@ -133,7 +133,7 @@ def _planned(task: TaskDefinition) -> PlannedTask:
 
 def _loaded_inputs(task: TaskDefinition, split: str) -> dict[str, int]:
     """The inputs of ``split`` by kind, counted on the split as the task's type loads it (the
-    loaded dataset then serves the run as well, see ``tasks.datasets_memo``)."""
+    loaded dataset then serves the run as well, see ``harness.tasks.datasets_memo``)."""
     return task_type(task).load(task, split).input_counts()
 
 

@@ -36,12 +36,12 @@ from harness.engine.results import (
     write_json_atomic,
     write_result,
 )
+from harness.model_adapters.registry import load_adapter
 from harness.scoring.bootstrap import bootstrap_interval
-from model_adapters.registry import load_adapter
-from tasks.base import TaskType
-from tasks.definition import TaskDefinition
-from tasks.loading import dataset_revision
-from tasks.registry import resolve_tasks, task_record, task_type
+from harness.tasks.base import TaskType
+from harness.tasks.definition import TaskDefinition
+from harness.tasks.loading import dataset_revision
+from harness.tasks.registry import resolve_tasks, task_record, task_type
 
 
 @dataclass(frozen=True)

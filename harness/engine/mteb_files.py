@@ -39,7 +39,7 @@ from harness.engine.validation import (
     MODEL_META,
     metric_range,
 )
-from tasks.definition import TaskDefinition
+from harness.tasks.definition import TaskDefinition
 
 LAYOUT_BEFORE_1_11 = "mteb<1.11"
 LAYOUT_1X = "mteb 1.x TaskResult"
@@ -214,14 +214,14 @@ def _subset_from_before_1_11(
 
 def _builtin(task_name: str) -> Any:
     """The built-in definition of ``task_name``, if any."""
-    from tasks.registry import builtin_tasks
+    from harness.tasks.registry import builtin_tasks
 
     return builtin_tasks().get(task_name)
 
 
 def _main_metric(task_name: str) -> str | None:
     """The main metric of a built-in task (``None`` for any other)."""
-    from tasks.registry import task_record
+    from harness.tasks.registry import task_record
 
     task = _builtin(task_name)
     return None if task is None else str(task_record(task)["main_score"])
@@ -268,8 +268,8 @@ def external_problems(result: MtebResult, task: TaskDefinition | None) -> list[s
     definition, ``None`` when there is none); empty when it can. The dataset revision must be
     the definition's, every eval split present, and each of their subsets' main score a finite
     number within its metric's range that equals the metric where the subset has it."""
-    from tasks.loading import dataset_revision
-    from tasks.registry import task_record
+    from harness.tasks.loading import dataset_revision
+    from harness.tasks.registry import task_record
 
     if task is None:
         return [f"task {result.task_name[:60]!r} is not a built-in task (see `harness tasks`)"]

@@ -54,7 +54,7 @@ class ModelRecord(Record):
 
 
 class DatasetRecord(Record):
-    """Where a task's data was read from (``tasks.definition.DatasetSpec`` as recorded)."""
+    """Where a task's data was read from (``harness.tasks.definition.DatasetSpec`` as recorded)."""
 
     path: str | None = None
     revision: str | None = None
@@ -65,7 +65,7 @@ class DatasetRecord(Record):
 
 class TaskRecord(Record):
     """The task as it was scored: its definition with the resolved protocol and main score
-    (``tasks.registry.task_record``)."""
+    (``harness.tasks.registry.task_record``)."""
 
     name: str | None = None
     type: str | None = None
@@ -80,7 +80,7 @@ class TaskRecord(Record):
     protocol: dict[str, Any] = Field(default_factory=dict)
     n_samples: dict[str, int] = Field(default_factory=dict)
     # {split: the main score's exact expected value under uniform random guessing on the data
-    # scored}, for the splits whose type knows one (``tasks.chance``); descriptive, like
+    # scored}, for the splits whose type knows one (``harness.tasks.chance``); descriptive, like
     # ``n_samples``. Written only when there is one (older results keep their form).
     chance_level: dict[str, float] | None = Field(
         default=None, exclude_if=lambda levels: not levels

@@ -34,7 +34,7 @@ import harness.engine.results as result_io
 from harness.core.errors import HarnessError, UnknownNameError
 from harness.engine.records import TaskRecord
 from harness.engine.results import SITE_MARKER, ResultFile, read_json, schema_summary
-from tasks.definition import TaskDefinition
+from harness.tasks.definition import TaskDefinition
 
 MODEL_META = "model_meta.json"
 RERUN = "re-run the task with `harness run --model M --tasks TASK` and submit the new file"
@@ -196,7 +196,7 @@ def validate(
     With ``custom``, a task that is not built in is no problem: its file gets the checks that
     need no definition (the leaderboard shows such tasks apart). ``exclude`` is not scanned.
     """
-    from tasks.registry import builtin_tasks
+    from harness.tasks.registry import builtin_tasks
 
     validation = load_results(paths, exclude)
     known = builtin_tasks()
@@ -276,7 +276,7 @@ def _check_result(
         yield from _check_splits(file, result, splits)
         yield from _check_scores(file, result, [s for s in splits if s in result.scores], metric)
         return
-    from tasks.registry import task_record
+    from harness.tasks.registry import task_record
 
     expected = TaskRecord.model_validate(task_record(task))
     yield from _check_revision(file, result, task)
@@ -329,7 +329,7 @@ def _check_provenance(file: Path, result: ResultFile) -> Iterator[Problem]:
 
 def _check_revision(file: Path, result: ResultFile, task: TaskDefinition) -> list[Problem]:
     """The dataset revision is the definition's (for a local dataset: its content hash)."""
-    from tasks.loading import dataset_revision
+    from harness.tasks.loading import dataset_revision
 
     try:
         expected = dataset_revision(task)

@@ -1,7 +1,0 @@
-"""The embedded offline demo benchmark: synthetic scenes of coloured shapes with captions, and
-synthetic sounds (spoken words, tones, noises) with captions.
-
-``shapes`` generates scenes and renders them, ``sounds`` synthesises clips (espeak-ng, sox);
-``build``, ``audio`` and the other modules write the datasets that ship under
-``tasks/demo/data/`` (``python -m tasks.demo tasks/demo/data``).
-"""
