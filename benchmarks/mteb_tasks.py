@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DEMO = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"
+DEMO = Path(__file__).resolve().parent.parent / "harness" / "tasks" / "demo" / "data"
 SIDES = {"t": "text", "i": "image", "a": "audio", "v": "video"}
 
 

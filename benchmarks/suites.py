@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_CLIP = ROOT / "model_adapters" / "demo_clip"
-DEMO_CLAP = ROOT / "model_adapters" / "demo_clap"
-DEMO_XCLIP = ROOT / "model_adapters" / "demo_xclip"
+DEMO_CLIP = ROOT / "harness" / "model_adapters" / "demo_clip"
+DEMO_CLAP = ROOT / "harness" / "model_adapters" / "demo_clap"
+DEMO_XCLIP = ROOT / "harness" / "model_adapters" / "demo_xclip"
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ SPECIAL_TOKENS = {
     "eos_token": "</s>",
     "unk_token": "<unk>",
 }
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "model_adapters" / "demo_clap"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "harness" / "model_adapters" / "demo_clap"
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:

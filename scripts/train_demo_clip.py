@@ -45,7 +45,7 @@ SPECIAL_TOKENS = {
     "bos_token": "<bos>",
     "eos_token": "<eos>",
 }
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "model_adapters" / "demo_clip"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "harness" / "model_adapters" / "demo_clip"
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:

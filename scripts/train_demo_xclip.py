@@ -68,7 +68,7 @@ SPECIAL_TOKENS = {
     "unk_token": "<unk>",
     "eos_token": "</s>",
 }
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "model_adapters" / "demo_xclip"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "harness" / "model_adapters" / "demo_xclip"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from harness.app.cli import main
 from harness.core.adapter import AdapterMeta
 from harness.tasks.demo.build import ITEM_FEATURES, QREL_FEATURES  # the MIEB retrieval layout
 
-DEMO_DATA = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "data"
+DEMO_DATA = Path(__file__).resolve().parent.parent / "harness" / "tasks" / "demo" / "data"
 
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 RGB = {

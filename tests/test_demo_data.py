@@ -24,7 +24,7 @@ from harness.tasks.demo.shapes import all_layouts, render, sample_scenes, scene_
 from tests.dataset_fixtures import DEMO_DATA, decoded_rows
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL_DIR = REPO / "model_adapters" / "demo_clip"
+MODEL_DIR = REPO / "harness" / "model_adapters" / "demo_clip"
 TRAIN_SCRIPT = REPO / "scripts" / "train_demo_clip.py"
 PARQUET = "test-00000-of-00001.parquet"
 COLUMNS = {

@@ -25,7 +25,7 @@ from harness.leaderboard.plots import (
     plot_payload,
 )
 
-STATIC = Path(__file__).resolve().parent.parent / "leaderboard" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "harness" / "leaderboard" / "static"
 VENDOR = STATIC / "vendor"
 HOSTILE = "</script><script>alert(1)</script>"
 TAGGED = "<b>bold</b> &amp; <a href='https://example.org'>link</a>"  # plotly's label markup
