@@ -1,5 +1,5 @@
 """The ``harness`` command line: run, tasks, benchmarks, models, validate, submit, check,
-results and leaderboard."""
+results, leaderboard and cache."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import __version__
+from harness.app.cache_command import add_cache_parser, cmd_cache
 from harness.app.table import format_table
 from harness.core.errors import HarnessError
 from harness.engine.targets import file_target, folder_target
@@ -297,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a benchmark name (`harness benchmarks`), or a text file naming its tasks, one per "
         "line (its name is the file's); repeatable: a board (tab) per benchmark",
     )
+    add_cache_parser(commands)
     return parser
 
 
@@ -678,6 +680,7 @@ COMMANDS = {
     "check": cmd_check,
     "results": cmd_results,
     "leaderboard": cmd_leaderboard,
+    "cache": cmd_cache,
 }
 
 
