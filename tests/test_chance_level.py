@@ -23,6 +23,7 @@ from scipy import stats
 from sklearn.metrics import average_precision_score
 
 from harness.app.runner import RunSettings, run
+from harness.core.adapter import AdapterMeta
 from harness.core.encoder import Encoded
 from harness.core.items import RawItem
 from harness.engine.identity import run_identity
@@ -163,9 +164,8 @@ class RandomEncoder:
 
     def __init__(self, seed: int, skip_every: int | None = None) -> None:
         self.rng, self.skip_every = np.random.default_rng(seed), skip_every
-        self.adapter: Any = SimpleNamespace(
-            meta=SimpleNamespace(similarity="cosine", name="random")
-        )
+        meta = AdapterMeta("random", "0", "random", "cosine", ("image", "text", "audio"), "float32")
+        self.adapter: Any = SimpleNamespace(meta=meta)
 
     def encode(self, items: Sequence[RawItem], **_: Any) -> Encoded:
         vectors = self.rng.normal(size=(len(items), 16)).astype(np.float32)

@@ -117,7 +117,7 @@ def test_wrong_model_or_options_are_clear_errors(tiny_clip_dir: Path, model_dir:
         request = LoadRequest(source=str(tiny_clip_dir), name="c", revision="r")
         late_interaction.LateInteractionAdapter(request)
     with pytest.raises(
-        HarnessError, match=r"unknown option\(s\) pooling; the options it accepts: none"
+        HarnessError, match=r"unknown option\(s\) pooling; the options it accepts: document_parts"
     ):
         load_adapter(str(model_dir), options={"pooling": "mean"})
 

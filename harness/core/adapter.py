@@ -24,6 +24,14 @@ from harness.core.errors import BadInputError, HarnessError
 Role = Literal["query", "document"] | None
 Similarity = Literal["cosine", "dot", "maxsim"]
 Item = dict[str, Any]
+# How a document with both an image and a text part (a page and its OCR text, ViDoRe v3.1's
+# ``t2it`` corpora) is embedded: ``fused`` (both parts, as the family fuses them), ``image`` or
+# ``text`` (that part alone).
+DocumentParts = Literal["fused", "image", "text"]
+DOCUMENT_PARTS: tuple[DocumentParts, ...] = ("fused", "image", "text")
+# The model option that overrides a family's document parts.
+DOCUMENT_PARTS_OPTION = "document_parts"
+PAGE_TEXT = frozenset({"image", "text"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class AdapterMeta:
     # of items and the run identities of tasks with that modality, but not into the
     # fingerprint: a family that gains a modality keeps the keys and results of the others.
     modality_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # How it embeds a document with both an image and a text part (``DocumentParts``); None
+    # when it embeds neither. Recorded in results; an override of the family's default is
+    # also in ``options`` (so in the fingerprint), the default is not (keys stay as they were).
+    document_parts: DocumentParts | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -94,6 +106,8 @@ class AdapterMeta:
         data["modality_options"] = self.options_for(self.modality_options)
         if not data["modality_options"]:
             del data["modality_options"]
+        if data["document_parts"] is None:
+            del data["document_parts"]
         data["fingerprint"] = self.fingerprint
         return data
 
@@ -142,6 +156,20 @@ def check_options(family: str, options: Mapping[str, Any], known: frozenset[str]
         raise HarnessError(
             f"unknown option(s) {sorted(unknown)} for the {family} family; known: {sorted(known)}"
         )
+
+
+def embeddable_parts(modalities: Iterable[str]) -> DocumentParts | None:
+    """The document parts of a model that embeds ``modalities``: ``fused`` when it embeds
+    images and texts, the one it embeds when only one, None when neither."""
+    embedded = PAGE_TEXT & set(modalities)
+    if len(embedded) == len(PAGE_TEXT):
+        return "fused"
+    return "image" if "image" in embedded else "text" if embedded else None
+
+
+def kept_parts(document_parts: DocumentParts) -> frozenset[str]:
+    """The parts of a page-plus-text document that ``document_parts`` embeds."""
+    return PAGE_TEXT if document_parts == "fused" else frozenset({document_parts})
 
 
 def rows_by_part(items: Sequence[Item], parts: Sequence[str], missing: str) -> list[list[int]]:

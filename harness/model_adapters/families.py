@@ -122,6 +122,8 @@ BUILTIN_FAMILIES = (
             "Qwen2.5-Omni thinkers (LCO-Embedding): audio, images, text and video, last token"
         ),
         options="harness.model_adapters.mllm:OPTIONS",
+        # mteb's LCO-Embedding wrapper: one prompt, the image then the text.
+        document_parts="fused",
     ),
     Family(
         name=MLLM_VISION,
@@ -130,6 +132,7 @@ BUILTIN_FAMILIES = (
         detects=_is_mllm_vision,
         description="Qwen2-VL and Qwen2.5-VL multimodal LLMs (the mllm adapter), last token",
         options="harness.model_adapters.mllm:OPTIONS",
+        document_parts="fused",  # one prompt, as for the mllm family
     ),
     Family(
         name=LLAVA_NEXT,
@@ -138,6 +141,8 @@ BUILTIN_FAMILIES = (
         detects=_is_llava_next,
         description="LLaVA-NeXT last-token embedders (E5-V): images and text, E5-V's prompts",
         options="harness.model_adapters.llava_next:OPTIONS",
+        # mteb's E5-V wrapper: one composed prompt with the image and the text.
+        document_parts="fused",
     ),
     Family(
         name=GME,
@@ -148,6 +153,8 @@ BUILTIN_FAMILIES = (
             "registered models only (their config says qwen2_vl, as mllm-vision models' do)"
         ),
         options="harness.model_adapters.gme:OPTIONS",
+        # mteb's GME wrapper: one prompt with the image and the text.
+        document_parts="fused",
     ),
     Family(
         name=CLAP,
@@ -172,6 +179,8 @@ BUILTIN_FAMILIES = (
         detects=_is_late_interaction,
         description="ColPali/ColQwen2 multi-vector (MaxSim) retrievers",
         options=frozenset(),
+        # mteb's ColPali wrapper: the text's token vectors, then the page's.
+        document_parts="fused",
     ),
     Family(
         name=XCLIP,
@@ -188,6 +197,8 @@ BUILTIN_FAMILIES = (
         detects=_is_dual_encoder,
         description="transformers dual encoders with get_text_features and get_image_features",
         options="harness.model_adapters.clip:OPTIONS",
+        # mteb's CLIP-style wrappers: the image embedding plus the text embedding.
+        document_parts="fused",
     ),
     Family(
         name=OCR,
@@ -195,6 +206,8 @@ BUILTIN_FAMILIES = (
         factory="harness.model_adapters.ocr:OcrTextAdapter",
         description="Tesseract reads each page; a sentence-transformers model embeds the text",
         options="harness.model_adapters.ocr:OPTIONS",
+        # Its own: the text, then the text Tesseract reads from the page.
+        document_parts="fused",
     ),
 )
 # Every family by name. Listing the names imports no adapter module; a plugin's module is
