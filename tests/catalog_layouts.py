@@ -23,6 +23,7 @@ DATA_PROTOCOL_KEYS = frozenset(
     {
         "subsets",
         "split_subsets",
+        "dir_subsets",
         "label_column",
         "image_column",
         "text_column",
@@ -43,6 +44,9 @@ DATA_PROTOCOL_KEYS = frozenset(
         "stratified_subsample",
         # MVEB's: the split a probe trains on (`test` when it cross-validates its one split)
         "train_split",
+        # retrieval: each subset's own configs (CommonVoice, ViDoRe v3), and blank page texts kept
+        "config_subsets",
+        "keep_blank_text",
     }
 )
 

@@ -1,8 +1,9 @@
 """The catalog against mteb's own metadata (shipped inside the mteb package, read offline).
 
 Every catalog entry that mteb knows must name the same dataset path and revision, eval splits,
-main score, category, eval languages (but for aggregate tasks) and type family as mteb's task of
-the same name; every benchmark that mirrors one of mteb's must list the same tasks.
+main score, category, eval languages (but for aggregate tasks), type family and privacy (mteb's
+``is_public``) as mteb's task of the same name; every benchmark that mirrors one of mteb's must
+list the same tasks.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def test_entry_matches_mteb_metadata(entry: Any) -> None:
     assert task_type(entry).main_score(entry) == metadata.main_score
     assert metadata.type in MTEB_TYPES[entry.type]
     assert entry.category == expected_category(entry, metadata)
+    assert entry.dataset.private == (not metadata.is_public)
     if not reference.is_aggregate:
         assert entry.languages == mteb_languages(metadata)
         sizes = metadata.n_samples or {}
@@ -129,12 +131,13 @@ def test_benchmark_lists_mtebs_tasks(benchmark: Any) -> None:
         lambda entry: {"dataset": entry.dataset.model_copy(update={"revision": "0" * 40})},
         lambda entry: {"languages": [*entry.languages, "xxx-Latn"]},
         lambda entry: {"category": "t2t" if entry.category != "t2t" else "i2i"},
+        lambda entry: {"dataset": entry.dataset.model_copy(update={"private": True})},
     ],
-    ids=["revision", "languages", "category"],
+    ids=["revision", "languages", "category", "private"],
 )
 def test_drift_check_catches_a_change(change: Any) -> None:
-    """The comparison itself can fail: an entry with another revision, languages or category
-    differs (for an audio and a video entry too)."""
+    """The comparison itself can fail: an entry with another revision, languages, category or
+    privacy differs (for an audio and a video entry too)."""
     for catalog in (catalog_tasks(), catalog_tasks(audio=True), catalog_tasks(video=True)):
         entry = next(task for task in catalog if mteb_task(task.name) is not None)
         with pytest.raises(AssertionError):

@@ -599,8 +599,10 @@ def test_repeated_ids_are_read_as_mtebs_dataset_transform_reads_them(
         }
 
 
-def test_config_subsets_need_a_paired_table() -> None:
-    with pytest.raises(ValidationError, match="`config_subsets` reads a `paired` table"):
-        RetrievalProtocol.model_validate({"config_subsets": {"en": ["eng-Latn"]}})
-    paired = {"paired": {"ids": "column"}, "config_subsets": {"en": ["eng-Latn"]}}
-    assert RetrievalProtocol.model_validate(paired).subset_languages == {"en": ["eng-Latn"]}
+def test_config_subsets_take_no_other_subsets() -> None:
+    english = {"en": ["eng-Latn"]}
+    with pytest.raises(ValidationError, match="`config_subsets` reads each subset from its own"):
+        RetrievalProtocol.model_validate({"config_subsets": english, "split_subsets": english})
+    for layout in ({"paired": {"ids": "column"}}, {}):  # a paired table or BEIR configs each
+        protocol = RetrievalProtocol.model_validate({**layout, "config_subsets": english})
+        assert protocol.subset_languages == english

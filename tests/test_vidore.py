@@ -31,7 +31,12 @@ def vidore_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _vidore_tasks() -> dict[str, object]:
-    return {name: task for name, task in builtin_tasks().items() if name.startswith("Vidore")}
+    """ViDoRe v1 and v2 (v3 and v3.1: tests/test_vidore_v3.py)."""
+    return {
+        name: task
+        for name, task in builtin_tasks().items()
+        if task.source_file is not None and task.source_file.name == "vidore.yaml"
+    }
 
 
 def test_mieb_lite_vidore_tasks_are_defined() -> None:

@@ -15,8 +15,12 @@ class DatasetSpec(BaseModel):
 
     ``path`` is a hub id or a local directory (relative to the YAML file that names it).
     ``configs`` maps a part the task type reads (``corpus``, ``queries``, ``qrels``...) to the
-    dataset's config name, ``splits`` maps a part to a split name when it differs from the eval
-    split, and ``columns`` maps a column the task type reads to the dataset's column name.
+    dataset's config name, or with a trailing ``/`` to a folder of the dataset whose data files
+    hold the part (``queries/``: read with ``load_dataset(path, data_dir=...)``), ``splits``
+    maps a part to a split name when it differs from the eval split, and ``columns`` maps a
+    column the task type reads to the dataset's column name.
+    ``private`` marks a hub repo that only accounts its owners admit can download (mteb's
+    ``is_public=False``): a failed load says so. Recorded only when set.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -26,6 +30,7 @@ class DatasetSpec(BaseModel):
     configs: dict[str, str] = Field(default_factory=dict)
     splits: dict[str, str] = Field(default_factory=dict)
     columns: dict[str, str] = Field(default_factory=dict)
+    private: bool = Field(default=False, exclude_if=lambda private: not private)
 
 
 class Prompts(BaseModel):

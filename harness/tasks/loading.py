@@ -4,7 +4,9 @@ Hub ids and local directories take the same road: ``datasets.load_dataset(path, 
 split=..., revision=...)``. A local directory holds the hub layout (a README whose YAML front
 matter declares the configs), or, without a README, one folder or one data file per config:
 ``corpus.parquet`` (or ``corpus/``) is config ``corpus``; BEIR's own layout (``corpus.jsonl``,
-``queries.jsonl``, ``qrels/test.tsv``) reads as it is.
+``queries.jsonl``, ``qrels/test.tsv``) reads as it is. A config named with a trailing ``/``
+(``queries/``, ``ar/queries/``) is a folder of the dataset, read with ``data_dir`` whether or not
+the dataset has a card (JinaVDR's layout).
 """
 
 from __future__ import annotations
@@ -173,6 +175,8 @@ def _load_part(task: TaskDefinition, part: str, config: str, split: str) -> data
 
     path = task.dataset.path
     try:
+        if config.endswith("/") and not _without_card(task):
+            return _load_folder(task, part, config, split)
         if _without_card(task):
             folder, files = _config_files(task, part, config)
             files = _split_files(task, part, config, folder, files, split)
@@ -187,6 +191,22 @@ def _load_part(task: TaskDefinition, part: str, config: str, split: str) -> data
         raise
     except Exception as error:
         raise _load_error(task, f"config {config!r}, split {split!r}", error) from error
+
+
+def _load_folder(task: TaskDefinition, part: str, folder: str, split: str) -> datasets.Dataset:
+    """A config named as a folder of the dataset (``queries/``): its data files read with
+    ``load_dataset(path, data_dir=folder)``, the card's configs ignored, as mteb reads JinaVDR's
+    datasets; the split is the one the files are named after."""
+    import datasets
+
+    path, revision = task.dataset.path, task.dataset.revision
+    data_dir = folder.rstrip("/")
+    splits = datasets.get_dataset_split_names(path, revision=revision, data_dir=data_dir)
+    if split not in splits:
+        raise _missing_split(task, part, folder, split, splits)
+    return datasets.load_dataset(
+        path, data_dir=data_dir, split=split, revision=revision, cache_dir=_cache_dir(task)
+    )
 
 
 def _cache_dir(task: TaskDefinition) -> str | None:
@@ -351,9 +371,16 @@ def _load_error(task: TaskDefinition, what: str, error: Exception) -> HarnessErr
         if not task.is_local
         else ""
     )
+    private_hint = (
+        " The dataset is private (mteb marks it is_public=False): only accounts its owners "
+        "admit can download it. With access, log in (`hf auth login` or HF_TOKEN) and run "
+        "again; without it, leave the task out."
+        if task.dataset.private and not task.is_local
+        else ""
+    )
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return HarnessError(
         f"task {task.name}: cannot load {what} of dataset {task.dataset.path} "
         f"(revision {task.dataset.revision or 'unpinned'}): {type(error).__name__}: "
-        f"{first_line}.{offline_hint}"
+        f"{first_line}.{private_hint}{offline_hint}"
     )

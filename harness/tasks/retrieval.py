@@ -7,7 +7,11 @@ Reads the layouts MIEB's and MAEB's retrieval datasets use on the hub: configs `
 images or clips with their captions (see ``PairedSpec``), and ``split_subsets`` scores each
 named split of the dataset as its own subset, as mteb's multilingual image-caption tasks (WIT,
 XM3600, XFlickr30k-CO) store their languages; ``config_subsets`` the paired table of each named
-config (MAEB's CommonVoice: one config per language).
+config (MAEB's CommonVoice: one config per language), or without ``paired`` the queries, corpus
+and qrels of configs ``<subset>-queries``, ``<subset>-corpus`` and ``<subset>-qrels``, as mteb
+names a multilingual retrieval dataset's configs (ViDoRe v3); ``dir_subsets`` the queries,
+corpus and qrels under each named folder (``<subset>/queries/``...), as JinaVDR's multilingual
+tasks store their languages.
 ``grouped`` reads one table whose rows are queries and documents related by a shared value
 (MAEB's JamAlt tasks; see ``GroupedSpec``).
 
@@ -39,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.core.document_parts import document_items
 from harness.core.encoder import Encoder
 from harness.core.errors import HarnessError
 from harness.core.items import RawItem
@@ -255,8 +260,12 @@ class RetrievalProtocol(Protocol):
     split_subsets: dict[str, list[str]] = Field(default_factory=dict)
     grouped: GroupedSpec | None = None
     config_subsets: dict[str, list[str]] = Field(default_factory=dict)
+    dir_subsets: dict[str, list[str]] = Field(default_factory=dict)
+    # A document's blank text stays a part, an empty string beside its other parts, as mteb
+    # encodes it (ViDoRe v3.1: pages whose OCR found no text); by default the part is absent.
+    keep_blank_text: bool = False
 
-    unrecorded_defaults = ("grouped", "config_subsets")
+    unrecorded_defaults = ("grouped", "config_subsets", "dir_subsets", "keep_blank_text")
 
     @field_validator("k_values")
     @classmethod
@@ -272,9 +281,13 @@ class RetrievalProtocol(Protocol):
         if self.grouped is not None and (self.paired or self.subsets or self.split_subsets):
             raise ValueError("`grouped` is a layout of its own: no `paired`, `subsets` or "
                              "`split_subsets` with it")  # fmt: skip
-        if self.config_subsets and (self.paired is None or self.subsets or self.split_subsets):
-            raise ValueError("`config_subsets` reads a `paired` table from each config: give "
-                             "`paired`, and no `subsets` or `split_subsets`")  # fmt: skip
+        if self.config_subsets and (self.grouped or self.subsets or self.split_subsets):
+            raise ValueError("`config_subsets` reads each subset from its own configs: no "
+                             "`grouped`, `subsets` or `split_subsets` with it")  # fmt: skip
+        others = (self.paired, self.grouped, self.subsets, self.split_subsets, self.config_subsets)
+        if self.dir_subsets and any(others):
+            raise ValueError("`dir_subsets` reads queries, corpus and qrels from each subset's "
+                             "folder: no other layout or subsets with it")  # fmt: skip
         return self
 
     @property
@@ -283,7 +296,7 @@ class RetrievalProtocol(Protocol):
         name."""
         if self.grouped is not None:
             return self.grouped.subsets
-        return self.split_subsets or self.config_subsets
+        return self.split_subsets or self.config_subsets or self.dir_subsets
 
 
 class Retrieval(TaskType[RetrievalData]):
@@ -315,8 +328,19 @@ class Retrieval(TaskType[RetrievalData]):
             return RetrievalData(split=split, parts=parts)
         if protocol.config_subsets:
             parts = {
-                config: self._load_data(_in_config(task, config), protocol, split, limit)
+                config: self._load_data(
+                    _in_config(task, config, paired=protocol.paired is not None),
+                    protocol,
+                    split,
+                    limit,
+                )
                 for config in protocol.config_subsets
+            }
+            return RetrievalData(split=split, parts=parts)
+        if protocol.dir_subsets:
+            parts = {
+                folder: self._load_data(_in_folder(task, folder), protocol, split, limit)
+                for folder in protocol.dir_subsets
             }
             return RetrievalData(split=split, parts=parts)
         data_splits = {name: name for name in protocol.split_subsets} or {"default": split}
@@ -368,12 +392,14 @@ class Retrieval(TaskType[RetrievalData]):
         split: str,
         data: RetrievalSplit,
     ) -> SplitOutcome:
-        """Score one data split: its queries against its corpus."""
+        """Score one data split: its queries against its corpus (of documents with a page and
+        a text, the parts the adapter embeds: ``harness.core.document_parts``)."""
         encoded_queries = encoder.encode(
             data.queries, role="query", instruction=task.prompts.query, task=task.name
         )
+        corpus = document_items(data.corpus, task.sides.document, encoder.adapter.meta)
         encoded_corpus = encoder.encode(
-            data.corpus, role="document", instruction=task.prompts.document, task=task.name
+            corpus, role="document", instruction=task.prompts.document, task=task.name
         )
         query_ids = _kept_ids(data.queries, encoded_queries.kept)
         corpus_ids = _kept_ids(data.corpus, encoded_corpus.kept)
@@ -456,7 +482,9 @@ class Retrieval(TaskType[RetrievalData]):
         else:
             qrels = self._qrels(task, split, protocol.duplicates)
             queries = self._items(task, "queries", split, protocol.duplicates)
-            corpus = self._items(task, "corpus", split, protocol.duplicates)
+            corpus = self._items(
+                task, "corpus", split, protocol.duplicates, keep_blank_text=protocol.keep_blank_text
+            )
         qrels = _known_qrels(task, split, protocol.unknown_qrels, qrels, queries, corpus)
         qrels = drop_queries_without_positives(qrels)
         queries = [q for q in queries if q.id in qrels]
@@ -651,7 +679,13 @@ class Retrieval(TaskType[RetrievalData]):
         return qrels
 
     def _items(
-        self, task: TaskDefinition, part: str, split: str, duplicates: str = "error"
+        self,
+        task: TaskDefinition,
+        part: str,
+        split: str,
+        duplicates: str = "error",
+        *,
+        keep_blank_text: bool = False,
     ) -> list[RawItem]:
         config = resolve_config(task, part, CONFIG_CANDIDATES[part])
         data = load_part(task, part, config, split)
@@ -661,7 +695,12 @@ class Retrieval(TaskType[RetrievalData]):
         require_columns(task, data, config, [id_column, *columns.values()])
         data = undecoded(data, columns.values())
         title = column(task, "title")
-        items = list(_raw_items(data, id_column, columns, title, strip=part == "corpus"))
+        strip = part == "corpus"
+        items = list(
+            _raw_items(
+                data, id_column, columns, title, strip=strip, keep_blank_text=keep_blank_text
+            )
+        )
         return _unique(task, split, f"{part} (column {id_column!r})", items, duplicates)
 
     def _split_scores(
@@ -728,9 +767,26 @@ class Retrieval(TaskType[RetrievalData]):
         return lambda item_id: None if values.get(item_id) is None else str(values[item_id])
 
 
-def _in_config(task: TaskDefinition, config: str) -> TaskDefinition:
-    """``task`` reading its paired table from ``config`` (one of ``config_subsets``)."""
-    configs = {**task.dataset.configs, "pairs": config}
+def _in_config(task: TaskDefinition, config: str, *, paired: bool) -> TaskDefinition:
+    """``task`` reading subset ``config`` (one of ``config_subsets``): its paired table from
+    that config, or its queries, corpus and qrels from ``<config>-queries``... (each part's
+    declared config name after the dash)."""
+    if paired:
+        configs = {**task.dataset.configs, "pairs": config}
+    else:
+        configs = {
+            part: f"{config}-{task.dataset.configs.get(part, part)}" for part in CONFIG_CANDIDATES
+        }
+    return task.model_copy(update={"dataset": task.dataset.model_copy(update={"configs": configs})})
+
+
+def _in_folder(task: TaskDefinition, folder: str) -> TaskDefinition:
+    """``task`` reading queries, corpus and qrels from the folders of those names under
+    ``folder`` (one of ``dir_subsets``: ``ar/queries/``...)."""
+    configs = {
+        part: f"{folder}/{task.dataset.configs.get(part, part).rstrip('/')}/"
+        for part in CONFIG_CANDIDATES
+    }
     return task.model_copy(update={"dataset": task.dataset.model_copy(update={"configs": configs})})
 
 
@@ -877,13 +933,15 @@ def _raw_items(
     title_column: str,
     *,
     strip: bool = False,
+    keep_blank_text: bool = False,
 ) -> Iterable[RawItem]:
     """Rows as raw items with a part per modality of ``columns`` (modality name -> column); a
     ``modality`` column, where present, says which parts an item has (without one, an item of
     a mixed side has whichever parts it holds).
 
     A document's text is its title and text joined, stripped (``strip``), as mteb reads a corpus.
-    A cell that cannot be used makes the item faulty (see ``RawItem.read``).
+    A cell that cannot be used makes the item faulty (see ``RawItem.read``); with
+    ``keep_blank_text`` a blank text is kept as an empty text part instead.
     """
     has_modality = "modality" in data.column_names
     text_column = columns.get("text")
@@ -905,7 +963,24 @@ def _raw_items(
             elif isinstance(text, str) and strip:
                 text = text.strip()
             cells["text"] = (cells["text"][0], text)
-        yield RawItem.read(row[id_column], cells, optional=mixed and not has_modality)
+        blank_column = None
+        if keep_blank_text and "text" in cells and _is_blank(cells["text"][1]):
+            blank_column = cells.pop("text")[0]
+        item = RawItem.read(row[id_column], cells, optional=mixed and not has_modality)
+        yield item if blank_column is None else _with_blank_text(item, blank_column)
+
+
+def _is_blank(text: Any) -> bool:
+    return isinstance(text, str) and not text.strip()
+
+
+def _with_blank_text(item: RawItem, text_column: str) -> RawItem:
+    """``item`` with an empty text part (read from ``text_column``), unless it is faulty."""
+    if item.fault is not None:
+        return item
+    return RawItem(
+        item.id, {**item.parts, "text": ""}, columns={**item.columns, "text": text_column}
+    )
 
 
 def _limit(
