@@ -100,6 +100,7 @@ def comparable(output: Path) -> dict[str, dict]:
         payload = json.loads(path.read_text())
         for key in ("date", "evaluation_time"):
             payload.pop(key, None)
+        payload.get("harness", {}).pop("phases", None)
         files[str(path.relative_to(output))] = payload
     return files
 

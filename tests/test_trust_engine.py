@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,15 +27,16 @@ import pytest
 
 import harness.app.runner
 import harness.engine.atomic
-import harness.engine.cache
 import harness.engine.results
+import harness.engine.shard_store
 from harness.app.cli import main
 from harness.core.adapter import Role
 from harness.core.errors import HarnessError
 from harness.core.items import RawItem
-from harness.engine.cache import EmbeddingCache
+from harness.engine.cache import STORE_FOLDER, EmbeddingCache
 from harness.engine.encoding import BatchEncoder
 from harness.engine.results import write_json_atomic
+from harness.engine.shard_store import key_bytes
 from harness.tasks.demo.build import ITEM_FEATURES, QREL_FEATURES
 from tests.dataset_fixtures import (
     fake_meta,
@@ -154,6 +156,7 @@ def comparable(workdir: Path) -> dict[str, str]:
             for volatile in ("date", "evaluation_time"):
                 payload.pop(volatile, None)
             payload.get("harness", {}).pop("encoding", None)
+            payload.get("harness", {}).pop("phases", None)
             found[str(path.relative_to(workdir))] = json.dumps(payload, sort_keys=True)
     return found
 
@@ -198,14 +201,21 @@ sys.exit(main(sys.argv[5:]))
 # whether the resumed run has batches left to encode. The first task has 40 entries (20 queries,
 # 20 documents) in batches of 4; the second one 50, 10 of them the first task's documents.
 KILL_POINTS = {
+    # Once a batch's vectors are on disk, before the cache's index points at them.
     "mid-encoding, between a batch's writes": (
-        "harness.engine.cache",
-        "write_atomic",
-        7,
-        "before",
+        "harness.engine.shard_store",
+        "write_durably",
+        2,
+        "after",
         True,
     ),
-    "mid-encoding of the second task": ("harness.engine.cache", "write_atomic", 47, "before", True),
+    "mid-encoding of the second task": (
+        "harness.engine.shard_store",
+        "write_durably",
+        12,
+        "after",
+        True,
+    ),
     "between tasks": ("harness.app.runner", "write_result", 1, "after", True),
     "mid-scoring": ("harness.app.runner", "bootstrap_interval", 2, "before", False),
 }
@@ -236,7 +246,7 @@ def test_a_batch_is_planned_from_all_items_and_encoded_whole(tmp_path: Path) -> 
     keys = first._keys(items, None, None)
     texts_in_order = [item.parts["text"] for item in items]
     lost = keys[texts_in_order.index(planned[1][2])]  # third item of batch 2
-    (tmp_path / "embeddings" / lost[:2] / f"{lost}.npy").unlink()
+    _forget(tmp_path, lost)
 
     again_adapter = NeighbourAdapter()
     again = BatchEncoder(
@@ -265,8 +275,8 @@ def test_non_finite_vectors_are_an_error_and_never_cached(
         "nothing of that batch was cached",
     ):
         assert words in err
-    entries = list((tmp_path / "cache").rglob("*.npy"))
-    assert all(np.isfinite(np.load(path)).all() for path in entries)
+    shards = (tmp_path / "cache").rglob("*.f32")  # every float the cache ever wrote
+    assert all(np.isfinite(np.fromfile(path, np.float32)).all() for path in shards)
     assert not list((tmp_path / "out").rglob("NanTask.json"))
 
 
@@ -290,6 +300,14 @@ def test_zero_and_constant_vectors_warn_in_the_summary_and_flag_the_result(
     with neighbour_model():
         assert main(run_args(tmp_path, str(task))) == 0
     assert warning in capsys.readouterr().out
+
+
+def _forget(cache_root: Path, key: str) -> None:
+    """Drop ``key`` from the embedding store's index, as if it had never been written."""
+    db = sqlite3.connect(cache_root / STORE_FOLDER / "index.sqlite")
+    with db:
+        db.execute("DELETE FROM entries WHERE key = ?", (key_bytes(key),))
+    db.close()
 
 
 def _corrupt(path: Path, kind: str, good: np.ndarray) -> None:
@@ -322,14 +340,17 @@ def test_a_bad_cache_entry_is_a_miss_encoded_again_and_overwritten(
     )
     vectors = first.encode(items).vectors
     key = first._keys(items, None, None)[4]
-    path = tmp_path / "embeddings" / key[:2] / f"{key}.npy"
+    _forget(tmp_path, key)  # the entry is left only in a cache from before the shard store
+    path = EmbeddingCache(tmp_path).old_path(key)
+    path.parent.mkdir(parents=True)
+    np.save(path, vectors[4])
     _corrupt(path, kind, vectors[4])
 
     adapter = NeighbourAdapter()
     again = BatchEncoder(adapter, cache=EmbeddingCache(tmp_path), batch_size=3, show_progress=False)
     np.testing.assert_array_equal(again.encode(items).vectors, vectors)
     assert len(adapter.batches) == 1 and again.stats.cache_hits == 5
-    np.testing.assert_array_equal(np.load(path), vectors[4])
+    np.testing.assert_array_equal(EmbeddingCache(tmp_path).get_many([key])[key], vectors[4])
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
@@ -345,7 +366,7 @@ def test_a_cache_that_cannot_be_written_warns_once_and_the_run_goes_on(
         raise OSError(code, os.strerror(code))
 
     if where == "write":
-        monkeypatch.setattr(harness.engine.cache, "write_atomic", refuse)
+        monkeypatch.setattr(harness.engine.shard_store.os, "pwrite", refuse)
         cache = EmbeddingCache(tmp_path)
     else:
         monkeypatch.setattr(Path, "mkdir", refuse)
@@ -378,7 +399,8 @@ def test_each_write_is_flushed_to_disk_before_its_rename(
         {"a" * 64: np.ones(3, np.float32), "b" * 64: np.ones(3, np.float32)}
     )
     write_json_atomic(tmp_path / "r.json", {"x": 1})
-    assert events == ["fsync", ".npy", "fsync", ".npy", "fsync", ".json"]
+    # The cache flushes its batch's bytes once, and renames nothing (its index commits after).
+    assert events == ["fsync", "fsync", ".json"]
 
 
 def test_a_full_disk_raises_naming_the_path_and_keeps_the_old_file(
@@ -433,7 +455,7 @@ def test_written_files_follow_the_umask(umask: int, mode: int, tmp_path: Path) -
     finally:
         os.umask(previous)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
-    [entry] = (tmp_path / "cache").rglob("*.npy")
+    [entry] = (tmp_path / "cache").rglob("*.f32")
     assert entry.stat().st_mode & 0o777 == mode
 
 

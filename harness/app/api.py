@@ -46,8 +46,9 @@ def evaluate(
     ``settings`` are those of ``harness run``: ``batch_size``, ``device``, ``dtype``,
     ``num_workers``, ``limit``, ``skip_bad_inputs``, ``overwrite``, ``data_dirs`` (task name
     to local dataset folder), ``model_options`` (``--model-args`` as a dict),
-    ``cache_dir`` (an embedding cache; none by default) and ``show_progress`` (default
-    False). The first task that fails raises its ``HarnessError``.
+    ``cache_dir`` (an embedding cache; none by default, and the tasks of a call still share
+    their inputs' vectors in memory) and ``show_progress`` (default False). The first task
+    that fails raises its ``HarnessError``.
 
     Example::
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.app.table import format_table
+from harness.core.document_parts import embeddable_side
 from harness.core.errors import HarnessError
 from harness.engine.results import result_file_name
 from harness.tasks.definition import TaskDefinition
 from harness.tasks.loading import dataset_revision
 from harness.tasks.registry import task_type
+from harness.tasks.retrieval import Retrieval
 
 # The longest file name (in bytes) that common file systems (ext4, APFS, NTFS) accept.
 MAX_FILE_NAME_BYTES = 255
@@ -168,8 +170,14 @@ def check_result_names(tasks: Sequence[TaskDefinition]) -> None:
 
 
 def modality_problem(task: TaskDefinition, model: str, modalities: Sequence[str]) -> str | None:
-    """Why ``model`` (which embeds ``modalities``) cannot run ``task``; None when it can."""
-    missing = sorted(task.input_modalities - set(modalities))
+    """Why ``model`` (which embeds ``modalities``) cannot run ``task``; None when it can.
+
+    A retrieval task whose documents are a page plus a text needs only the part the model
+    embeds (``harness.core.document_parts``): a text-only model runs it on the texts."""
+    document = task.sides.document
+    if isinstance(task_type(task), Retrieval):
+        document = tuple(embeddable_side(document, modalities))
+    missing = sorted({*task.sides.query, *document} - set(modalities))
     if not missing:
         return None
     return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -19,7 +20,15 @@ from harness.engine.cache import EmbeddingCache, default_cache_dir
 from harness.engine.distributed import Shards
 from harness.engine.encoding import BatchEncoder, degenerate_warnings
 from harness.engine.identity import identity_differences, run_identity
-from harness.engine.records import IdentityRecord, ModelRecord, SettingsRecord, TaskRecord
+from harness.engine.lazy_model import ModelRecords, model_adapter
+from harness.engine.phases import split_phases
+from harness.engine.records import (
+    IdentityRecord,
+    ModelRecord,
+    PhasesRecord,
+    SettingsRecord,
+    TaskRecord,
+)
 from harness.engine.results import (
     HarnessBlock,
     ResultFile,
@@ -36,7 +45,7 @@ from harness.engine.results import (
     write_json_atomic,
     write_result,
 )
-from harness.model_adapters.registry import load_adapter
+from harness.model_adapters.registry import load_adapter, model_load_key
 from harness.scoring.bootstrap import bootstrap_interval
 from harness.tasks.base import TaskType
 from harness.tasks.definition import TaskDefinition
@@ -105,6 +114,11 @@ class TaskOutcome:
     # The task's whole result, the same for each of its splits (None for a failed task).
     result: ResultFile | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def phases(self) -> PhasesRecord | None:
+        """Where the split's time went, as its result records it (None when it does not)."""
+        return None if self.result is None else self.result.harness.phases.get(self.split)
+
 
 @dataclass
 class RunReport:
@@ -129,10 +143,26 @@ class RunReport:
         """The table printed at the end of a run, then each task's warnings, then each failed
         task with its reason."""
         rows = [
-            (o.task, o.split, o.main_score, f"{o.seconds:.1f}", o.status) for o in self.outcomes
+            (o.task, o.split, o.main_score, f"{o.seconds:.1f}", o.status, *_phase_cells(o.phases))
+            for o in self.outcomes
         ]
-        table = format_table(("task", "split", "main score", "seconds", "status"), rows)
+        table = format_table(
+            ("task", "split", "main score", "seconds", "status", *PHASE_HEADERS), rows
+        )
         return table + warnings_note(self.outcomes) + failures_note(self.outcomes)
+
+
+# The summary's columns of a split's phases (seconds, then items encoded per second).
+PHASE_HEADERS = ("load s", "model s", "decode s", "encode s", "score s", "items/s")
+
+
+def _phase_cells(phases: PhasesRecord | None) -> tuple[str, ...]:
+    """A split's phases as summary cells ("-" each when its result records none)."""
+    if phases is None:
+        return ("-",) * len(PHASE_HEADERS)
+    seconds = (phases.load, phases.model_load, phases.decode, phases.encode, phases.score)
+    rate = "-" if phases.items_per_second is None else f"{phases.items_per_second:.1f}"
+    return (*(f"{value:.1f}" for value in seconds), rate)
 
 
 def warnings_note(outcomes: Sequence[TaskOutcome]) -> str:
@@ -207,7 +237,10 @@ def run_tasks(
 
 
 def _adapter(model: str | Adapter, settings: RunSettings) -> Adapter:
-    """The model loaded by name with the run's model options, or the adapter given."""
+    """The model by name with the run's model options, or the adapter given. With an
+    embedding cache, a model whose metadata a former run recorded there loads on its first
+    cache miss (``harness.engine.lazy_model``): a run served wholly from the cache never loads
+    it."""
     if not isinstance(model, str):
         if settings.model_options:
             raise HarnessError(
@@ -216,9 +249,21 @@ def _adapter(model: str | Adapter, settings: RunSettings) -> Adapter:
                 "those settings instead"
             )
         return model
-    return load_adapter(
-        model, device=settings.device, dtype=settings.dtype, options=settings.model_options
-    )
+
+    def load() -> Adapter:
+        return load_adapter(
+            model, device=settings.device, dtype=settings.dtype, options=settings.model_options
+        )
+
+    if settings.cache_dir is None:
+        return load()
+    try:
+        key = model_load_key(
+            model, device=settings.device, dtype=settings.dtype, options=settings.model_options
+        )
+    except HarnessError:  # not a model the registry can key: loading it says why
+        return load()
+    return model_adapter(load, key, ModelRecords(settings.cache_dir))
 
 
 @contextmanager
@@ -230,26 +275,42 @@ def _library_bars(*, shown: bool) -> Iterator[None]:
         return
     import datasets
     import huggingface_hub.utils as hub
-    import transformers.utils.logging as transformers_logging
 
-    before = (
-        datasets.is_progress_bar_enabled(),
-        transformers_logging.is_progress_bar_enabled(),
-        hub.are_progress_bars_disabled(),
+    datasets_bars = datasets.is_progress_bar_enabled()
+    hub_bars_off = hub.are_progress_bars_disabled()
+    # transformers takes the hub's setting when imported; it is imported here only if it was
+    # already (a run served from the cache never imports it).
+    transformers_bars = (
+        _transformers_logging().is_progress_bar_enabled()
+        if _has_transformers()
+        else not hub_bars_off
     )
     datasets.disable_progress_bars()
-    transformers_logging.disable_progress_bar()  # the hub's too
+    hub.disable_progress_bars()
+    if _has_transformers():
+        _transformers_logging().disable_progress_bar()
     try:
         yield
     finally:
-        if before[0]:
+        if datasets_bars:
             datasets.enable_progress_bars()
-        if before[1]:
-            transformers_logging.enable_progress_bar()
-        if before[2]:
+        if _has_transformers() and transformers_bars:
+            _transformers_logging().enable_progress_bar()
+        if hub_bars_off:
             hub.disable_progress_bars()
         else:
             hub.enable_progress_bars()
+
+
+def _has_transformers() -> bool:
+    return "transformers" in sys.modules
+
+
+def _transformers_logging() -> Any:
+    """transformers' logging module (imported already: see :func:`_has_transformers`)."""
+    import transformers.utils.logging
+
+    return transformers.utils.logging
 
 
 def _frames_kept(
@@ -380,10 +441,13 @@ def _evaluate(
     intervals: dict[str, dict[str, dict[str, Any]]] = {}
     units: dict[str, dict[str, dict[str, Any]]] = {}
     chance: dict[str, float] = {}  # split -> the main score's chance level, where defined
+    phases: dict[str, PhasesRecord] = {}
     stats_before = replace(encoder.stats)
     for split in task.eval_splits:
         split_start = time.perf_counter()
+        split_stats, split_times = replace(encoder.stats), replace(encoder.times)
         loaded = kind.load(task, split, settings.limit)
+        load_seconds = time.perf_counter() - split_start
         outcome = kind.score(task, loaded, encoder)
         scores[split] = outcome.subsets
         if outcome.skipped_inputs:
@@ -396,6 +460,12 @@ def _evaluate(
             intervals.setdefault(split, {})[subset] = interval_payload(interval, unit_scores)
             units.setdefault(split, {})[subset] = units_payload(unit_scores)
         seconds[split] = time.perf_counter() - split_start
+        phases[split] = split_phases(
+            load=load_seconds,
+            encoder_times=encoder.times.since(split_times),
+            items_encoded=encoder.stats.since(split_stats)["items_encoded"],
+            total=seconds[split],
+        )
     encoding = encoder.stats.since(stats_before)
     result = ResultFile(
         task_name=task.name,
@@ -418,6 +488,7 @@ def _evaluate(
             intervals=intervals,
             units=units,
             identity=IdentityRecord.model_validate(prepared.identity),
+            phases=phases,
         ),
     )
     if writes and path is not None:

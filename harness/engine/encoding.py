@@ -11,6 +11,14 @@ keeping their cached vectors; its new vectors are written to the cache at once, 
 interrupted run loses at most one batch of work. Batches with no part to decode are prepared in
 the main process, where starting workers would cost more than it saves.
 
+Without an embedding cache (``--no-cache``, the Python API's default) the vectors are kept in a
+:class:`~harness.engine.memory_store.MemoryStore` for the encoder's life, so the tasks of a run
+share every input they have in common all the same. An adapter that is a
+:class:`~harness.engine.lazy_model.LazyAdapter` loads its model when the first batch needs
+encoding: a call served wholly from the cache imports neither torch nor the model (torch's
+DataLoader is imported only then too). The time spent preparing batches, in the model's calls
+and loading the model is kept in :class:`EncodeTimes` (the phases of each result file).
+
 A vector with a NaN or an infinity is an error, and never cached. Vectors that are all zero, or
 constant, are counted in the stats (``zero_vectors``, ``constant_vectors``), hence in each
 result file's ``harness.encoding`` block, and :func:`degenerate_warnings` words the warning.
@@ -27,14 +35,13 @@ import functools
 import os
 import signal
 import sys
+import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from harness.core.adapter import Adapter, Item, Preprocessing, Role
@@ -42,11 +49,14 @@ from harness.core.encoder import Encoded
 from harness.core.errors import BadInputError, HarnessError
 from harness.core.items import RawItem
 from harness.core.modalities import modality, registered
-from harness.engine.cache import EmbeddingCache, cache_key
+from harness.engine.cache import cache_key
 from harness.engine.distributed import Shards, item_cost
+from harness.engine.lazy_model import LazyAdapter
+from harness.engine.memory_store import MemoryStore, VectorStore
 
-# torch >= 2.5 names it torch.OutOfMemoryError; torch.cuda.OutOfMemoryError is the same class.
-OUT_OF_MEMORY: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
+
 # Stats that hold a current value rather than a count.
 _GAUGES = frozenset({"batch_size"})
 
@@ -73,12 +83,30 @@ class EncodeStats:
 
 
 @dataclass
+class EncodeTimes:
+    """Seconds spent over the life of an encoder, by phase (wall clock, main process)."""
+
+    decode: float = 0.0  # decoding and preprocessing batches (or waiting for the workers to)
+    encode: float = 0.0  # the model's forward calls
+    model_load: float = 0.0  # loading a model that loads on its first cache miss
+
+    def since(self, earlier: EncodeTimes) -> dict[str, float]:
+        """The seconds accumulated after ``earlier`` was copied."""
+        return {name: value - getattr(earlier, name) for name, value in asdict(self).items()}
+
+
+@dataclass
 class BatchEncoder:
     """Encodes raw items through an adapter, with a shared content-addressed cache (the
-    :class:`harness.core.encoder.Encoder` that task types are handed)."""
+    :class:`harness.core.encoder.Encoder` that task types are handed).
+
+    Without a ``cache`` the encoder keeps its vectors in a :class:`MemoryStore`, so an input
+    that several tasks share is encoded once all the same. An adapter that is a
+    :class:`LazyAdapter` loads its model when the first batch needs encoding.
+    """
 
     adapter: Adapter
-    cache: EmbeddingCache | None = None
+    cache: VectorStore | None = None
     device: str = "cpu"
     batch_size: int = 32
     num_workers: int = 0
@@ -88,10 +116,13 @@ class BatchEncoder:
     # Data-parallel ranks (torchrun): each encodes its share of the batches, then all gather.
     shards: Shards | None = None
     stats: EncodeStats = field(default_factory=EncodeStats)
+    times: EncodeTimes = field(default_factory=EncodeTimes)
 
     def __post_init__(self) -> None:
         if self.stats.batch_size == 0:
             self.stats.batch_size = self.batch_size
+        if self.cache is None:
+            self.cache = MemoryStore()
 
     def encode(
         self,
@@ -142,8 +173,7 @@ class BatchEncoder:
     def _cached(self, keys: list[str], multi_vector: bool) -> dict[str, np.ndarray]:
         """The usable cache entries of this call's keys. An entry whose width is not the one
         most of them share is a miss too (ties go to the wider, so every rank agrees)."""
-        if self.cache is None:
-            return {}
+        assert self.cache is not None  # set in __post_init__
         found = self.cache.get_many(dict.fromkeys(keys), ndim=2 if multi_vector else 1)
         widths = Counter(vector.shape[-1] for vector in found.values())
         if len(widths) <= 1:
@@ -170,19 +200,9 @@ class BatchEncoder:
         if self.shards is not None:
             costs = [sum(item_cost(entries[i][1]) for i in batch) for batch in todo]
             todo = [todo[b] for b in self.shards.my_batches(costs)]
-        decodes = any(_decoded_parts(entries[i][1]) for batch in todo for i in batch)
-        workers = self.num_workers if decodes else 0
-        preprocess = self.adapter.preprocess if isinstance(self.adapter, Preprocessing) else None
-        loader: DataLoader[tuple[str, RawItem, bool]] = DataLoader(
-            entries,  # type: ignore[arg-type]  # any sequence serves as a map-style dataset
-            batch_sampler=todo,
-            num_workers=workers,
-            collate_fn=functools.partial(_prepare_batch, preprocess, role, instruction),
-            pin_memory=self.device.startswith("cuda"),
-            prefetch_factor=self.prefetch_factor if workers else None,
-            persistent_workers=False,
-            worker_init_fn=functools.partial(_die_with_parent, os.getpid()) if workers else None,
-        )
+        model = self._model()
+        preprocess = model.preprocess if isinstance(model, Preprocessing) else None
+        loader = self._loader(entries, todo, preprocess, role, instruction)
         skipped: set[str] = set()
         mine: dict[str, np.ndarray] = {}
         progress = tqdm(
@@ -192,7 +212,7 @@ class BatchEncoder:
             disable=not self.show_progress,
         )
         with progress:
-            for batch in loader:
+            for batch in _timed(loader, self.times):
                 for row in batch:
                     if row.item is None and not row.cached:
                         self._bad_input(row.item_id, task, row.error)
@@ -206,6 +226,40 @@ class BatchEncoder:
             mine, skipped = self.shards.gather(mine, skipped)
         return mine, skipped
 
+    def _model(self) -> Adapter:
+        """The adapter that encodes: a lazy one's model, loaded now if it was not (timed)."""
+        if not isinstance(self.adapter, LazyAdapter):
+            return self.adapter
+        start = time.perf_counter()
+        model = self.adapter.loaded()
+        self.times.model_load += time.perf_counter() - start
+        return model
+
+    def _loader(
+        self,
+        entries: list[tuple[str, RawItem, bool]],
+        todo: list[list[int]],
+        preprocess: Preprocess | None,
+        role: Role,
+        instruction: str | None,
+    ) -> DataLoader[list[_Row]]:
+        """The DataLoader that prepares the batches ``todo`` of ``entries``: in worker
+        processes when a part needs decoding, else in this one."""
+        from torch.utils.data import DataLoader
+
+        decodes = any(_decoded_parts(entries[i][1]) for batch in todo for i in batch)
+        workers = self.num_workers if decodes else 0
+        return DataLoader(
+            entries,  # type: ignore[arg-type]  # any sequence serves as a map-style dataset
+            batch_sampler=todo,
+            num_workers=workers,
+            collate_fn=functools.partial(_prepare_batch, preprocess, role, instruction),
+            pin_memory=self.device.startswith("cuda"),
+            prefetch_factor=self.prefetch_factor if workers else None,
+            persistent_workers=False,
+            worker_init_fn=functools.partial(_die_with_parent, os.getpid()) if workers else None,
+        )
+
     def _encode_batch(
         self, batch: list[_Row], role: Role, instruction: str | None, task: str
     ) -> dict[str, np.ndarray]:
@@ -215,8 +269,8 @@ class BatchEncoder:
         output = self._call_halving(items, role, instruction)
         self._check_finite(output, [row.item_id for row in batch], task)
         new = {row.key: vector for row, vector in zip(batch, output, strict=True) if not row.cached}
-        if self.cache is not None:
-            self.cache.put_many(new)
+        assert self.cache is not None  # set in __post_init__
+        self.cache.put_many(new)
         return new
 
     def _check_finite(
@@ -241,13 +295,14 @@ class BatchEncoder:
         self, items: list[dict[str, Any]], role: Role, instruction: str | None
     ) -> np.ndarray | list[np.ndarray]:
         """Encode in chunks of the batch size in force, halving it on out-of-memory errors."""
+        out_of_memory = _out_of_memory_error()
         outputs: list[np.ndarray | list[np.ndarray]] = []
         start = 0
         while start < len(items):
             size = min(self.stats.batch_size, len(items) - start)
             try:
                 outputs.append(self._call_model(items[start : start + size], role, instruction))
-            except OUT_OF_MEMORY as error:
+            except out_of_memory as error:
                 if size == 1:
                     raise HarnessError(
                         "the device ran out of memory encoding a single item with "
@@ -268,7 +323,9 @@ class BatchEncoder:
     def _call_model(
         self, items: list[dict[str, Any]], role: Role, instruction: str | None
     ) -> np.ndarray | list[np.ndarray]:
-        raw = self.adapter.encode(items, role=role, instruction=instruction)
+        start = time.perf_counter()
+        raw = self._model().encode(items, role=role, instruction=instruction)
+        self.times.encode += time.perf_counter() - start
         if self.adapter.meta.similarity == "maxsim":
             output: np.ndarray | list[np.ndarray] = _token_arrays(raw, len(items), self.adapter)
         else:
@@ -340,8 +397,31 @@ def _degenerate_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return zero, constant
 
 
+def _timed(batches: Iterable[list[_Row]], times: EncodeTimes) -> Iterator[list[_Row]]:
+    """The batches of a loader, the time spent waiting for each added to ``times.decode``."""
+    iterator = iter(batches)
+    while True:
+        start = time.perf_counter()
+        batch = next(iterator, None)
+        times.decode += time.perf_counter() - start
+        if batch is None:
+            return
+        yield batch
+
+
+def _out_of_memory_error() -> type[Exception]:
+    """The device's out-of-memory error (torch >= 2.5 names it torch.OutOfMemoryError;
+    torch.cuda.OutOfMemoryError is the same class)."""
+    import torch
+
+    error: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    return error
+
+
 def _release_device_memory() -> None:
     """Return cached blocks to the device after an out-of-memory error."""
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

@@ -115,3 +115,25 @@ class IdentityRecord(Record):
     model_modality_options: dict[str, dict[str, Any]] | None = Field(
         default=None, exclude_if=lambda options: not options
     )
+
+
+class PhasesRecord(Record):
+    """Where one split's time went, in seconds (wall clock), and the encoding throughput.
+
+    Descriptive, like ``chance_level``: no part of a result's identity, reuse or protocol
+    comparison, and files without it stay valid. ``load`` reads the dataset into the canonical
+    split; ``model_load`` loads a model that loads on its first cache miss; ``decode`` decodes
+    and preprocesses inputs (or waits for the workers that do); ``encode`` is the model's
+    forward calls; ``score`` is the rest of the split's time (similarities, metrics, bootstrap).
+    The five add up to ``total``. ``items_per_second`` is ``items_encoded / encode`` (None when
+    nothing was encoded).
+    """
+
+    load: float
+    model_load: float
+    decode: float
+    encode: float
+    score: float
+    total: float
+    items_encoded: int
+    items_per_second: float | None = None

@@ -27,7 +27,13 @@ from harness.core.errors import HarnessError
 from harness.core.modalities import modality, ordered
 from harness.engine.atomic import write_atomic
 from harness.engine.main_score import split_score
-from harness.engine.records import IdentityRecord, ModelRecord, SettingsRecord, TaskRecord
+from harness.engine.records import (
+    IdentityRecord,
+    ModelRecord,
+    PhasesRecord,
+    SettingsRecord,
+    TaskRecord,
+)
 from harness.engine.targets import folder_target
 from harness.scoring.bootstrap import Interval, UnitScores
 
@@ -69,6 +75,9 @@ class HarnessBlock(BaseModel):
     # What makes this result this result (`harness.engine.identity.run_identity`); None in files of
     # older harness versions, which are therefore never reused.
     identity: IdentityRecord | None = None
+    # {split: where its time went} (`harness.engine.records.PhasesRecord`); descriptive, absent in
+    # files of older harness versions.
+    phases: dict[str, PhasesRecord] = Field(default_factory=dict, exclude_if=lambda p: not p)
 
 
 def units_payload(units: UnitScores) -> dict[str, Any]:

